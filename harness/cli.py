@@ -1,0 +1,269 @@
+"""The ``harness`` command: parses, delegates, prints. Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from harness.errors import HarnessError
+
+app = typer.Typer(
+    help="Evaluate trained classifiers: accuracy, calibration, robustness, fairness, explanations, cost.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+zoo_app = typer.Typer(help="The reference zoo: train its models from their recipes.", no_args_is_help=True)
+app.add_typer(zoo_app, name="zoo")
+out = Console()
+err = Console(stderr=True)
+log = logging.getLogger("harness")
+
+StoreOpt = Annotated[
+    Path | None, typer.Option("--store", help="Result store folder [default: $HARNESS_STORE or ./harness-results]")
+]
+
+
+def store_dir(path: Path | None) -> Path:
+    return path or Path(os.environ.get("HARNESS_STORE", "harness-results"))
+
+
+def setup_logging(verbose: bool, quiet: bool) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)], force=True)
+
+
+class What(str, Enum):
+    models = "models"
+    tasks = "tasks"
+    metrics = "metrics"
+    suites = "suites"
+
+
+@app.command("list")
+def list_(what: Annotated[What | None, typer.Argument(help="What to list [default: everything]")] = None) -> None:
+    """List the registered models, tasks, metrics and suites, with a one-line description each."""
+    from rich.table import Table
+
+    from harness import registry
+
+    def rows(kind: What) -> list[tuple[str, str]]:
+        if kind is What.models:
+            from harness.models import catalog
+
+            return catalog()
+        if kind is What.suites:
+            import yaml
+
+            from harness.config import suite_names, suites_dir
+
+            return [
+                (n, " ".join(str(yaml.safe_load((suites_dir() / f"{n}.yaml").read_text()).get("description", "")).split()))
+                for n in suite_names()
+            ]
+        reg = {What.tasks: registry.tasks, What.metrics: registry.metrics}[kind]
+        return [(e.name, e.description) for e in reg.entries()]
+
+    for kind in [what] if what else list(What):
+        table = Table(title=kind.value, title_justify="left", show_header=False, box=None, pad_edge=False)
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for name, description in rows(kind):
+            table.add_row(name, description)
+        out.print(table)
+
+
+@app.command()
+def run(
+    suite: Annotated[str | None, typer.Option("--suite", "-s", help="A built-in suite (see `harness list suites`)")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="A suite YAML file")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model(s) to evaluate instead of the suite's")] = None,
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Task(s) instead of the suite's")] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s) instead of the suite's")] = None,
+    checkpoint: Annotated[str | None, typer.Option(help="Weights file for the --model(s)")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps [default: the suite's, auto]")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate a seeded subset of N examples per task")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of subsets and bootstrap resampling [default: 0]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 256]")] = None,
+    resamples: Annotated[int | None, typer.Option(help="Bootstrap resamples per CI [default: 1000]")] = None,
+    store: StoreOpt = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Measure again what the store already holds")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the jobs and whether each is stored; run nothing")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every record as JSON on stdout")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False,
+) -> None:
+    """Evaluate a suite's models on its tasks and store the results (resuming what is stored)."""
+    from harness.config import load_suite
+    from harness.hardware import devices
+    from harness.progress import Reporter, RichReporter
+    from harness.store import Store
+
+    setup_logging(verbose, quiet or as_json)
+    if suite and config:
+        raise typer.BadParameter("give --suite or --config, not both")
+    spec = load_suite(str(config) if config else suite or "quick")
+    spec = spec.with_overrides(
+        models=model, tasks=task, metrics=metric, checkpoint=checkpoint,
+        device=device, limit=limit, seed=seed, batch_size=batch_size, resamples=resamples,
+    )  # fmt: skip
+    devices.resolve(spec.device)  # an unavailable device fails before any work
+    from harness import runner
+
+    with Store(store_dir(store)) as results:
+        the_plan = runner.plan(spec, results, no_cache=no_cache)
+        for model_name, task_name, why in the_plan.skipped:
+            log.info("skipping %s on %s: %s", model_name, task_name, why)
+        if dry_run:
+            print_plan(the_plan, as_json)
+            return
+        reporter = Reporter() if quiet or as_json else RichReporter(err)
+        result = runner.run(spec, results, no_cache=no_cache, reporter=reporter, argv=sys.argv[1:], planned=the_plan)
+    if as_json:
+        out.print_json(json.dumps([r.to_dict() for r in result.records], default=str))
+    elif not quiet:
+        print_results(result.records)
+        source = f"{result.cached} from the store (cached), {result.measured} measured"
+        err.print(f"{len(result.records)} records: {source}; run {result.run_id} in {result.seconds:.1f} s; store {results.root}")
+    for failure in result.failures:
+        err.print(f"[red]failed[/]: {failure.job.model} on {failure.job.task}, {failure.job.metric}: {failure.error}")
+    if result.failures:
+        raise typer.Exit(1)
+
+
+def print_plan(the_plan: Any, as_json: bool) -> None:
+    from rich.table import Table
+
+    rows = [
+        {"model": j.model, "task": j.task, "metric": j.metric, "params": j.params, "stored": j.key in the_plan.stored, "key": j.key}
+        for j in the_plan.jobs
+    ]
+    if as_json:
+        out.print_json(json.dumps({"jobs": rows, "skipped": the_plan.skipped}))
+        return
+    table = Table(title=f"plan: {the_plan.suite.name}", title_justify="left")
+    for column in ("model", "task", "metric", "params", "status"):
+        table.add_column(column)
+    for row in rows:
+        status = "[green]stored[/]" if row["stored"] else "[yellow]to run[/]"
+        table.add_row(row["model"], row["task"], row["metric"], json.dumps(row["params"]) if row["params"] else "", status)
+    out.print(table)
+    pending = sum(not r["stored"] for r in rows)
+    out.print(f"{len(rows)} jobs: {len(rows) - pending} stored, {pending} to run; {len(the_plan.skipped)} incompatible pairs skipped")
+
+
+def format_value(metric: str, value: float, low: float, high: float) -> str:
+    """``91.8 ±0.5``: the value and the larger side of its CI (the exact bounds are in the store)."""
+    scale, digits = (100, 1) if metric.startswith("accuracy.") or metric == "calibration.ece" else (1, 3)
+    half = max(high - value, value - low) * scale
+    return f"{value * scale:.{digits}f} ±{half:.{digits}f}"
+
+
+def print_results(records: list[Any]) -> None:
+    """One table per task: a row per model, a column per metric (overall slice)."""
+    from rich.table import Table
+
+    by_task: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in records:
+        if r.slice == "overall":
+            by_task.setdefault(r.task, {}).setdefault(r.model, {})[r.metric] = r
+    for task_name, rows in by_task.items():
+        order = ["accuracy.top1", "accuracy.top5", "accuracy.balanced", "accuracy.macro_f1"]
+        present = {m for row in rows.values() for m in row}
+        metric_names = [m for m in order if m in present] + sorted(present - set(order))
+        directions = {m: r.direction for row in rows.values() for m, r in row.items()}
+        table = Table(
+            title=f"{task_name}: accuracy and ECE in %, ± the 95% bootstrap CI", title_justify="left",
+            caption="↑ higher is better, ↓ lower is better; ⚑ flagged", caption_justify="left",
+        )  # fmt: skip
+        table.add_column("model", style="bold", no_wrap=True)
+        for m in metric_names:
+            table.add_column(f"{m.split('.', 1)[1]} {'↑' if directions[m] == 'higher' else '↓'}", justify="right", no_wrap=True)
+        table.add_column("n", justify="right")
+        for model_name, row in rows.items():
+            cells = []
+            for m in metric_names:
+                r = row.get(m)
+                cell = format_value(m, r.value, r.ci_low, r.ci_high) if r else ""
+                cells.append(f"[red]{cell} ⚑ {' '.join(r.flags)}[/]" if r and r.flags else cell)
+            table.add_row(model_name, *cells, str(next(iter(row.values())).n))
+        out.print(table)
+
+
+class ExportWhat(str, Enum):
+    records = "records"
+    examples = "examples"
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+    json = "json"
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write")],
+    what: Annotated[ExportWhat, typer.Option(help="Records (one number each) or per-example outputs")] = ExportWhat.records,
+    fmt: Annotated[ExportFormat | None, typer.Option("--format", "-f", help="[default: from the file name]")] = None,
+    suite: Annotated[str | None, typer.Option("--suite", "-s", help="Only what this suite measures")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", "-m")] = None,
+    task: Annotated[list[str] | None, typer.Option("--task", "-t")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Export stored records or per-example outputs as a flat table (CSV, Parquet or JSON)."""
+    from harness.export import export_table
+
+    setup_logging(False, False)
+    fmt_name = fmt.value if fmt else output.suffix.lstrip(".").lower()
+    if fmt_name not in {f.value for f in ExportFormat}:
+        raise typer.BadParameter(f"cannot tell the format of {output}: pass --format csv, parquet or json")
+    rows = export_table(store_dir(store), what.value, output, fmt_name, suite=suite, models=model, tasks=task)
+    err.print(f"wrote {rows} {what.value} rows to {output}")
+
+
+@zoo_app.command("train")
+def zoo_train(
+    names: Annotated[list[str] | None, typer.Argument(help="Zoo models to train [default: all]")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the .safetensors files")] = Path("zoo-weights"),
+    epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs (for quick trials)")] = None,
+    limit: Annotated[int | None, typer.Option(help="Train on a seeded subset of N examples (for quick trials)")] = None,
+) -> None:
+    """Train reference-zoo models from their recipes (seeded; see `harness list models`)."""
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from harness.models.zoo import catalog, entry
+    from harness.models.zoo.train import train
+
+    setup_logging(False, False)
+    names = names or list(catalog())
+    for name in names:
+        entry(name)  # unknown names fail before any training
+    table = Table("model", "test accuracy", "train seconds", "file")
+    with Progress(console=err) as progress:
+        for name in names:
+            bar = progress.add_task(f"training {name}", total=None)
+            result = train(name, out_dir, epochs=epochs, limit=limit, on_step=lambda d, t, bar=bar: progress.update(bar, completed=d, total=t))
+            table.add_row(name, f"{result.test_accuracy:.4f}", f"{result.seconds:.0f}", str(result.path))
+    out.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except HarnessError as exc:
+        from rich.markup import escape
+
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)

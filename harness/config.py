@@ -1,0 +1,253 @@
+"""Suites: which models, tasks and metrics a run covers, as YAML validated by pydantic.
+
+A suite is a list of groups; each group is the cross product of its models, tasks and metrics, less
+the (model, task) pairs that cannot run together (a zoo model on another task). Shorthands keep the
+YAML short: a model or metric may be a bare name, and a metric with parameters a one-key mapping::
+
+    name: quick
+    groups:
+      - models: [zoo:fmnist-cnn, {name: "timm:resnet18", checkpoint: r18.safetensors}]
+        tasks: [fashion-mnist]
+        metrics: [accuracy, {calibration: {bins: 15}}]
+
+Every error names the file, the line, the field and what is allowed there.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.errors import HarnessError
+from harness.registry import RegistryError, metrics, models, tasks, unknown_name_message
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConfigError(HarnessError, ValueError):
+    """A suite file that cannot be used; the message says where and why."""
+
+
+class ModelRef(BaseModel):
+    model_config = _STRICT
+    name: str = Field(description="source:name, e.g. zoo:fmnist-cnn or timm:resnet18")
+    checkpoint: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from harness.models import parse
+
+        source, arg = parse(name)
+        try:
+            models.get(source)
+        except RegistryError as exc:
+            raise ValueError(f"{exc} Models are named source:name, e.g. zoo:fmnist-cnn or timm:resnet18") from None
+        if source == "zoo":
+            from harness.models.zoo import entry
+
+            try:
+                entry(arg)
+            except RegistryError as exc:
+                raise ValueError(str(exc)) from None
+        return name
+
+
+class MetricRef(BaseModel):
+    model_config = _STRICT
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and len(value) == 1 and "name" not in value:
+            (name, params), = value.items()
+            return {"name": name, "params": params or {}}
+        return value
+
+    @model_validator(mode="after")
+    def _valid_params(self) -> MetricRef:
+        try:
+            metric = metrics.get(self.name)
+        except RegistryError as exc:
+            raise ValueError(str(exc)) from None
+        allowed = metric.Params.model_fields
+        unknown = sorted(set(self.params) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"metric {self.name!r} has no parameter {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(allowed) or 'none'}"
+            )
+        try:
+            full = metric.Params(**self.params).model_dump(mode="json")
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"metric {self.name!r}: {problems}") from None
+        object.__setattr__(self, "params", full)
+        return self
+
+
+class Group(BaseModel):
+    model_config = _STRICT
+    models: list[ModelRef] = Field(min_length=1)
+    tasks: list[str] = Field(min_length=1)
+    metrics: list[MetricRef] = Field(min_length=1)
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in tasks.names():
+                raise ValueError(unknown_name_message("task", name, tasks.names()))
+        return names
+
+
+class Suite(BaseModel):
+    model_config = _STRICT
+    name: str
+    description: str = ""
+    groups: list[Group] = Field(min_length=1)
+    seed: int = Field(0, ge=0, description="seeds subsets and bootstrap resampling")
+    limit: int | None = Field(None, ge=1, description="evaluate a seeded subset of this many examples")
+    batch_size: int = Field(256, ge=1)
+    resamples: int = Field(1000, ge=10, le=100_000, description="bootstrap resamples per confidence interval")
+    device: str = "auto"
+
+    def with_overrides(
+        self,
+        *,
+        models: list[str] | None = None,
+        tasks: list[str] | None = None,
+        metrics: list[str] | None = None,
+        checkpoint: str | None = None,
+        **settings: Any,
+    ) -> Suite:
+        """A copy with the given lists replacing each group's, and the given run settings.
+
+        Each given name is checked on its own first, so an error names the option that carried it.
+        """
+        checks = [("--model", models, lambda m: ModelRef(name=m)), ("--metric", metrics, MetricRef.model_validate)]
+        checks.append(("--task", tasks, lambda t: Group._known_tasks([t])))
+        for flag, values, check in checks:
+            for value in values or ():
+                try:
+                    check(value)
+                except ValidationError as exc:
+                    raise ConfigError(f"{flag} {value}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+                except ValueError as exc:
+                    raise ConfigError(f"{flag} {value}: {exc}") from None
+        data = self.model_dump()
+        for group in data["groups"]:
+            if models:
+                group["models"] = [{"name": m, "checkpoint": checkpoint} for m in models]
+            if tasks:
+                group["tasks"] = list(tasks)
+            if metrics:
+                group["metrics"] = list(metrics)
+        data.update({k: v for k, v in settings.items() if v is not None})
+        try:
+            return Suite.model_validate(data)
+        except ValidationError as exc:
+            message = _describe(exc, "", None).replace(": ", " ", 1).lstrip()
+            raise ConfigError(f"invalid option: --{message.replace('_', '-')}") from None
+
+
+# loading --------------------------------------------------------------------------------------------
+
+
+def suites_dir() -> Path:
+    return Path(str(resources.files("harness") / "configs"))
+
+
+@cache
+def suite_names() -> list[str]:
+    return sorted(p.stem for p in suites_dir().glob("*.yaml"))
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A built-in suite by name (``quick``) or a suite file by path."""
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") or path.is_file()):
+        if name_or_path not in suite_names():
+            raise ConfigError(unknown_name_message("suite", name_or_path, suite_names()))
+        path = suites_dir() / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"suite file {path} does not exist")
+    return parse_suite(path.read_text(), str(path))
+
+
+def parse_suite(text: str, source: str) -> Suite:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a suite is a mapping with name, groups (models, tasks, metrics); got {type(data).__name__}")
+    try:
+        return Suite.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, node)) from None
+
+
+def _describe(exc: ValidationError, source: str, node: yaml.Node | None) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = [part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
+        line = _line(node, loc)
+        where = f"{source}:{line}" if line else source
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown field; allowed here: {_allowed(loc)}"
+        elif error["type"] == "missing":
+            message = "required field is missing"
+        lines.append(f"{where}: {field}: {message}")
+    return "\n".join(lines)
+
+
+def _allowed(loc: list[Any]) -> str:
+    model: type[BaseModel] = Suite
+    for part in loc[:-1]:
+        if isinstance(part, str) and part in model.model_fields:
+            inner = {"groups": Group, "models": ModelRef, "metrics": MetricRef}.get(part)
+            if inner is None:
+                break
+            model = inner
+    return ", ".join(model.model_fields)
+
+
+def _line(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    """Line (1-based) of the deepest YAML node the error location reaches."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == part), None)
+            if child is None:  # a key that should not be there: point at the key itself
+                key = next((k for k, _ in node.value if k.value == part), None)
+                return key.start_mark.line + 1 if key is not None else line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+        if child is None:
+            return line
+        node, line = child, child.start_mark.line + 1
+    return line

@@ -1,0 +1,146 @@
+"""``EvalContext``: what every metric of one (model, task) pair shares, computed once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from harness.models.base import Model
+from harness.records import Direction, Record
+from harness.stats import Estimate
+from harness.tasks.base import Split, Task
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """The clean pass over the evaluation data, as numpy arrays on the host."""
+
+    logits: np.ndarray  # [n, k] float32, as the model returned them
+    labels: np.ndarray  # [n] int64
+
+    @cached_property
+    def finite(self) -> np.ndarray:
+        """Rows whose logits are all finite; the others count as wrong and flag their records."""
+        return np.isfinite(self.logits).all(1)
+
+    @cached_property
+    def log_probs(self) -> np.ndarray:
+        logits = np.where(self.finite[:, None], self.logits, 0).astype(np.float64)
+        shifted = logits - logits.max(1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+
+    @cached_property
+    def probs(self) -> np.ndarray:
+        return np.exp(self.log_probs)
+
+    @cached_property
+    def preds(self) -> np.ndarray:
+        """Top-1 class, or -1 where the logits are not finite."""
+        return np.where(self.finite, self.logits.argmax(1), -1)
+
+    @cached_property
+    def correct(self) -> np.ndarray:
+        return self.preds == self.labels
+
+    @cached_property
+    def confidence(self) -> np.ndarray:
+        return np.where(self.finite, self.probs.max(1), np.nan)
+
+    def correct_top(self, k: int) -> np.ndarray:
+        top = np.argpartition(-np.nan_to_num(self.logits, nan=-np.inf), k - 1, axis=1)[:, :k]
+        return (top == self.labels[:, None]).any(1) & self.finite
+
+    @property
+    def nonfinite(self) -> int:
+        return int((~self.finite).sum())
+
+
+@dataclass
+class EvalContext:
+    model: Model
+    task: Task
+    split: Split  # the evaluated examples (the whole evaluation split, or a seeded subset)
+    device: torch.device
+    batch_size: int
+    seed: int
+    resamples: int
+    run_id: str
+    provenance: dict[str, Any]
+    on_batch: Callable[[int, int], None] | None = None  # (examples done, total) during the clean pass
+    metric_params: dict[str, Any] = field(default_factory=dict)  # set by the runner for each metric
+
+    @cached_property
+    def clean(self) -> Predictions:
+        """One pass of the model over the data; every metric that needs clean outputs shares it."""
+        self.model.to(self.device)
+        parts, done = [], 0
+        pin = self.device.type == "cuda"
+        for inputs, _, _ in self.split.batches(self.batch_size):
+            batch = inputs.pin_memory() if pin else inputs
+            parts.append(self.model.logits(batch).float())
+            done += len(inputs)
+            if self.on_batch:
+                self.on_batch(done, len(self.split))
+        logits = torch.cat(parts).cpu().numpy()
+        if logits.shape != (len(self.split), self.task.num_classes):
+            raise ValueError(
+                f"{self.model.name} returned logits of shape {tuple(logits.shape)} on {self.task.name}; "
+                f"expected ({len(self.split)}, {self.task.num_classes})"
+            )
+        return Predictions(logits, self.split.labels.numpy())
+
+    @property
+    def bootstrap_options(self) -> dict[str, Any]:
+        return {"resamples": self.resamples, "seed": self.seed}
+
+    def record(
+        self,
+        metric: str,
+        estimate: Estimate,
+        direction: Direction,
+        category: str,
+        *,
+        slice: str = "overall",
+        params: dict[str, Any] | None = None,
+        flags: tuple[str, ...] = (),
+    ) -> Record:
+        if "clean" in self.__dict__ and self.clean.nonfinite:
+            flags = (*flags, f"nonfinite-logits={self.clean.nonfinite}")
+        return Record(
+            model=self.model.name,
+            task=self.task.name,
+            metric=metric,
+            value=estimate.value,
+            ci_low=estimate.ci_low,
+            ci_high=estimate.ci_high,
+            n=estimate.n,
+            direction=direction,
+            category=category,
+            slice=slice,
+            params={**self.metric_params, **(params or {})},
+            flags=flags,
+            run_id=self.run_id,
+            provenance=self.provenance,
+        )
+
+    def examples(self) -> pd.DataFrame:
+        """Per-example clean outputs: the example's index in the evaluation split, label, prediction,
+        confidence, correctness and its attributes (``attr_<name>``)."""
+        clean = self.clean
+        frame = pd.DataFrame(
+            {
+                "example": self.split.attributes["index"].to_numpy(),
+                "label": clean.labels,
+                "prediction": clean.preds,
+                "confidence": clean.confidence,
+                "correct": clean.correct,
+            }
+        )
+        attributes = self.split.attributes.drop(columns="index").add_prefix("attr_").reset_index(drop=True)
+        return pd.concat([frame, attributes], axis=1)

@@ -1,0 +1,1 @@
+"""Devices and their descriptors (timing, memory, energy and carbon come with the efficiency suite)."""

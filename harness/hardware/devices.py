@@ -1,0 +1,57 @@
+"""Choosing a device and describing it for provenance."""
+
+from __future__ import annotations
+
+import os
+import platform
+from functools import cache
+
+import torch
+
+from harness.errors import HarnessError
+
+
+class DeviceError(HarnessError, ValueError):
+    """A device that is unknown or not available on this machine."""
+
+
+def resolve(name: str) -> torch.device:
+    """``auto`` -> the first GPU if there is one, else the CPU; anything else must be available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise DeviceError(f"unknown device {name!r}: expected auto, cpu, cuda, cuda:N or mps") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {name!r} was asked for, but this machine has no usable CUDA GPU; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"device {name!r} was asked for, but MPS is not available here; use --device cpu")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"unsupported device {name!r}: expected auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+@cache
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe(device: torch.device) -> str:
+    """A one-line descriptor, e.g. ``cpu: AMD EPYC 7B13 (2 threads)`` or ``cuda:0: NVIDIA H100 80GB HBM3``."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index}: {torch.cuda.get_device_name(index)}"
+    if device.type == "cpu":
+        return f"cpu: {cpu_name()} ({torch.get_num_threads()} threads of {os.cpu_count()} cores)"
+    return str(device)

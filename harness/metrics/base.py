@@ -1,0 +1,36 @@
+"""The ``Metric`` interface."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from harness.context import EvalContext
+    from harness.records import Record
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Metric:
+    """A family of measurements of one (model, task) pair.
+
+    ``Params`` validates the parameters a suite may set (unknown names are rejected with the allowed
+    ones). ``version`` is part of the cache key: bump it whenever the computation changes, so stored
+    results from the old computation are not served as new ones. ``needs`` says what the metric
+    uses: ``clean`` (the shared clean predictions), ``gradients``, ``device`` (results depend on the
+    device, which then joins the cache key).
+    """
+
+    name: ClassVar[str]
+    category: ClassVar[str]
+    description: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+    needs: ClassVar[frozenset[str]] = frozenset({"clean"})
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
+        raise NotImplementedError

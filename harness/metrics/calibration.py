@@ -1,0 +1,80 @@
+"""Calibration: expected calibration error, Brier score and negative log-likelihood, each with a 95% CI.
+
+Definitions (docs/metrics.md): with confidence c_i = max_k p_ik and correctness a_i,
+ECE = sum_b |B_b| / n * |mean_{i in B_b} a_i - mean_{i in B_b} c_i| over equal-width bins
+((0, 1/M], (1/M, 2/M], ...); Brier = mean_i sum_k (p_ik - y_ik)^2 (Brier, 1950, over all classes);
+NLL = -mean_i log p_{i, y_i}. Examples with non-finite logits are left out of all three and the
+records are flagged with their count.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness import stats
+from harness.metrics.base import Metric
+from harness.registry import metrics
+
+if TYPE_CHECKING:
+    from harness.context import EvalContext
+    from harness.records import Record
+
+
+def bin_index(confidence: np.ndarray, bins: int) -> np.ndarray:
+    """Bin of each confidence for equal-width bins closed on the right: (0, 1/M] is bin 0."""
+    return np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+
+
+def ece_statistic(confidence: np.ndarray, correct: np.ndarray, bins: int):
+    """A bootstrap statistic: index rows [B, n] -> ECE of each resample [B]."""
+    index = bin_index(confidence, bins)
+
+    def statistic(rows: np.ndarray) -> np.ndarray:
+        b, n = rows.shape
+        flat = (index[rows] + bins * np.arange(b)[:, None]).ravel()
+        conf = np.bincount(flat, weights=confidence[rows].ravel(), minlength=b * bins)
+        acc = np.bincount(flat, weights=correct[rows].ravel().astype(float), minlength=b * bins)
+        return np.abs(acc - conf).reshape(b, bins).sum(1) / n
+
+    return statistic
+
+
+def mean_statistic(values: np.ndarray):
+    return lambda rows: values[rows].mean(1)
+
+
+class CalibrationParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    bins: int = Field(15, ge=2, le=1000, description="equal-width confidence bins for ECE")
+
+
+@metrics.register("calibration", "expected calibration error (15 equal-width bins), Brier score, NLL")
+class Calibration(Metric):
+    name = "calibration"
+    category = "calibration"
+    Params: type[BaseModel] = CalibrationParams
+
+    def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
+        assert isinstance(params, CalibrationParams)
+        clean = ctx.clean
+        keep = clean.finite
+        if not keep.any():
+            raise ValueError("every example has non-finite logits: calibration cannot be measured")
+        probs, labels = clean.probs[keep], clean.labels[keep]
+        confidence, correct = probs.max(1), clean.correct[keep]
+        onehot = np.eye(probs.shape[1])[labels]
+        brier = ((probs - onehot) ** 2).sum(1)
+        nll = -clean.log_probs[keep][np.arange(len(labels)), labels]
+        n, opts = len(labels), ctx.bootstrap_options
+        return [
+            ctx.record(
+                "calibration.ece",
+                stats.bootstrap(ece_statistic(confidence, correct, params.bins), n, **opts),
+                "lower", "calibration", params={"bins": params.bins},
+            ),
+            ctx.record("calibration.brier", stats.bootstrap(mean_statistic(brier), n, **opts), "lower", "calibration"),
+            ctx.record("calibration.nll", stats.bootstrap(mean_statistic(nll), n, **opts), "lower", "calibration"),
+        ]  # fmt: skip

@@ -1,0 +1,53 @@
+"""Models: sources that build a ``Model`` from a name such as ``zoo:fmnist-cnn`` or ``timm:resnet18``.
+
+A source is registered in ``harness.registry.models`` under its prefix. This module stays free of
+torch so that naming and listing models is cheap; the sources import torch when they build.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from harness.registry import models
+
+if TYPE_CHECKING:
+    from harness.models.base import Model
+    from harness.tasks.base import Task
+
+
+class ModelSource(Protocol):
+    def catalog(self) -> list[tuple[str, str]]:
+        """(name, one-line description) of each model this source can name, if it has a list."""
+
+    def check(self, arg: str, task: Task) -> None:
+        """Raise ``RegistryError`` for an unknown name, ``IncompatibleError`` if it cannot run on task."""
+
+    def load(self, arg: str, task: Task, checkpoint: str | None = None, **options: Any) -> Model: ...
+
+
+def parse(name: str) -> tuple[str, str]:
+    """``"zoo:fmnist-cnn"`` -> ``("zoo", "fmnist-cnn")``; a name without a prefix is its own source."""
+    source, _, arg = name.partition(":")
+    return source, arg
+
+
+def source(name: str) -> ModelSource:
+    return models.get(parse(name)[0])()
+
+
+def check_model(name: str, task: Task) -> None:
+    source(name).check(parse(name)[1], task)
+
+
+def load_model(name: str, task: Task, checkpoint: str | None = None, **options: Any) -> Model:
+    model = source(name).load(parse(name)[1], task, checkpoint=checkpoint, **options)
+    model.name = name
+    return model
+
+
+def catalog() -> list[tuple[str, str]]:
+    """Every nameable model: the zoo's entries and each source's pattern."""
+    rows = []
+    for entry in models.entries():
+        rows += entry.obj().catalog() or [(f"{entry.name}:<name>", entry.description)]
+    return rows

@@ -1,0 +1,66 @@
+"""The ``Model``: an ``nn.Module`` from raw task inputs to logits, with a name, a fingerprint and info."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.errors import HarnessError
+
+
+class ModelLoadError(HarnessError, ValueError):
+    """A model that cannot be built or loaded; the message names the model and the file."""
+
+
+class IncompatibleError(HarnessError, ValueError):
+    """A model that cannot be evaluated on a task (other modality, input shape or classes)."""
+
+
+def fingerprint_module(module: nn.Module, config: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(module.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class Model:
+    """A classifier ready to evaluate. ``module`` takes inputs in the task's raw space (images in
+    [0, 1], NCHW; tabular rows as ``harness.tasks.tabular`` encodes them), normalisation included,
+    and returns logits. It is always in eval mode."""
+
+    name: str
+    module: nn.Module
+    modality: str
+    config: dict[str, Any] = field(default_factory=dict)  # what built it (source, architecture), not file paths
+    info: dict[str, Any] = field(default_factory=dict)  # parameters, source, license, training data...
+
+    def __post_init__(self) -> None:
+        self.module.eval()
+        self.info.setdefault("parameters", sum(p.numel() for p in self.module.parameters()))
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return fingerprint_module(self.module, self.config)
+
+    @property
+    def device(self) -> torch.device:
+        tensor = next(iter(self.module.state_dict().values()), None)
+        return tensor.device if tensor is not None else torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> Model:
+        self.module.to(device)
+        return self
+
+    @torch.inference_mode()
+    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        self.module.eval()
+        return self.module(inputs.to(self.device, non_blocking=True))

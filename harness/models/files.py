@@ -1,0 +1,37 @@
+"""Loading weights from files a user hands us: safetensors first, pickles only as plain tensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from harness.models.base import ModelLoadError
+
+
+def load_safetensors(module: nn.Module, path: Path, model: str) -> dict[str, str]:
+    """Load ``path`` into ``module`` (strict) and return the file's metadata."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise ModelLoadError(f"{model}: weights file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+            state = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118 (safe_open has no iterator)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"{model}: {path} is not a readable safetensors file ({exc})") from exc
+    load_state(module, state, path, model)
+    return metadata
+
+
+def load_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path, model: str) -> None:
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ModelLoadError(
+            f"{model}: the weights in {path} do not fit the architecture ({first}). "
+            "Is it a checkpoint of another model?"
+        ) from exc

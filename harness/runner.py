@@ -1,0 +1,266 @@
+"""Plan (model x task x metric) jobs, skip what the store holds, run the rest, store each as it ends.
+
+The unit of work handed to an executor is a (model, task) pair with its pending metric jobs, so that
+the pair's clean pass is computed once and shared; each finished job comes back as it ends and is
+committed at once, so a killed run loses only the job in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness import __version__
+from harness.config import ModelRef, Suite
+from harness.context import EvalContext
+from harness.errors import HarnessError
+from harness.executors import Executor, InProcessExecutor
+from harness.hardware import devices
+from harness.models import check_model, load_model
+from harness.models.base import IncompatibleError, Model
+from harness.progress import NullReporter, Reporter
+from harness.records import Record
+from harness.registry import metrics
+from harness.store import JobRow, Store, key_of
+from harness.tasks import get_task
+
+log = logging.getLogger(__name__)
+
+
+class PlanError(HarnessError, ValueError):
+    """A suite that yields nothing to run; the message says why."""
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str
+    task: str
+    metric: str
+    params: dict[str, Any]
+    key: str
+
+
+@dataclass
+class Pair:
+    """One (model, task) pair and its jobs; ``model`` is loaded during planning (for its fingerprint)."""
+
+    ref: ModelRef
+    task: str
+    model: Model
+    jobs: list[Job]
+    examples_key: str
+    subset: np.ndarray | None
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+
+@dataclass
+class Plan:
+    suite: Suite
+    pairs: list[Pair]
+    stored: set[str]
+    skipped: list[tuple[str, str, str]]  # (model, task, why) pairs a group names but that cannot run
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [job for pair in self.pairs for job in pair.jobs]
+
+    def pending(self, pair: Pair) -> list[Job]:
+        return [job for job in pair.jobs if job.key not in self.stored]
+
+
+@dataclass
+class Outcome:
+    """What one job produced: records, or the error that stopped it."""
+
+    pair: Pair
+    job: Job
+    records: list[Record] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class Examples:
+    """A pair's per-example clean outputs, produced once its clean pass has run."""
+
+    pair: Pair
+    task_fingerprint: str
+    frame: pd.DataFrame
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    records: list[Record]
+    measured: int
+    cached: int
+    failures: list[Outcome]
+    seconds: float
+
+
+def library_versions() -> dict[str, str]:
+    import timm
+    import torch
+
+    return {
+        "harness": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "timm": timm.__version__,
+    }
+
+
+def subset_indices(n: int, limit: int | None, seed: int) -> np.ndarray | None:
+    """A seeded subset of ``limit`` of the n examples (sorted), or None for all of them."""
+    if limit is None or limit >= n:
+        return None
+    return np.sort(np.random.default_rng(seed).permutation(n)[:limit])
+
+
+def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
+    """Resolve every group to its runnable pairs and jobs, loading each model once for its fingerprint."""
+    pairs: dict[tuple[str, str | None, str], Pair] = {}
+    skipped: list[tuple[str, str, str]] = []
+    for group in suite.groups:
+        for task_name in group.tasks:
+            task = get_task(task_name)
+            for ref in group.models:
+                try:
+                    check_model(ref.name, task)
+                except IncompatibleError as exc:
+                    skipped.append((ref.name, task_name, str(exc)))
+                    continue
+                pair_id = (ref.name, ref.checkpoint, task_name)
+                if pair_id not in pairs:
+                    model = load_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
+                    subset = subset_indices(len(task.load()), suite.limit, suite.seed)
+                    sub = None if subset is None else {"limit": suite.limit, "seed": suite.seed}
+                    examples_key = key_of(kind="clean", model=ref.name, model_fp=model.fingerprint, task_fp=task.fingerprint, subset=sub)
+                    pairs[pair_id] = Pair(ref, task_name, model, [], examples_key, subset)
+                pair = pairs[pair_id]
+                for metric_ref in group.metrics:
+                    metric = metrics.get(metric_ref.name)
+                    key = key_of(
+                        model=ref.name,
+                        model_fp=pair.model.fingerprint,
+                        task_fp=task.fingerprint,
+                        metric=metric_ref.name,
+                        version=metric.version,
+                        params=metric_ref.params,
+                        seed=suite.seed,
+                        resamples=suite.resamples,
+                        subset=None if pair.subset is None else {"limit": suite.limit, "seed": suite.seed},
+                        device=devices.describe(devices.resolve(suite.device)) if "device" in metric.needs else None,
+                    )
+                    if all(job.key != key for job in pair.jobs):
+                        pair.jobs.append(Job(ref.name, task_name, metric_ref.name, metric_ref.params, key))
+    if not pairs:
+        reasons = "; ".join(dict.fromkeys(why for _, _, why in skipped)) or "the suite names no (model, task) pair"
+        raise PlanError(f"nothing to run: no model in the suite can run on its tasks ({reasons})")
+    keys = [job.key for pair in pairs.values() for job in pair.jobs]
+    stored = set() if no_cache else store.stored_keys(keys)
+    return Plan(suite, list(pairs.values()), stored, skipped)
+
+
+def evaluate_pair(work: tuple[Pair, list[Job]], settings: dict[str, Any], reporter: Reporter) -> Iterator[Outcome | Examples]:
+    """Run a pair's pending jobs: yields each job's outcome as it ends, then the per-example outputs."""
+    pair, jobs = work
+    reporter.pair_started(pair.name, pair.task)
+    task = get_task(pair.task)
+    split = task.load() if pair.subset is None else task.load().subset(pair.subset)
+    device = settings["device"]
+    provenance = {
+        **settings["versions"],
+        "device": devices.describe(device),
+        "seed": settings["seed"],
+        "batch_size": settings["batch_size"],
+        "resamples": settings["resamples"],
+        "limit": settings["limit"],
+        "dtype": "float32",
+        "model_fingerprint": pair.model.fingerprint,
+        "task_fingerprint": task.fingerprint,
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    ctx = EvalContext(
+        pair.model, task, split, device, settings["batch_size"], settings["seed"], settings["resamples"],
+        settings["run_id"], provenance, on_batch=reporter.batch,
+    )  # fmt: skip
+    for job in jobs:
+        metric = metrics.get(job.metric)()
+        params = metric.Params(**job.params)
+        ctx.metric_params = job.params
+        reporter.job_started(job)
+        started = time.perf_counter()
+        try:
+            records = metric.compute(ctx, params)
+        except Exception as exc:  # one metric failing must not stop the others
+            log.error("%s on %s, %s failed: %s", job.model, job.task, job.metric, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            yield Outcome(pair, job, seconds=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
+            continue
+        yield Outcome(pair, job, records, time.perf_counter() - started)
+    if "clean" in ctx.__dict__:
+        yield Examples(pair, task.fingerprint, ctx.examples())
+
+
+def run(
+    suite: Suite,
+    store: Store,
+    *,
+    no_cache: bool = False,
+    executor: Executor | None = None,
+    reporter: Reporter | None = None,
+    argv: list[str] | None = None,
+    planned: Plan | None = None,
+) -> RunResult:
+    started = time.perf_counter()
+    reporter = reporter or NullReporter()
+    executor = executor or InProcessExecutor()
+    device = devices.resolve(suite.device)
+    the_plan = planned or plan(suite, store, no_cache=no_cache)
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    store.start_run(run_id, suite.name, argv or [], __version__)
+    settings = {
+        "device": device, "seed": suite.seed, "batch_size": suite.batch_size, "resamples": suite.resamples,
+        "limit": suite.limit, "run_id": run_id, "versions": library_versions(),
+    }  # fmt: skip
+    work = [(pair, the_plan.pending(pair)) for pair in the_plan.pairs]
+    work = [(pair, jobs) for pair, jobs in work if jobs]
+    cached = len(the_plan.jobs) - sum(len(jobs) for _, jobs in work)
+    reporter.start(total=len(the_plan.jobs), cached=cached)
+    measured, failures, status = 0, [], "failed"
+    try:
+        for item in executor.map(lambda w: evaluate_pair(w, settings, reporter), work):
+            if isinstance(item, Examples):
+                store.save_examples(
+                    item.pair.examples_key, item.frame, model=item.pair.name, task=item.pair.task, kind="clean",
+                    fingerprints=(item.pair.model.fingerprint, item.task_fingerprint), run_id=run_id,
+                )  # fmt: skip
+                continue
+            if item.error is None:
+                job, fingerprints = item.job, (item.pair.model.fingerprint, get_task(item.job.task).fingerprint)
+                row = JobRow(job.key, run_id, job.model, job.task, job.metric, job.params, *fingerprints)
+                store.save_job(row, item.records, item.seconds)
+                measured += 1
+            else:
+                failures.append(item)
+            reporter.job_done(item.job, item.error)
+        status = "failed" if failures else "complete"
+    finally:
+        store.finish_run(run_id, status)
+        reporter.finish()
+    records = store.records(keys=[job.key for job in the_plan.jobs])
+    return RunResult(run_id, records, measured, cached, failures, time.perf_counter() - started)
+

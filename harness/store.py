@@ -1,0 +1,251 @@
+"""The result store: SQLite (WAL) for jobs and records, Parquet for per-example outputs.
+
+A job is one (model, task, metric, parameters) measurement; its key hashes the model and task
+fingerprints, the metric, its version and parameters, and the run settings that change the numbers
+(seed, resamples, subset). A job and all its records are written in one transaction, so a run killed
+at any moment leaves each job either wholly stored or absent, never half; the next run skips what
+is stored (resume) and measures the rest. Measuring a stored job again (``--no-cache``) replaces it
+in the same transaction, so records are never duplicated.
+
+Per-example outputs are written to a temporary Parquet file, renamed into place, then indexed in
+SQLite; a file without its index row (a kill between the two) is overwritten by the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.records import Record
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, started REAL NOT NULL, finished REAL, suite TEXT, argv TEXT,
+    harness_version TEXT, status TEXT NOT NULL DEFAULT 'running'
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    key TEXT PRIMARY KEY, run_id TEXT NOT NULL, model TEXT NOT NULL, task TEXT NOT NULL,
+    metric TEXT NOT NULL, params TEXT NOT NULL, model_fingerprint TEXT NOT NULL,
+    task_fingerprint TEXT NOT NULL, seconds REAL NOT NULL, finished REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_key TEXT NOT NULL REFERENCES jobs(key) ON DELETE CASCADE,
+    model TEXT NOT NULL, task TEXT NOT NULL, metric TEXT NOT NULL, slice TEXT NOT NULL,
+    value REAL, ci_low REAL, ci_high REAL, n INTEGER NOT NULL, direction TEXT NOT NULL,
+    category TEXT NOT NULL, params TEXT NOT NULL, flags TEXT NOT NULL, run_id TEXT NOT NULL,
+    provenance TEXT NOT NULL,
+    UNIQUE (job_key, metric, slice)
+);
+CREATE INDEX IF NOT EXISTS records_model_task ON records (model, task);
+CREATE TABLE IF NOT EXISTS examples (
+    key TEXT PRIMARY KEY, model TEXT NOT NULL, task TEXT NOT NULL, kind TEXT NOT NULL,
+    model_fingerprint TEXT NOT NULL, task_fingerprint TEXT NOT NULL, path TEXT NOT NULL,
+    rows INTEGER NOT NULL, run_id TEXT NOT NULL, finished REAL NOT NULL
+);
+"""
+RECORD_COLUMNS = (
+    "model", "task", "metric", "slice", "value", "ci_low", "ci_high", "n", "direction", "category",
+    "params", "flags", "run_id", "provenance",
+)  # fmt: skip
+
+
+def key_of(**parts: Any) -> str:
+    """A stable key from JSON-able parts."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+class StoreError(HarnessError):
+    """A store folder that cannot be used."""
+
+
+@dataclass(frozen=True)
+class JobRow:
+    key: str
+    run_id: str
+    model: str
+    task: str
+    metric: str
+    params: dict[str, Any]
+    model_fingerprint: str
+    task_fingerprint: str
+
+
+class Store:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"store {self.root} exists and is not a directory: pass --store with a folder")
+        self.path = self.root / "results.sqlite"
+        try:
+            (self.root / "examples").mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise StoreError(f"cannot use {self.path} as a result store ({exc}); expected a harness SQLite store") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # runs ---------------------------------------------------------------------------------------
+    def start_run(self, run_id: str, suite: str | None, argv: list[str], version: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO runs (run_id, started, suite, argv, harness_version) VALUES (?, ?, ?, ?, ?)",
+                (run_id, time.time(), suite, json.dumps(argv), version),
+            )
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET finished = ?, status = ? WHERE run_id = ?", (time.time(), status, run_id))
+
+    # jobs and records ---------------------------------------------------------------------------
+    def has_job(self, key: str) -> bool:
+        return self._db.execute("SELECT 1 FROM jobs WHERE key = ?", (key,)).fetchone() is not None
+
+    def stored_keys(self, keys: Iterable[str]) -> set[str]:
+        keys = list(keys)
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found |= {r[0] for r in self._db.execute(f"SELECT key FROM jobs WHERE key IN ({marks})", chunk)}
+        return found
+
+    def save_job(self, job: JobRow, records: list[Record], seconds: float) -> None:
+        """Store a finished job and its records atomically, replacing an earlier measurement of it."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM jobs WHERE key = ?", (job.key,))  # cascades to its records
+            db.execute(
+                "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job.key, job.run_id, job.model, job.task, job.metric, json.dumps(job.params, sort_keys=True),
+                    job.model_fingerprint, job.task_fingerprint, seconds, time.time(),
+                ),
+            )  # fmt: skip
+            db.executemany(
+                f"INSERT INTO records (job_key, {', '.join(RECORD_COLUMNS)}) VALUES ({', '.join('?' * 15)})",
+                [(job.key, *self._record_row(r)) for r in records],
+            )
+
+    @staticmethod
+    def _record_row(r: Record) -> tuple[Any, ...]:
+        return (
+            r.model, r.task, r.metric, r.slice, r.value, r.ci_low, r.ci_high, r.n, r.direction, r.category,
+            json.dumps(r.params, sort_keys=True), json.dumps(list(r.flags)), r.run_id,
+            json.dumps(r.provenance, sort_keys=True),
+        )  # fmt: skip
+
+    def records(
+        self,
+        *,
+        keys: Iterable[str] | None = None,
+        models: Iterable[str] | None = None,
+        tasks: Iterable[str] | None = None,
+    ) -> list[Record]:
+        where, args = [], []
+        for column, values in (("r.job_key", keys), ("r.model", models), ("r.task", tasks)):
+            if values is not None:
+                values = list(values)
+                where.append(f"{column} IN ({','.join('?' * len(values))})" if values else "0")
+                args += values
+        sql = (
+            f"SELECT {', '.join('r.' + c for c in RECORD_COLUMNS)} FROM records r"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + " ORDER BY r.model, r.task, r.metric, r.slice"
+        )
+        out = []
+        for row in self._db.execute(sql, args):
+            data = dict(row)
+            data["flags"] = json.loads(data["flags"])
+            data["value"], data["ci_low"], data["ci_high"] = (
+                float("nan") if data[c] is None else data[c] for c in ("value", "ci_low", "ci_high")
+            )
+            out.append(Record.from_dict(data))
+        return out
+
+    def count(self, table: str) -> int:
+        if table not in ("runs", "jobs", "records", "examples"):
+            raise ValueError(f"unknown table {table!r}")
+        return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    # per-example outputs ------------------------------------------------------------------------
+    def has_examples(self, key: str) -> bool:
+        row = self._db.execute("SELECT path FROM examples WHERE key = ?", (key,)).fetchone()
+        return row is not None and (self.root / row[0]).is_file()
+
+    def save_examples(self, key: str, frame: Any, *, model: str, task: str, kind: str, fingerprints: tuple[str, str], run_id: str) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        relative = Path("examples") / f"{key}.parquet"
+        target = self.root / relative
+        tmp = target.with_suffix(f".tmp{os.getpid()}")
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), b"harness": json.dumps({"model": model, "task": task, "kind": kind}).encode()}
+        )
+        pq.write_table(table, tmp)
+        tmp.replace(target)
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, model, task, kind, *fingerprints, str(relative), len(frame), run_id, time.time()),
+            )
+
+    def examples(
+        self,
+        *,
+        keys: Iterable[str] | None = None,
+        models: Iterable[str] | None = None,
+        tasks: Iterable[str] | None = None,
+        kind: str | None = None,
+    ):
+        """Per-example outputs as one pandas DataFrame with ``model``, ``task`` and ``kind`` columns."""
+        import pandas as pd
+
+        sql = "SELECT key, model, task, kind, path FROM examples ORDER BY model, task, kind"
+        wanted = {name: set(v) for name, v in (("key", keys), ("model", models), ("task", tasks)) if v is not None}
+        frames = []
+        for row in self._db.execute(sql).fetchall():
+            if any(row[column] not in values for column, values in wanted.items()):
+                continue
+            if kind is not None and row["kind"] != kind:
+                continue
+            path = self.root / row["path"]
+            if path.is_file():
+                frame = pd.read_parquet(path)
+                frame.insert(0, "kind", row["kind"])
+                frame.insert(0, "task", row["task"])
+                frame.insert(0, "model", row["model"])
+                frames.append(frame)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,101 @@
+"""Fashion-MNIST: 28x28 grey images of clothing in 10 classes (Xiao et al., 2017)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+
+from harness.registry import tasks
+from harness.tasks.base import DataNotFoundError, Split, Task, fingerprint_arrays, shipped
+
+CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (gzip or plain) into a uint8 array of its declared shape."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if array.size != int(np.prod(shape)):
+        raise ValueError(f"{path} is truncated: header says {shape}, found {array.size} values")
+    return array.reshape(shape)
+
+
+def candidate_dirs() -> list[Path]:
+    """Where the Fashion-MNIST train split is looked for, in order."""
+    dirs = []
+    if env := os.environ.get("HARNESS_DATA"):
+        dirs += [Path(env) / "fashion-mnist", Path(env)]
+    dirs.append(Path("/usr/share/datasets/fashion-mnist"))
+    repo = Path(__file__).resolve().parents[2]
+    for base in (Path.cwd(), repo):
+        dirs.append(base.parent / "shared" / "data" / "fashion-mnist")
+    return dirs
+
+
+def locate(split: str) -> tuple[Path, Path]:
+    images, labels = FILES[split]
+    if split == "test":
+        return shipped("fashion-mnist", images), shipped("fashion-mnist", labels)
+    for folder in candidate_dirs():
+        for suffix in ("", ".gz"):
+            img, lab = folder / images.removesuffix(".gz"), folder / labels.removesuffix(".gz")
+            img, lab = img.with_name(img.name + suffix), lab.with_name(lab.name + suffix)
+            if img.is_file() and lab.is_file():
+                return img, lab
+    looked = "\n  ".join(str(d) for d in candidate_dirs())
+    raise DataNotFoundError(
+        f"the Fashion-MNIST {split} split ({images}, {labels}) was not found. Looked in:\n  {looked}\n"
+        "Get it with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or download the four files "
+        "from https://github.com/zalandoresearch/fashion-mnist and set HARNESS_DATA to their folder."
+    )
+
+
+@tasks.register("fashion-mnist", "Fashion-MNIST test split: 10,000 grey 28x28 images, 10 classes (shipped)")
+class FashionMNIST(Task):
+    name = "fashion-mnist"
+    modality = "image"
+    classes = CLASSES
+    splits = ("train", "test")
+    input_shape = (1, 28, 28)
+    bounds = (0.0, 1.0)
+    description = "Fashion-MNIST: Zalando article images, 10 classes, grey 28x28, pixel values in [0, 1]."
+    license = "MIT (Zalando SE, 2017)"
+    citation = (
+        "Xiao, Rasul, Vollgraf. Fashion-MNIST: a Novel Image Dataset for Benchmarking Machine Learning "
+        "Algorithms. arXiv:1708.07747, 2017."
+    )
+
+    def _load(self, split: str) -> Split:
+        import pandas as pd
+        import torch
+
+        image_path, label_path = locate(split)
+        images, labels = read_idx(image_path), read_idx(label_path)
+        if images.shape[1:] != (28, 28) or images.shape[0] != labels.shape[0]:
+            raise ValueError(f"{image_path}: expected N x 28 x 28 images matching {label_path}")
+        inputs = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+        attributes = pd.DataFrame({"index": np.arange(len(labels))})
+        return Split(
+            self.name,
+            split,
+            inputs,
+            torch.from_numpy(labels.astype(np.int64)),
+            attributes,
+            fingerprint_arrays(images, labels, extra=f"{self.name}/{split}"),
+        )

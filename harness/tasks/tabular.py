@@ -1,0 +1,90 @@
+"""Tabular tasks: a declared schema and the raw input space models see.
+
+A table reaches a model as one float row per example: the numeric features in their own units, then
+each categorical feature as the index of its value in the schema's vocabulary; a missing value is NaN
+in either. Scaling, one-hot encoding and filling missing values belong to the model (its fitted
+preprocessing, ``harness.models.tabular``), so shifts and attacks act on the features a person reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from harness.tasks.base import Split, Task, fingerprint_arrays
+
+
+@dataclass(frozen=True)
+class TabularSchema:
+    numeric: tuple[str, ...]
+    categorical: dict[str, tuple[str, ...]]  # feature -> vocabulary, in code order
+    log_scaled: tuple[str, ...] = field(default=())  # heavy-tailed numerics a model should log1p
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.numeric + tuple(self.categorical)
+
+    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw feature matrix (float32, NaN for missing or unknown values) in schema column order."""
+        out = np.empty((len(frame), len(self.columns)), dtype=np.float32)
+        for j, column in enumerate(self.numeric):
+            out[:, j] = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float32)
+        for j, (column, vocab) in enumerate(self.categorical.items(), start=len(self.numeric)):
+            codes = pd.Categorical(frame[column], categories=list(vocab)).codes.astype(np.float32)
+            codes[codes < 0] = np.nan
+            out[:, j] = codes
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "numeric": list(self.numeric),
+            "categorical": {k: list(v) for k, v in self.categorical.items()},
+            "log_scaled": list(self.log_scaled),
+        }
+
+
+def vocabulary(frame: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    return {c: tuple(sorted(frame[c].dropna().astype(str).unique())) for c in columns}
+
+
+def age_group(age: pd.Series) -> pd.Series:
+    bins = [-np.inf, 25, 45, 65, np.inf]
+    labels = ["<25", "25-44", "45-64", "65+"]
+    return pd.cut(age.astype(float), bins=bins, labels=labels, right=False).astype(str)
+
+
+class TabularTask(Task):
+    """A task whose raw inputs are rows encoded by ``schema``."""
+
+    modality = "tabular"
+
+    @property
+    def schema(self) -> TabularSchema:
+        raise NotImplementedError
+
+    def split_from_frame(self, split: str, frame: pd.DataFrame, labels: np.ndarray, attributes: pd.DataFrame):
+        import torch
+
+        features = self.schema.encode(frame)
+        labels = labels.astype(np.int64)
+        attributes = attributes.reset_index(drop=True)
+        attributes.insert(0, "index", np.arange(len(attributes)))
+        return Split(
+            self.name,
+            split,
+            torch.from_numpy(features),
+            torch.from_numpy(labels),
+            attributes,
+            fingerprint_arrays(
+                features, labels, extra=f"{self.name}/{split}/{attributes.to_csv(index=False)}"
+            ),
+        )
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        return (len(self.schema.columns),)
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "schema": self.schema.to_dict()}

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from harness.context import EvalContext  # noqa: E402
+from harness.models.base import Model  # noqa: E402
+from harness.tasks.base import Split, Task, fingerprint_arrays  # noqa: E402
+
+
+class TableModule(nn.Module):
+    """A 'model' that returns fixed logits: input i (a float index) -> row i of the table."""
+
+    def __init__(self, logits: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("table", torch.as_tensor(logits, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.table[x[:, 0].long()]
+
+
+def make_task(labels: np.ndarray, num_classes: int) -> Task:
+    class Fixed(Task):
+        name = "fixed"
+        modality = "tabular"
+        classes = tuple(f"c{i}" for i in range(num_classes))
+        splits = ("test",)
+        input_shape = (1,)
+
+        def _load(self, split: str) -> Split:
+            n = len(labels)
+            return Split(
+                "fixed", split, torch.arange(n, dtype=torch.float32)[:, None], torch.as_tensor(labels),
+                pd.DataFrame({"index": np.arange(n)}), fingerprint_arrays(np.asarray(labels)),
+            )  # fmt: skip
+
+    return Fixed()
+
+
+def context_for(logits: np.ndarray, labels: np.ndarray, resamples: int = 200, seed: int = 0) -> EvalContext:
+    """An EvalContext whose clean pass yields exactly ``logits`` for ``labels``."""
+    task = make_task(np.asarray(labels, dtype=np.int64), logits.shape[1])
+    model = Model("table", TableModule(logits), "tabular")
+    return EvalContext(model, task, task.load(), torch.device("cpu"), 64, seed, resamples, "test-run", {})
+
+
+@pytest.fixture
+def random_predictions():
+    rng = np.random.default_rng(1)
+    n, k = 2000, 10
+    labels = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k)).astype(np.float32)
+    logits[np.arange(n), labels] += rng.normal(1.5, 1.0, n).astype(np.float32)  # a decent, imperfect classifier
+    return logits, labels

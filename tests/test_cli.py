@@ -1,0 +1,197 @@
+"""End to end through the real command, as a user runs it (subprocesses, a store in a temp folder)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.config import load_suite
+from harness.models.zoo import catalog
+
+QUICK_MODELS = sorted({m.name for g in load_suite("quick").groups for m in g.models})
+
+
+def harness(*args: str, store: Path | None = None, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "harness", *args]
+    if store is not None:
+        cmd += ["--store", str(store)]
+    full_env = {**os.environ, "COLUMNS": "160", **(env or {})}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def counts(store: Path) -> tuple[int, int, int]:
+    with sqlite3.connect(store / "results.sqlite") as db:
+        jobs = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        records = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        distinct = db.execute("SELECT COUNT(*) FROM (SELECT DISTINCT model, task, metric, slice, params FROM records)").fetchone()[0]
+    return jobs, records, distinct
+
+
+@pytest.fixture(scope="module")
+def quick_store(tmp_path_factory):
+    store = tmp_path_factory.mktemp("quick")
+    proc = harness("run", "--suite", "quick", "--limit", "400", "--resamples", "200", "--json", store=store)
+    return store, json.loads(proc.stdout)
+
+
+def test_quick_suite_stores_accuracy_and_calibration_for_every_zoo_model(quick_store):
+    store, records = quick_store
+    assert set(QUICK_MODELS) == {f"zoo:{n}" for n in catalog()}
+    overall = {(r["model"], r["metric"]): r for r in records if r["slice"] == "overall"}
+    for model in QUICK_MODELS:
+        for metric in ("accuracy.top1", "accuracy.balanced", "accuracy.macro_f1", "calibration.ece", "calibration.brier", "calibration.nll"):
+            r = overall[model, metric]
+            assert r["ci_low"] <= r["value"] <= r["ci_high"], (model, metric)
+            assert r["n"] == (300 if "german" in model else 400)
+            assert r["provenance"]["model_fingerprint"] and r["provenance"]["task_fingerprint"]
+            assert r["provenance"]["torch"] and r["provenance"]["device"].startswith("cpu")
+            assert r["provenance"]["seed"] == 0 and r["provenance"]["limit"] == 400
+    jobs, stored, distinct = counts(store)
+    assert jobs == 2 * len(QUICK_MODELS) and stored == len(records) == distinct
+
+
+def test_second_run_is_served_from_the_store(quick_store):
+    store, records = quick_store
+    before = counts(store)
+    proc = harness("run", "--suite", "quick", "--limit", "400", "--resamples", "200", store=store)
+    assert f"{before[0]} from the store (cached), 0 measured" in proc.stderr
+    assert "zoo:fmnist-cnn" in proc.stdout and "top1" in proc.stdout
+    assert counts(store) == before
+
+
+def test_no_cache_measures_again_without_duplicates(quick_store):
+    store, _ = quick_store
+    before = counts(store)
+    proc = harness("run", "--suite", "quick", "--limit", "400", "--resamples", "200", "--no-cache",
+                   "--model", "zoo:adult-logreg", store=store)  # fmt: skip
+    assert "0 from the store (cached), 2 measured" in proc.stderr
+    assert counts(store) == before
+
+
+def test_dry_run_shows_what_is_stored(quick_store):
+    store, _ = quick_store
+    plan = json.loads(harness("run", "--suite", "quick", "--limit", "400", "--resamples", "200", "--dry-run", "--json", store=store).stdout)
+    assert plan["jobs"] and all(job["stored"] for job in plan["jobs"])
+    other = json.loads(harness("run", "--suite", "quick", "--limit", "401", "--dry-run", "--json", store=store).stdout)
+    assert not any(job["stored"] for job in other["jobs"])  # another subset is another measurement
+    text = harness("run", "--suite", "quick", "--limit", "400", "--resamples", "200", "--dry-run", store=store).stdout
+    assert "stored" in text and f"{len(plan['jobs'])} jobs" in text
+
+
+def test_export_records_and_examples(quick_store, tmp_path):
+    store, records = quick_store
+    harness("export", "--what", "records", "-o", str(tmp_path / "r.csv"), store=store)
+    frame = pd.read_csv(tmp_path / "r.csv")
+    for column in ("model", "task", "metric", "slice", "value", "ci_low", "ci_high", "n", "direction", "category",
+                   "params", "flags", "run_id", "provenance_model_fingerprint", "provenance_device"):  # fmt: skip
+        assert column in frame.columns
+    assert len(frame) == len(records)
+    harness("export", "--what", "records", "--model", "zoo:adult-mlp", "-o", str(tmp_path / "r.json"), store=store)
+    assert {r["model"] for r in json.loads((tmp_path / "r.json").read_text())} == {"zoo:adult-mlp"}
+    harness("export", "--what", "examples", "--suite", "quick", "--task", "adult", "--format", "parquet",
+            "-o", str(tmp_path / "e.parquet"), store=store)  # fmt: skip
+    examples = pd.read_parquet(tmp_path / "e.parquet")
+    assert {"model", "task", "example", "label", "prediction", "confidence", "correct", "attr_sex", "attr_race"} <= set(examples.columns)
+    assert len(examples) == 3 * 400 and set(examples["task"]) == {"adult"}
+    # per-example correctness agrees with the stored accuracy
+    acc = examples.groupby("model")["correct"].mean()
+    top1 = {r["model"]: r["value"] for r in records if r["metric"] == "accuracy.top1" and r["slice"] == "overall"}
+    for model, value in acc.items():
+        assert value == pytest.approx(top1[model])
+
+
+def test_list_shows_everything_with_descriptions():
+    text = harness("list").stdout
+    for name in [*QUICK_MODELS, "fashion-mnist", "adult", "german-credit", "accuracy", "calibration", "quick"]:
+        assert name in text
+    assert "Gaussian noise" in harness("list", "models").stdout
+
+
+BAD_INPUTS = [
+    (["run", "--model", "zoo:fmnist-cn"], "Did you mean 'fmnist-cnn'"),
+    (["run", "--suite", "quik"], "unknown suite 'quik'. Did you mean 'quick'"),
+    (["run", "--task", "adlt"], "Did you mean 'adult'"),
+    (["run", "--metric", "acuracy"], "Did you mean 'accuracy'"),
+    (["run", "--device", "cuda", "--model", "zoo:adult-mlp"], "no usable CUDA GPU"),
+    (["run", "--device", "tpu7"], "unknown device 'tpu7'"),
+    (["run", "--model", "zoo:fmnist-cnn", "--task", "adult"], "trained for task 'fashion-mnist'"),
+    (["run", "--model", "timm:resnet10t", "--task", "fashion-mnist", "--checkpoint", "CKPT"], "garbage.pth"),
+    (["run", "--config", "CONFIG"], "broken.yaml:3"),
+    (["run", "--limit", "0"], "limit"),
+    (["export", "-o", "out.xlsx"], "--format"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a[:3]) for a, _ in BAD_INPUTS])
+def test_bad_input_exits_2_with_a_message_and_keeps_the_store(quick_store, tmp_path, args, message):
+    store, _ = quick_store
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint" * 64)
+    config = tmp_path / "broken.yaml"
+    config.write_text("name: broken\ngroups:\n  - models: [zoo:fmnist-cnn\n")
+    args = [str(garbage) if a == "CKPT" else str(config) if a == "CONFIG" else a for a in args]
+    before = counts(store)
+    proc = harness(*args, store=store, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert counts(store) == before
+    with sqlite3.connect(store / "results.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_sigkill_mid_run_then_resume_leaves_a_complete_store(tmp_path):
+    store = tmp_path / "killed"
+    args = [sys.executable, "-m", "harness", "run", "--suite", "quick", "--limit", "3000", "--quiet", "--store", str(store)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        if (store / "results.sqlite").exists():
+            try:
+                with sqlite3.connect(store / "results.sqlite", timeout=1) as db:
+                    done = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+            except sqlite3.OperationalError:
+                done = 0
+        if done >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    jobs_after_kill, records_after_kill, _ = counts(store)
+    assert 3 <= jobs_after_kill < 2 * len(QUICK_MODELS)
+    resumed = harness("run", "--suite", "quick", "--limit", "3000", store=store)
+    assert f"{jobs_after_kill} from the store (cached), {2 * len(QUICK_MODELS) - jobs_after_kill} measured" in resumed.stderr
+    jobs, records, distinct = counts(store)
+    assert jobs == 2 * len(QUICK_MODELS) and records == distinct  # complete, no duplicates
+    with sqlite3.connect(store / "results.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM jobs WHERE key NOT IN (SELECT job_key FROM records)").fetchone()[0] == 0
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # and the resumed store holds what an uninterrupted run would
+    clean = tmp_path / "clean"
+    harness("run", "--suite", "quick", "--limit", "3000", "--quiet", store=clean)
+    assert counts(clean) == (jobs, records, distinct)
+
+
+def test_listing_and_help_do_not_import_torch():
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom harness.cli import app\n"
+        "r = CliRunner().invoke(app, ['list'])\nassert r.exit_code == 0, r.output\n"
+        "r = CliRunner().invoke(app, ['run', '--help'])\nassert r.exit_code == 0, r.output\n"
+        "print('torch' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "False", proc.stderr

@@ -1,0 +1,94 @@
+"""The store: round trips, atomic jobs, replacement without duplicates, per-example outputs."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from harness.records import Record
+from harness.store import JobRow, Store, StoreError, key_of
+
+
+def record(metric="accuracy.top1", slice="overall", value=0.9, **kw) -> Record:
+    base = dict(
+        model="m", task="t", metric=metric, value=value, ci_low=value - 0.01, ci_high=value + 0.01, n=100,
+        direction="higher", category="accuracy", slice=slice, params={"a": 1}, flags=(), run_id="r",
+        provenance={"torch": "x"},
+    )  # fmt: skip
+    return Record(**{**base, **kw})
+
+
+def job(key="k1") -> JobRow:
+    return JobRow(key, "r", "m", "t", "accuracy", {}, "mf", "tf")
+
+
+def test_round_trip(tmp_path):
+    with Store(tmp_path) as store:
+        recs = [record(), record(slice="class=a", value=0.8, flags=("nonfinite-logits=2",)), record(value=float("nan"), metric="x")]
+        store.save_job(job(), recs, 1.5)
+        assert store.has_job("k1") and not store.has_job("k2")
+        back = store.records(keys=["k1"])
+    assert len(back) == 3
+    by = {(r.metric, r.slice): r for r in back}
+    assert by["accuracy.top1", "class=a"].flags == ("nonfinite-logits=2",)
+    assert by["accuracy.top1", "overall"] == recs[0]
+    assert math.isnan(by["x", "overall"].value)
+
+
+def test_saving_again_replaces_without_duplicates(tmp_path):
+    with Store(tmp_path) as store:
+        store.save_job(job(), [record(value=0.5)], 1)
+        store.save_job(job(), [record(value=0.7)], 1)
+        assert store.count("jobs") == 1 and store.count("records") == 1
+        assert store.records()[0].value == 0.7
+
+
+def test_a_failing_write_leaves_nothing_half_written(tmp_path):
+    with Store(tmp_path) as store:
+        store.save_job(job("k0"), [record()], 1)
+        duplicate_slices = [record(), record()]  # violates UNIQUE (job, metric, slice) on the second row
+        with pytest.raises(sqlite3.IntegrityError):
+            store.save_job(job("k1"), duplicate_slices, 1)
+        assert not store.has_job("k1")
+        assert store.count("records") == 1 and store.count("jobs") == 1
+
+
+def test_wal_mode_and_reopen(tmp_path):
+    with Store(tmp_path) as store:
+        store.save_job(job(), [record()], 1)
+    with Store(tmp_path) as again:
+        assert again._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert again.count("records") == 1
+
+
+def test_examples_round_trip(tmp_path):
+    frame = pd.DataFrame({"example": [0, 1, 2], "label": [1, 0, 1], "prediction": [1, 1, 1], "correct": [True, False, True]})
+    with Store(tmp_path) as store:
+        key = key_of(kind="clean", model="m")
+        store.save_examples(key, frame, model="m", task="t", kind="clean", fingerprints=("a", "b"), run_id="r")
+        assert store.has_examples(key)
+        back = store.examples(models=["m"])
+        assert back[["example", "label", "prediction", "correct"]].equals(frame)
+        assert set(back["model"]) == {"m"} and store.examples(models=["other"]).empty
+        assert not list((tmp_path / "examples").glob("*.tmp*"))
+
+
+def test_store_path_that_is_a_file(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(StoreError, match="not a directory"):
+        Store(target)
+
+
+def test_store_file_that_is_not_a_database(tmp_path):
+    (tmp_path / "results.sqlite").write_bytes(b"definitely not sqlite" * 100)
+    with pytest.raises(StoreError, match="expected a harness SQLite store"):
+        Store(tmp_path)
+
+
+def test_key_is_order_independent():
+    assert key_of(a=1, b={"x": 1, "y": 2}) == key_of(b={"y": 2, "x": 1}, a=1)
+    assert key_of(a=1) != key_of(a=2)
