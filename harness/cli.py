@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,10 +40,12 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
     from rich.logging import RichHandler
 
     level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
-    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)], force=True)
+    logging.basicConfig(
+        level=level, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)], force=True
+    )
 
 
-class What(str, Enum):
+class What(StrEnum):
     models = "models"
     tasks = "tasks"
     metrics = "metrics"
@@ -68,7 +70,12 @@ def list_(what: Annotated[What | None, typer.Argument(help="What to list [defaul
             from harness.config import suite_names, suites_dir
 
             return [
-                (n, " ".join(str(yaml.safe_load((suites_dir() / f"{n}.yaml").read_text()).get("description", "")).split()))
+                (
+                    n,
+                    " ".join(
+                        str(yaml.safe_load((suites_dir() / f"{n}.yaml").read_text()).get("description", "")).split()
+                    ),
+                )
                 for n in suite_names()
             ]
         reg = {What.tasks: registry.tasks, What.metrics: registry.metrics}[kind]
@@ -85,20 +92,28 @@ def list_(what: Annotated[What | None, typer.Argument(help="What to list [defaul
 
 @app.command()
 def run(
-    suite: Annotated[str | None, typer.Option("--suite", "-s", help="A built-in suite (see `harness list suites`)")] = None,
+    suite: Annotated[
+        str | None, typer.Option("--suite", "-s", help="A built-in suite (see `harness list suites`)")
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="A suite YAML file")] = None,
-    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model(s) to evaluate instead of the suite's")] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Model(s) to evaluate instead of the suite's")
+    ] = None,
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Task(s) instead of the suite's")] = None,
     metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s) instead of the suite's")] = None,
     checkpoint: Annotated[str | None, typer.Option(help="Weights file for the --model(s)")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps [default: the suite's, auto]")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps [default: the suite's, auto]")
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate a seeded subset of N examples per task")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of subsets and bootstrap resampling [default: 0]")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 256]")] = None,
     resamples: Annotated[int | None, typer.Option(help="Bootstrap resamples per CI [default: 1000]")] = None,
     store: StoreOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Measure again what the store already holds")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the jobs and whether each is stored; run nothing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the jobs and whether each is stored; run nothing")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print every record as JSON on stdout")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False,
@@ -112,6 +127,8 @@ def run(
     setup_logging(verbose, quiet or as_json)
     if suite and config:
         raise typer.BadParameter("give --suite or --config, not both")
+    if checkpoint and not model:
+        raise typer.BadParameter("--checkpoint needs the --model whose weights it holds")
     spec = load_suite(str(config) if config else suite or "quick")
     spec = spec.with_overrides(
         models=model, tasks=task, metrics=metric, checkpoint=checkpoint,
@@ -130,36 +147,52 @@ def run(
         reporter = Reporter() if quiet or as_json else RichReporter(err)
         result = runner.run(spec, results, no_cache=no_cache, reporter=reporter, argv=sys.argv[1:], planned=the_plan)
     if as_json:
-        out.print_json(json.dumps([r.to_dict() for r in result.records], default=str))
+        print_json([r.to_dict() for r in result.records])
     elif not quiet:
         print_results(result.records)
         source = f"{result.cached} from the store (cached), {result.measured} measured"
-        err.print(f"{len(result.records)} records: {source}; run {result.run_id} in {result.seconds:.1f} s; store {results.root}")
+        timing = f"run {result.run_id} in {result.seconds:.1f} s"
+        err.print(f"{len(result.records)} records: {source}; {timing}; store {results.root}")
     for failure in result.failures:
         err.print(f"[red]failed[/]: {failure.job.model} on {failure.job.task}, {failure.job.metric}: {failure.error}")
     if result.failures:
         raise typer.Exit(1)
 
 
+def print_json(data: Any) -> None:
+    """Plain JSON on stdout for scripts (rich would wrap long lines at the terminal width)."""
+    sys.stdout.write(json.dumps(data, indent=1, default=str) + "\n")
+
+
 def print_plan(the_plan: Any, as_json: bool) -> None:
     from rich.table import Table
 
     rows = [
-        {"model": j.model, "task": j.task, "metric": j.metric, "params": j.params, "stored": j.key in the_plan.stored, "key": j.key}
+        {
+            "model": j.model,
+            "task": j.task,
+            "metric": j.metric,
+            "params": j.params,
+            "stored": j.key in the_plan.stored,
+            "key": j.key,
+        }
         for j in the_plan.jobs
     ]
     if as_json:
-        out.print_json(json.dumps({"jobs": rows, "skipped": the_plan.skipped}))
+        print_json({"jobs": rows, "skipped": the_plan.skipped})
         return
     table = Table(title=f"plan: {the_plan.suite.name}", title_justify="left")
     for column in ("model", "task", "metric", "params", "status"):
         table.add_column(column)
     for row in rows:
         status = "[green]stored[/]" if row["stored"] else "[yellow]to run[/]"
-        table.add_row(row["model"], row["task"], row["metric"], json.dumps(row["params"]) if row["params"] else "", status)
+        table.add_row(
+            row["model"], row["task"], row["metric"], json.dumps(row["params"]) if row["params"] else "", status
+        )
     out.print(table)
     pending = sum(not r["stored"] for r in rows)
-    out.print(f"{len(rows)} jobs: {len(rows) - pending} stored, {pending} to run; {len(the_plan.skipped)} incompatible pairs skipped")
+    skipped = f"{len(the_plan.skipped)} incompatible pairs skipped"
+    out.print(f"{len(rows)} jobs: {len(rows) - pending} stored, {pending} to run; {skipped}")
 
 
 def format_value(metric: str, value: float, low: float, high: float) -> str:
@@ -188,7 +221,9 @@ def print_results(records: list[Any]) -> None:
         )  # fmt: skip
         table.add_column("model", style="bold", no_wrap=True)
         for m in metric_names:
-            table.add_column(f"{m.split('.', 1)[1]} {'↑' if directions[m] == 'higher' else '↓'}", justify="right", no_wrap=True)
+            table.add_column(
+                f"{m.split('.', 1)[1]} {'↑' if directions[m] == 'higher' else '↓'}", justify="right", no_wrap=True
+            )
         table.add_column("n", justify="right")
         for model_name, row in rows.items():
             cells = []
@@ -200,12 +235,12 @@ def print_results(records: list[Any]) -> None:
         out.print(table)
 
 
-class ExportWhat(str, Enum):
+class ExportWhat(StrEnum):
     records = "records"
     examples = "examples"
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     csv = "csv"
     parquet = "parquet"
     json = "json"
@@ -214,7 +249,9 @@ class ExportFormat(str, Enum):
 @app.command()
 def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write")],
-    what: Annotated[ExportWhat, typer.Option(help="Records (one number each) or per-example outputs")] = ExportWhat.records,
+    what: Annotated[
+        ExportWhat, typer.Option(help="Records (one number each) or per-example outputs")
+    ] = ExportWhat.records,
     fmt: Annotated[ExportFormat | None, typer.Option("--format", "-f", help="[default: from the file name]")] = None,
     suite: Annotated[str | None, typer.Option("--suite", "-s", help="Only what this suite measures")] = None,
     model: Annotated[list[str] | None, typer.Option("--model", "-m")] = None,
@@ -254,7 +291,13 @@ def zoo_train(
     with Progress(console=err) as progress:
         for name in names:
             bar = progress.add_task(f"training {name}", total=None)
-            result = train(name, out_dir, epochs=epochs, limit=limit, on_step=lambda d, t, bar=bar: progress.update(bar, completed=d, total=t))
+            result = train(
+                name,
+                out_dir,
+                epochs=epochs,
+                limit=limit,
+                on_step=lambda d, t, bar=bar: progress.update(bar, completed=d, total=t),
+            )
             table.add_row(name, f"{result.test_accuracy:.4f}", f"{result.seconds:.0f}", str(result.path))
     out.print(table)
 

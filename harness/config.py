@@ -75,7 +75,7 @@ class MetricRef(BaseModel):
         if isinstance(value, str):
             return {"name": value}
         if isinstance(value, dict) and len(value) == 1 and "name" not in value:
-            (name, params), = value.items()
+            ((name, params),) = value.items()
             return {"name": name, "params": params or {}}
         return value
 
@@ -147,7 +147,9 @@ class Suite(BaseModel):
                 try:
                     check(value)
                 except ValidationError as exc:
-                    raise ConfigError(f"{flag} {value}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+                    raise ConfigError(
+                        f"{flag} {value}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}"
+                    ) from None
                 except ValueError as exc:
                     raise ConfigError(f"{flag} {value}: {exc}") from None
         data = self.model_dump()
@@ -199,7 +201,9 @@ def parse_suite(text: str, source: str) -> Suite:
         where = f"{source}:{mark.line + 1}" if mark else source
         raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: a suite is a mapping with name, groups (models, tasks, metrics); got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: a suite is a mapping with name, groups (models, tasks, metrics); got {type(data).__name__}"
+        )
     try:
         return Suite.model_validate(data)
     except ValidationError as exc:

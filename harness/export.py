@@ -16,7 +16,9 @@ class ExportError(HarnessError):
     """Nothing matches the filters, or the output cannot be written."""
 
 
-def records_frame(store: Store, keys: list[str] | None, models: list[str] | None, tasks: list[str] | None) -> pd.DataFrame:
+def records_frame(
+    store: Store, keys: list[str] | None, models: list[str] | None, tasks: list[str] | None
+) -> pd.DataFrame:
     rows = []
     for record in store.records(keys=keys, models=models, tasks=tasks):
         row = record.to_dict()
@@ -53,7 +55,9 @@ def export_table(
         else:
             frame = store.examples(keys=example_keys, models=models, tasks=tasks)
     if frame.empty:
-        raise ExportError(f"the store at {root} holds no {what} matching the filters (suite {suite}, models {models}, tasks {tasks})")
+        raise ExportError(
+            f"the store at {root} holds no {what} matching the filters (suite {suite}, models {models}, tasks {tasks})"
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
     if fmt == "csv":

@@ -111,16 +111,18 @@ class RunResult:
 
 
 def library_versions() -> dict[str, str]:
-    import timm
+    """Versions of what shapes the numbers, read from package metadata (importing timm takes seconds)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
 
-    return {
-        "harness": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "timm": timm.__version__,
-    }
+    out = {"harness": __version__, "python": platform.python_version(), "torch": torch.__version__}
+    for package in ("numpy", "timm", "scikit-learn"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "absent"
+    return out
 
 
 def subset_indices(n: int, limit: int | None, seed: int) -> np.ndarray | None:
@@ -148,7 +150,9 @@ def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
                     model = load_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
                     subset = subset_indices(len(task.load()), suite.limit, suite.seed)
                     sub = None if subset is None else {"limit": suite.limit, "seed": suite.seed}
-                    examples_key = key_of(kind="clean", model=ref.name, model_fp=model.fingerprint, task_fp=task.fingerprint, subset=sub)
+                    examples_key = key_of(
+                        kind="clean", model=ref.name, model_fp=model.fingerprint, task_fp=task.fingerprint, subset=sub
+                    )
                     pairs[pair_id] = Pair(ref, task_name, model, [], examples_key, subset)
                 pair = pairs[pair_id]
                 for metric_ref in group.metrics:
@@ -175,7 +179,9 @@ def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
     return Plan(suite, list(pairs.values()), stored, skipped)
 
 
-def evaluate_pair(work: tuple[Pair, list[Job]], settings: dict[str, Any], reporter: Reporter) -> Iterator[Outcome | Examples]:
+def evaluate_pair(
+    work: tuple[Pair, list[Job]], settings: dict[str, Any], reporter: Reporter
+) -> Iterator[Outcome | Examples]:
     """Run a pair's pending jobs: yields each job's outcome as it ends, then the per-example outputs."""
     pair, jobs = work
     reporter.pair_started(pair.name, pair.task)
@@ -207,7 +213,14 @@ def evaluate_pair(work: tuple[Pair, list[Job]], settings: dict[str, Any], report
         try:
             records = metric.compute(ctx, params)
         except Exception as exc:  # one metric failing must not stop the others
-            log.error("%s on %s, %s failed: %s", job.model, job.task, job.metric, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            log.error(
+                "%s on %s, %s failed: %s",
+                job.model,
+                job.task,
+                job.metric,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
             yield Outcome(pair, job, seconds=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
             continue
         yield Outcome(pair, job, records, time.perf_counter() - started)
@@ -263,4 +276,3 @@ def run(
         reporter.finish()
     records = store.records(keys=[job.key for job in the_plan.jobs])
     return RunResult(run_id, records, measured, cached, failures, time.perf_counter() - started)
-

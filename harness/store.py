@@ -95,7 +95,9 @@ class Store:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise StoreError(f"cannot use {self.path} as a result store ({exc}); expected a harness SQLite store") from exc
+            raise StoreError(
+                f"cannot use {self.path} as a result store ({exc}); expected a harness SQLite store"
+            ) from exc
 
     def close(self) -> None:
         self._db.close()
@@ -203,7 +205,9 @@ class Store:
         row = self._db.execute("SELECT path FROM examples WHERE key = ?", (key,)).fetchone()
         return row is not None and (self.root / row[0]).is_file()
 
-    def save_examples(self, key: str, frame: Any, *, model: str, task: str, kind: str, fingerprints: tuple[str, str], run_id: str) -> None:
+    def save_examples(
+        self, key: str, frame: Any, *, model: str, task: str, kind: str, fingerprints: tuple[str, str], run_id: str
+    ) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -212,7 +216,10 @@ class Store:
         tmp = target.with_suffix(f".tmp{os.getpid()}")
         table = pa.Table.from_pandas(frame, preserve_index=False)
         table = table.replace_schema_metadata(
-            {**(table.schema.metadata or {}), b"harness": json.dumps({"model": model, "task": task, "kind": kind}).encode()}
+            {
+                **(table.schema.metadata or {}),
+                b"harness": json.dumps({"model": model, "task": task, "kind": kind}).encode(),
+            }
         )
         pq.write_table(table, tmp)
         tmp.replace(target)

@@ -6,15 +6,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
 
-from harness.context import EvalContext  # noqa: E402
-from harness.models.base import Model  # noqa: E402
-from harness.tasks.base import Split, Task, fingerprint_arrays  # noqa: E402
+from harness.context import EvalContext
+from harness.models.base import Model
+from harness.tasks.base import Split, Task, fingerprint_arrays
 
 
 class TableModule(nn.Module):

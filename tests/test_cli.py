@@ -20,7 +20,9 @@ from harness.models.zoo import catalog
 QUICK_MODELS = sorted({m.name for g in load_suite("quick").groups for m in g.models})
 
 
-def harness(*args: str, store: Path | None = None, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+def harness(
+    *args: str, store: Path | None = None, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "harness", *args]
     if store is not None:
         cmd += ["--store", str(store)]
@@ -35,7 +37,9 @@ def counts(store: Path) -> tuple[int, int, int]:
     with sqlite3.connect(store / "results.sqlite") as db:
         jobs = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
         records = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-        distinct = db.execute("SELECT COUNT(*) FROM (SELECT DISTINCT model, task, metric, slice, params FROM records)").fetchone()[0]
+        distinct = db.execute(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT model, task, metric, slice, params FROM records)"
+        ).fetchone()[0]
     return jobs, records, distinct
 
 
@@ -51,7 +55,14 @@ def test_quick_suite_stores_accuracy_and_calibration_for_every_zoo_model(quick_s
     assert set(QUICK_MODELS) == {f"zoo:{n}" for n in catalog()}
     overall = {(r["model"], r["metric"]): r for r in records if r["slice"] == "overall"}
     for model in QUICK_MODELS:
-        for metric in ("accuracy.top1", "accuracy.balanced", "accuracy.macro_f1", "calibration.ece", "calibration.brier", "calibration.nll"):
+        for metric in (
+            "accuracy.top1",
+            "accuracy.balanced",
+            "accuracy.macro_f1",
+            "calibration.ece",
+            "calibration.brier",
+            "calibration.nll",
+        ):
             r = overall[model, metric]
             assert r["ci_low"] <= r["value"] <= r["ci_high"], (model, metric)
             assert r["n"] == (300 if "german" in model else 400)
@@ -63,7 +74,7 @@ def test_quick_suite_stores_accuracy_and_calibration_for_every_zoo_model(quick_s
 
 
 def test_second_run_is_served_from_the_store(quick_store):
-    store, records = quick_store
+    store, _ = quick_store
     before = counts(store)
     proc = harness("run", "--suite", "quick", "--limit", "400", "--resamples", "200", store=store)
     assert f"{before[0]} from the store (cached), 0 measured" in proc.stderr
@@ -82,7 +93,11 @@ def test_no_cache_measures_again_without_duplicates(quick_store):
 
 def test_dry_run_shows_what_is_stored(quick_store):
     store, _ = quick_store
-    plan = json.loads(harness("run", "--suite", "quick", "--limit", "400", "--resamples", "200", "--dry-run", "--json", store=store).stdout)
+    plan = json.loads(
+        harness(
+            "run", "--suite", "quick", "--limit", "400", "--resamples", "200", "--dry-run", "--json", store=store
+        ).stdout
+    )
     assert plan["jobs"] and all(job["stored"] for job in plan["jobs"])
     other = json.loads(harness("run", "--suite", "quick", "--limit", "401", "--dry-run", "--json", store=store).stdout)
     assert not any(job["stored"] for job in other["jobs"])  # another subset is another measurement
@@ -103,7 +118,9 @@ def test_export_records_and_examples(quick_store, tmp_path):
     harness("export", "--what", "examples", "--suite", "quick", "--task", "adult", "--format", "parquet",
             "-o", str(tmp_path / "e.parquet"), store=store)  # fmt: skip
     examples = pd.read_parquet(tmp_path / "e.parquet")
-    assert {"model", "task", "example", "label", "prediction", "confidence", "correct", "attr_sex", "attr_race"} <= set(examples.columns)
+    assert {"model", "task", "example", "label", "prediction", "confidence", "correct", "attr_sex", "attr_race"} <= set(
+        examples.columns
+    )
     assert len(examples) == 3 * 400 and set(examples["task"]) == {"adult"}
     # per-example correctness agrees with the stored accuracy
     acc = examples.groupby("model")["correct"].mean()
@@ -154,7 +171,19 @@ def test_bad_input_exits_2_with_a_message_and_keeps_the_store(quick_store, tmp_p
 
 def test_sigkill_mid_run_then_resume_leaves_a_complete_store(tmp_path):
     store = tmp_path / "killed"
-    args = [sys.executable, "-m", "harness", "run", "--suite", "quick", "--limit", "3000", "--quiet", "--store", str(store)]
+    args = [
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        "--suite",
+        "quick",
+        "--limit",
+        "3000",
+        "--quiet",
+        "--store",
+        str(store),
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
     done = 0
@@ -171,10 +200,13 @@ def test_sigkill_mid_run_then_resume_leaves_a_complete_store(tmp_path):
     assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    jobs_after_kill, records_after_kill, _ = counts(store)
+    jobs_after_kill, _, _ = counts(store)
     assert 3 <= jobs_after_kill < 2 * len(QUICK_MODELS)
     resumed = harness("run", "--suite", "quick", "--limit", "3000", store=store)
-    assert f"{jobs_after_kill} from the store (cached), {2 * len(QUICK_MODELS) - jobs_after_kill} measured" in resumed.stderr
+    assert (
+        f"{jobs_after_kill} from the store (cached), {2 * len(QUICK_MODELS) - jobs_after_kill} measured"
+        in resumed.stderr
+    )
     jobs, records, distinct = counts(store)
     assert jobs == 2 * len(QUICK_MODELS) and records == distinct  # complete, no duplicates
     with sqlite3.connect(store / "results.sqlite") as db:

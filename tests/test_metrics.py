@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy.special import log_softmax, softmax
@@ -51,7 +53,7 @@ def independent_ece(probs: np.ndarray, labels: np.ndarray, bins: int) -> float:
     confidence, preds = probs.max(1), probs.argmax(1)
     edges = np.linspace(0, 1, bins + 1)
     total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         members = (confidence > lo) & (confidence <= hi)
         if members.any():
             total += members.mean() * abs((preds[members] == labels[members]).mean() - confidence[members].mean())
@@ -65,7 +67,9 @@ def test_calibration_matches_independent_computations(random_predictions, bins):
     probs = softmax(logits.astype(np.float64), axis=1)
     assert records["calibration.ece", "overall"].value == pytest.approx(independent_ece(probs, labels, bins))
     assert records["calibration.ece", "overall"].params == {"bins": bins}
-    assert records["calibration.nll", "overall"].value == pytest.approx(skm.log_loss(labels, probs, labels=np.arange(10)))
+    assert records["calibration.nll", "overall"].value == pytest.approx(
+        skm.log_loss(labels, probs, labels=np.arange(10))
+    )
     brier = ((probs - np.eye(10)[labels]) ** 2).sum(1).mean()
     assert records["calibration.brier", "overall"].value == pytest.approx(brier)
     nll = -log_softmax(logits.astype(np.float64), axis=1)[np.arange(len(labels)), labels].mean()

@@ -82,7 +82,9 @@ def test_zoo_checkpoint_of_another_architecture(tmp_path):
     from harness.models.zoo import weights_dir
 
     with pytest.raises(ModelLoadError, match="do not fit the architecture"):
-        load_model("zoo:fmnist-cnn", get_task("fashion-mnist"), checkpoint=str(weights_dir() / "fmnist-linear.safetensors"))
+        load_model(
+            "zoo:fmnist-cnn", get_task("fashion-mnist"), checkpoint=str(weights_dir() / "fmnist-linear.safetensors")
+        )
 
 
 @pytest.fixture
@@ -138,14 +140,14 @@ def test_bad_checkpoints_fail_clearly_and_never_unpickle_code(tmp_path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pth"
     evil.write_bytes(pickle.dumps({"conv.weight": Exploit(marker)}))
-    with pytest.raises(ModelLoadError, match="evil.pth"):
+    with pytest.raises(ModelLoadError, match=r"evil\.pth"):
         load_model("timm:resnet10t", task, checkpoint=str(evil))
     assert not marker.exists()
     wrong = tmp_path / "wrong.safetensors"
     save_file({"fc.weight": torch.zeros(3, 3)}, str(wrong))
-    with pytest.raises(ModelLoadError, match="wrong.safetensors"):
+    with pytest.raises(ModelLoadError, match=r"wrong\.safetensors"):
         load_model("timm:resnet10t", task, checkpoint=str(wrong))
     not_safetensors = tmp_path / "fake.safetensors"
     not_safetensors.write_bytes(b"\x00" * 64)
-    with pytest.raises(ModelLoadError, match="fake.safetensors"):
+    with pytest.raises(ModelLoadError, match=r"fake\.safetensors"):
         load_model("zoo:fmnist-linear", task, checkpoint=str(not_safetensors))

@@ -27,7 +27,11 @@ def job(key="k1") -> JobRow:
 
 def test_round_trip(tmp_path):
     with Store(tmp_path) as store:
-        recs = [record(), record(slice="class=a", value=0.8, flags=("nonfinite-logits=2",)), record(value=float("nan"), metric="x")]
+        recs = [
+            record(),
+            record(slice="class=a", value=0.8, flags=("nonfinite-logits=2",)),
+            record(value=float("nan"), metric="x"),
+        ]
         store.save_job(job(), recs, 1.5)
         assert store.has_job("k1") and not store.has_job("k2")
         back = store.records(keys=["k1"])
@@ -65,7 +69,9 @@ def test_wal_mode_and_reopen(tmp_path):
 
 
 def test_examples_round_trip(tmp_path):
-    frame = pd.DataFrame({"example": [0, 1, 2], "label": [1, 0, 1], "prediction": [1, 1, 1], "correct": [True, False, True]})
+    frame = pd.DataFrame(
+        {"example": [0, 1, 2], "label": [1, 0, 1], "prediction": [1, 1, 1], "correct": [True, False, True]}
+    )
     with Store(tmp_path) as store:
         key = key_of(kind="clean", model="m")
         store.save_examples(key, frame, model="m", task="t", kind="clean", fingerprints=("a", "b"), run_id="r")

@@ -25,7 +25,9 @@ def resolve(name: str) -> torch.device:
         raise DeviceError(f"unknown device {name!r}: expected auto, cpu, cuda, cuda:N or mps") from exc
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError(f"device {name!r} was asked for, but this machine has no usable CUDA GPU; use --device cpu")
+            raise DeviceError(
+                f"device {name!r} was asked for, but this machine has no usable CUDA GPU; use --device cpu"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise DeviceError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     elif device.type == "mps" and not torch.backends.mps.is_available():

@@ -55,9 +55,13 @@ class Accuracy(Metric):
         opts = ctx.bootstrap_options
         out = [ctx.record("accuracy.top1", stats.proportion(clean.correct, **opts), "higher", "accuracy")]
         if k > 5:
-            out.append(ctx.record("accuracy.top5", stats.proportion(clean.correct_top(5), **opts), "higher", "accuracy"))
+            out.append(
+                ctx.record("accuracy.top5", stats.proportion(clean.correct_top(5), **opts), "higher", "accuracy")
+            )
         cm = confusion(clean.labels, clean.preds, k)
-        out.append(ctx.record("accuracy.balanced", stats.from_counts(balanced_accuracy, cm, **opts), "higher", "accuracy"))
+        out.append(
+            ctx.record("accuracy.balanced", stats.from_counts(balanced_accuracy, cm, **opts), "higher", "accuracy")
+        )
         out.append(ctx.record("accuracy.macro_f1", stats.from_counts(macro_f1, cm, **opts), "higher", "accuracy"))
         for c, name in enumerate(ctx.task.classes):
             members = clean.labels == c

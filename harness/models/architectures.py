@@ -20,8 +20,12 @@ FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
 class Normalize(nn.Module):
     def __init__(self, mean: float | list[float], std: float | list[float], channels: int = 1) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 1, 1).expand(channels, 1, 1).clone())
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).reshape(-1, 1, 1).expand(channels, 1, 1).clone())
+        self.register_buffer(
+            "mean", torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 1, 1).expand(channels, 1, 1).clone()
+        )
+        self.register_buffer(
+            "std", torch.as_tensor(std, dtype=torch.float32).reshape(-1, 1, 1).expand(channels, 1, 1).clone()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -32,7 +36,9 @@ def linear(num_classes: int, input_shape: tuple[int, ...], **_: Any) -> nn.Modul
     return nn.Sequential(Normalize(FMNIST_MEAN, FMNIST_STD), nn.Flatten(), nn.Linear(features, num_classes))
 
 
-def mlp(num_classes: int, input_shape: tuple[int, ...], hidden: tuple[int, ...] = (256, 128), dropout: float = 0.2, **_: Any) -> nn.Module:
+def mlp(
+    num_classes: int, input_shape: tuple[int, ...], hidden: tuple[int, ...] = (256, 128), dropout: float = 0.2, **_: Any
+) -> nn.Module:
     layers: list[nn.Module] = [Normalize(FMNIST_MEAN, FMNIST_STD), nn.Flatten()]
     width = int(torch.tensor(input_shape).prod())
     for h in hidden:
@@ -66,7 +72,9 @@ def tabular_linear(num_classes: int, preprocessor: TabularPreprocessor, **_: Any
     return nn.Sequential(preprocessor, nn.Linear(preprocessor.out_features, num_classes))
 
 
-def tabular_mlp(num_classes: int, preprocessor: TabularPreprocessor, hidden: tuple[int, ...] = (64, 32), **_: Any) -> nn.Module:
+def tabular_mlp(
+    num_classes: int, preprocessor: TabularPreprocessor, hidden: tuple[int, ...] = (64, 32), **_: Any
+) -> nn.Module:
     layers: list[nn.Module] = [preprocessor]
     width = preprocessor.out_features
     for h in hidden:

@@ -51,13 +51,14 @@ class Model:
     def fingerprint(self) -> str:
         return fingerprint_module(self.module, self.config)
 
-    @property
+    @cached_property
     def device(self) -> torch.device:
         tensor = next(iter(self.module.state_dict().values()), None)
         return tensor.device if tensor is not None else torch.device("cpu")
 
     def to(self, device: str | torch.device) -> Model:
         self.module.to(device)
+        self.device = torch.device(device)
         return self
 
     @torch.inference_mode()

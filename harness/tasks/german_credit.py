@@ -34,7 +34,7 @@ def read_german() -> pd.DataFrame:
 def split_indices(n: int) -> dict[str, np.ndarray]:
     """The fixed, seeded 70/30 train/test split (the data set ships as one table)."""
     order = np.random.default_rng(SPLIT_SEED).permutation(n)
-    cut = int(round(n * (1 - TEST_FRACTION)))
+    cut = round(n * (1 - TEST_FRACTION))
     return {"train": np.sort(order[:cut]), "test": np.sort(order[cut:])}
 
 

@@ -77,9 +77,7 @@ class TabularTask(Task):
             torch.from_numpy(features),
             torch.from_numpy(labels),
             attributes,
-            fingerprint_arrays(
-                features, labels, extra=f"{self.name}/{split}/{attributes.to_csv(index=False)}"
-            ),
+            fingerprint_arrays(features, labels, extra=f"{self.name}/{split}/{attributes.to_csv(index=False)}"),
         )
 
     @property

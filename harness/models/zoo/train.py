@@ -38,7 +38,9 @@ class TrainResult:
     extra: dict[str, float]
 
 
-def pgd_linf(module: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, step_size: float) -> torch.Tensor:
+def pgd_linf(
+    module: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, step_size: float
+) -> torch.Tensor:
     """Projected gradient ascent on the loss in the Linf ball, from a uniform random start."""
     delta = torch.empty_like(x).uniform_(-eps, eps)
     delta = ((x + delta).clamp(0, 1) - x).requires_grad_(True)
@@ -125,7 +127,9 @@ def train(
     task = get_task(spec["task"])
     train_split, test_split = task.load("train"), task.load("test")
     if limit is not None and limit < len(train_split):
-        train_split = train_split.subset(np.sort(np.random.default_rng(recipe["seed"]).permutation(len(train_split))[:limit]))
+        train_split = train_split.subset(
+            np.sort(np.random.default_rng(recipe["seed"]).permutation(len(train_split))[:limit])
+        )
     epochs = epochs or recipe["epochs"]
     started = time.perf_counter()
 

@@ -1,0 +1,107 @@
+"""The runner in-process: one clean pass per pair, plugins through the registry, flags stored."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from harness import runner
+from harness.config import parse_suite
+from harness.models.base import Model
+from harness.registry import models
+from harness.store import Store
+
+
+class Counting(nn.Module):
+    """A linear Fashion-MNIST model that counts its forward calls and can emit NaN for some rows."""
+
+    calls = 0
+
+    def __init__(self, nan_rows: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(784, 10)
+        self.nan_rows = nan_rows
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        Counting.calls += 1
+        out = self.fc(x.flatten(1))
+        if self.nan_rows:
+            out[: self.nan_rows, 0] = float("nan")
+        return out
+
+
+class CountingSource:
+    def catalog(self):
+        return []
+
+    def check(self, arg, task):
+        pass
+
+    def load(self, arg, task, checkpoint=None, **options):
+        return Model(f"counting:{arg}", Counting(nan_rows=int(arg or 0)), "image", config={"nan": arg})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def counting_source():
+    models.register("counting", "test model that counts forward calls")(CountingSource)
+    yield
+    models._entries.pop("counting")
+
+
+def suite(model: str, limit: int = 1000, metrics: str = "[accuracy, calibration]"):
+    text = f"name: t\nlimit: {limit}\nbatch_size: 100\nresamples: 50\ngroups:\n"
+    text += f"  - models: ['{model}']\n    tasks: [fashion-mnist]\n    metrics: {metrics}\n"
+    return parse_suite(text, "t.yaml")
+
+
+def test_clean_pass_runs_once_for_all_metrics(tmp_path):
+    Counting.calls = 0
+    with Store(tmp_path) as store:
+        result = runner.run(suite("counting:0"), store)
+    assert Counting.calls == 10  # 1,000 examples in batches of 100, shared by accuracy and calibration
+    assert result.measured == 2 and not result.failures
+    assert {r.metric for r in result.records} >= {"accuracy.top1", "calibration.ece"}
+
+
+def test_cached_jobs_do_not_run_the_model(tmp_path):
+    with Store(tmp_path) as store:
+        runner.run(suite("counting:0"), store)
+        Counting.calls = 0
+        again = runner.run(suite("counting:0"), store)
+    assert Counting.calls == 0 and again.cached == 2 and again.measured == 0
+
+
+def test_nonfinite_logits_are_stored_flagged(tmp_path):
+    with Store(tmp_path) as store:
+        result = runner.run(suite("counting:5", limit=200), store)
+        stored = store.records()
+    assert stored and all("nonfinite-logits=10" in r.flags for r in stored)  # 5 rows in each of 2 batches
+    top1 = next(r for r in result.records if r.metric == "accuracy.top1" and r.slice == "overall")
+    assert math.isfinite(top1.value) and not top1.ok
+
+
+def test_a_failing_metric_does_not_stop_the_others(tmp_path, monkeypatch):
+    from harness.metrics.calibration import Calibration
+
+    def broken(self, ctx, params):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Calibration, "compute", broken)
+    with Store(tmp_path) as store:
+        result = runner.run(suite("counting:0", limit=100), store)
+        assert store.count("jobs") == 1
+    assert [f.job.metric for f in result.failures] == ["calibration"] and "boom" in result.failures[0].error
+    assert result.measured == 1
+
+
+def test_changed_parameters_are_a_new_measurement(tmp_path):
+    with Store(tmp_path) as store:
+        runner.run(suite("counting:0", limit=100, metrics="[{calibration: {bins: 15}}]"), store)
+        plan = runner.plan(suite("counting:0", limit=100, metrics="[{calibration: {bins: 10}}]"), store)
+        assert not plan.stored
+        plan = runner.plan(suite("counting:0", limit=100, metrics="[calibration]"), store)  # same as bins: 15
+        assert len(plan.stored) == 1
