@@ -119,7 +119,7 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False,
 ) -> None:
     """Evaluate a suite's models on its tasks and store the results (resuming what is stored)."""
-    from harness.config import load_suite
+    from harness.config import load_suite, load_suite_file
     from harness.hardware import devices
     from harness.progress import Reporter, RichReporter
     from harness.store import Store
@@ -129,7 +129,7 @@ def run(
         raise typer.BadParameter("give --suite or --config, not both")
     if checkpoint and not model:
         raise typer.BadParameter("--checkpoint needs the --model whose weights it holds")
-    spec = load_suite(str(config) if config else suite or "quick")
+    spec = load_suite_file(config) if config else load_suite(suite or "quick")
     spec = spec.with_overrides(
         models=model, tasks=task, metrics=metric, checkpoint=checkpoint,
         device=device, limit=limit, seed=seed, batch_size=batch_size, resamples=resamples,

@@ -181,15 +181,22 @@ def suite_names() -> list[str]:
 
 
 def load_suite(name_or_path: str) -> Suite:
-    """A built-in suite by name (``quick``) or a suite file by path."""
-    path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") or path.is_file()):
-        if name_or_path not in suite_names():
-            raise ConfigError(unknown_name_message("suite", name_or_path, suite_names()))
-        path = suites_dir() / f"{name_or_path}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"suite file {path} does not exist")
-    return parse_suite(path.read_text(), str(path))
+    """A built-in suite by name (``quick``) or, for a name ending in .yaml or .yml, a suite file."""
+    if Path(name_or_path).suffix in (".yaml", ".yml"):
+        return load_suite_file(Path(name_or_path))
+    if name_or_path not in suite_names():
+        raise ConfigError(unknown_name_message("suite", name_or_path, suite_names()))
+    return load_suite_file(suites_dir() / f"{name_or_path}.yaml")
+
+
+def load_suite_file(path: Path) -> Suite:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"suite file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read suite file {path}: {exc}") from None
+    return parse_suite(text, str(path))
 
 
 def parse_suite(text: str, source: str) -> Suite:
@@ -197,9 +204,12 @@ def parse_suite(text: str, source: str) -> Suite:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark, context = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
-        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        message = f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}"
+        if context is not None and getattr(exc, "context", None):
+            message += f" ({exc.context} that starts at line {context.line + 1})"
+        raise ConfigError(message) from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"{source}: a suite is a mapping with name, groups (models, tasks, metrics); got {type(data).__name__}"

@@ -17,16 +17,35 @@ class ExportError(HarnessError):
 
 
 def records_frame(
-    store: Store, keys: list[str] | None, models: list[str] | None, tasks: list[str] | None
+    store: Store, models: list[str] | None, tasks: list[str] | None, metrics: list[str] | None
 ) -> pd.DataFrame:
     rows = []
-    for record in store.records(keys=keys, models=models, tasks=tasks):
+    for record in store.records(models=models, tasks=tasks, metrics=metrics):
         row = record.to_dict()
         row["params"] = json.dumps(row["params"], sort_keys=True)
         row["flags"] = ";".join(row["flags"])
         provenance = row.pop("provenance")
         rows.append({**row, **{f"provenance_{k}": v for k, v in provenance.items()}})
     return pd.DataFrame(rows)
+
+
+def suite_scope(name: str) -> list[tuple[str, str, list[str]]]:
+    """(model, task, metrics) of each pair a suite runs, whatever subset or seed it was run with."""
+    from harness.config import load_suite
+    from harness.models import check_model
+    from harness.models.base import IncompatibleError
+    from harness.tasks import get_task
+
+    scope = []
+    for group in load_suite(name).groups:
+        for task in group.tasks:
+            for ref in group.models:
+                try:
+                    check_model(ref.name, get_task(task))
+                except IncompatibleError:
+                    continue
+                scope.append((ref.name, task, [m.name for m in group.metrics]))
+    return scope
 
 
 def export_table(
@@ -39,25 +58,28 @@ def export_table(
     models: list[str] | None = None,
     tasks: list[str] | None = None,
 ) -> int:
+    """Write the matching records or per-example outputs to ``output``; returns the number of rows."""
     if not (root / "results.sqlite").is_file():
         raise ExportError(f"no result store at {root}: run `harness run` first, or pass --store")
+    scope = suite_scope(suite) if suite else [(None, None, None)]
+    scope = [
+        (m, t, metrics)
+        for m, t, metrics in scope
+        if (models is None or m is None or m in models) and (tasks is None or t is None or t in tasks)
+    ]
+    frames = []
     with Store(root) as store:
-        keys = example_keys = None
-        if suite is not None:
-            from harness import runner
-            from harness.config import load_suite
-
-            the_plan = runner.plan(load_suite(suite), store)
-            keys = [job.key for job in the_plan.jobs]
-            example_keys = [pair.examples_key for pair in the_plan.pairs]
-        if what == "records":
-            frame = records_frame(store, keys, models, tasks)
-        else:
-            frame = store.examples(keys=example_keys, models=models, tasks=tasks)
-    if frame.empty:
-        raise ExportError(
-            f"the store at {root} holds no {what} matching the filters (suite {suite}, models {models}, tasks {tasks})"
-        )
+        for model, task, metrics in scope:
+            m = [model] if model else models
+            t = [task] if task else tasks
+            if what == "records":
+                frames.append(records_frame(store, m, t, metrics))
+            else:
+                frames.append(store.examples(models=m, tasks=t))
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        raise ExportError(f"the store at {root} holds no {what} for suite {suite}, models {models}, tasks {tasks}")
+    frame = pd.concat(frames, ignore_index=True)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
     if fmt == "csv":

@@ -173,15 +173,18 @@ class Store:
         keys: Iterable[str] | None = None,
         models: Iterable[str] | None = None,
         tasks: Iterable[str] | None = None,
+        metrics: Iterable[str] | None = None,
     ) -> list[Record]:
+        """Stored records, filtered by job key, model, task or metric (the job's metric, e.g. ``accuracy``)."""
         where, args = [], []
-        for column, values in (("r.job_key", keys), ("r.model", models), ("r.task", tasks)):
+        filters = (("r.job_key", keys), ("r.model", models), ("r.task", tasks), ("j.metric", metrics))
+        for column, values in filters:
             if values is not None:
                 values = list(values)
                 where.append(f"{column} IN ({','.join('?' * len(values))})" if values else "0")
                 args += values
         sql = (
-            f"SELECT {', '.join('r.' + c for c in RECORD_COLUMNS)} FROM records r"
+            f"SELECT {', '.join('r.' + c for c in RECORD_COLUMNS)} FROM records r JOIN jobs j ON j.key = r.job_key"
             + (f" WHERE {' AND '.join(where)}" if where else "")
             + " ORDER BY r.model, r.task, r.metric, r.slice"
         )
@@ -232,27 +235,26 @@ class Store:
     def examples(
         self,
         *,
-        keys: Iterable[str] | None = None,
         models: Iterable[str] | None = None,
         tasks: Iterable[str] | None = None,
         kind: str | None = None,
     ):
-        """Per-example outputs as one pandas DataFrame with ``model``, ``task`` and ``kind`` columns."""
+        """Per-example outputs as one DataFrame, with ``model``, ``task``, ``kind`` and ``run_id`` columns
+        (a pair evaluated on two subsets has two sets of rows, told apart by ``run_id``)."""
         import pandas as pd
 
-        sql = "SELECT key, model, task, kind, path FROM examples ORDER BY model, task, kind"
-        wanted = {name: set(v) for name, v in (("key", keys), ("model", models), ("task", tasks)) if v is not None}
+        sql = "SELECT model, task, kind, run_id, path FROM examples ORDER BY model, task, kind, finished"
+        wanted = {
+            name: set(v) for name, v in (("model", models), ("task", tasks), ("kind", [kind] if kind else None)) if v
+        }
         frames = []
         for row in self._db.execute(sql).fetchall():
             if any(row[column] not in values for column, values in wanted.items()):
                 continue
-            if kind is not None and row["kind"] != kind:
-                continue
             path = self.root / row["path"]
             if path.is_file():
                 frame = pd.read_parquet(path)
-                frame.insert(0, "kind", row["kind"])
-                frame.insert(0, "task", row["task"])
-                frame.insert(0, "model", row["model"])
+                for position, column in enumerate(("model", "task", "kind", "run_id")):
+                    frame.insert(position, column, row[column])
                 frames.append(frame)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

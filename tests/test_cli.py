@@ -145,7 +145,7 @@ BAD_INPUTS = [
     (["run", "--device", "tpu7"], "unknown device 'tpu7'"),
     (["run", "--model", "zoo:fmnist-cnn", "--task", "adult"], "trained for task 'fashion-mnist'"),
     (["run", "--model", "timm:resnet10t", "--task", "fashion-mnist", "--checkpoint", "CKPT"], "garbage.pth"),
-    (["run", "--config", "CONFIG"], "broken.yaml:3"),
+    (["run", "--config", "CONFIG"], "broken.yaml:4: not valid YAML: expected ',' or ']'"),
     (["run", "--limit", "0"], "limit"),
     (["export", "-o", "out.xlsx"], "--format"),
 ]
