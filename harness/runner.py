@@ -25,7 +25,7 @@ from harness.context import EvalContext
 from harness.errors import HarnessError
 from harness.executors import Executor, InProcessExecutor
 from harness.hardware import devices
-from harness.models import check_model, load_model
+from harness.models import check_model, fingerprint_model, load_model
 from harness.models.base import IncompatibleError, Model
 from harness.progress import NullReporter, Reporter
 from harness.records import Record
@@ -51,18 +51,26 @@ class Job:
 
 @dataclass
 class Pair:
-    """One (model, task) pair and its jobs; ``model`` is loaded during planning (for its fingerprint)."""
+    """One (model, task) pair and its jobs. The model is loaded during planning only when its source
+    cannot give its fingerprint without loading it; otherwise when the pair first runs."""
 
     ref: ModelRef
     task: str
-    model: Model
+    fingerprint: str
     jobs: list[Job]
     examples_key: str
     subset: np.ndarray | None
+    model: Model | None = None
 
     @property
     def name(self) -> str:
         return self.ref.name
+
+    def load(self) -> Model:
+        if self.model is None:
+            ref = self.ref
+            self.model = load_model(ref.name, get_task(self.task), checkpoint=ref.checkpoint, **ref.options)
+        return self.model
 
 
 @dataclass
@@ -147,19 +155,23 @@ def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
                     continue
                 pair_id = (ref.name, ref.checkpoint, task_name)
                 if pair_id not in pairs:
-                    model = load_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
+                    model = None
+                    fingerprint = fingerprint_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
+                    if fingerprint is None:
+                        model = load_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
+                        fingerprint = model.fingerprint
                     subset = subset_indices(len(task.load()), suite.limit, suite.seed)
                     sub = None if subset is None else {"limit": suite.limit, "seed": suite.seed}
                     examples_key = key_of(
-                        kind="clean", model=ref.name, model_fp=model.fingerprint, task_fp=task.fingerprint, subset=sub
+                        kind="clean", model=ref.name, model_fp=fingerprint, task_fp=task.fingerprint, subset=sub
                     )
-                    pairs[pair_id] = Pair(ref, task_name, model, [], examples_key, subset)
+                    pairs[pair_id] = Pair(ref, task_name, fingerprint, [], examples_key, subset, model)
                 pair = pairs[pair_id]
                 for metric_ref in group.metrics:
                     metric = metrics.get(metric_ref.name)
                     key = key_of(
                         model=ref.name,
-                        model_fp=pair.model.fingerprint,
+                        model_fp=pair.fingerprint,
                         task_fp=task.fingerprint,
                         metric=metric_ref.name,
                         version=metric.version,
@@ -196,12 +208,15 @@ def evaluate_pair(
         "resamples": settings["resamples"],
         "limit": settings["limit"],
         "dtype": "float32",
-        "model_fingerprint": pair.model.fingerprint,
+        "model_fingerprint": pair.fingerprint,
         "task_fingerprint": task.fingerprint,
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    model = pair.load()
+    if model.fingerprint != pair.fingerprint:
+        raise RuntimeError(f"{pair.name} changed between planning and running (was its weights file replaced?)")
     ctx = EvalContext(
-        pair.model, task, split, device, settings["batch_size"], settings["seed"], settings["resamples"],
+        model, task, split, device, settings["batch_size"], settings["seed"], settings["resamples"],
         settings["run_id"], provenance, on_batch=reporter.batch,
     )  # fmt: skip
     for job in jobs:
@@ -259,11 +274,11 @@ def run(
             if isinstance(item, Examples):
                 store.save_examples(
                     item.pair.examples_key, item.frame, model=item.pair.name, task=item.pair.task, kind="clean",
-                    fingerprints=(item.pair.model.fingerprint, item.task_fingerprint), run_id=run_id,
+                    fingerprints=(item.pair.fingerprint, item.task_fingerprint), run_id=run_id,
                 )  # fmt: skip
                 continue
             if item.error is None:
-                job, fingerprints = item.job, (item.pair.model.fingerprint, get_task(item.job.task).fingerprint)
+                job, fingerprints = item.job, (item.pair.fingerprint, get_task(item.job.task).fingerprint)
                 row = JobRow(job.key, run_id, job.model, job.task, job.metric, job.params, *fingerprints)
                 store.save_job(row, item.records, item.seconds)
                 measured += 1

@@ -151,3 +151,12 @@ def test_bad_checkpoints_fail_clearly_and_never_unpickle_code(tmp_path):
     not_safetensors.write_bytes(b"\x00" * 64)
     with pytest.raises(ModelLoadError, match=r"fake\.safetensors"):
         load_model("zoo:fmnist-linear", task, checkpoint=str(not_safetensors))
+
+
+@pytest.mark.parametrize("name", ["fmnist-resnet10t", "adult-mlp"])
+def test_zoo_fingerprint_from_the_file_equals_the_loaded_models(name):
+    from harness.models import fingerprint_model
+
+    task = get_task(catalog()[name]["task"])
+    assert fingerprint_model(f"zoo:{name}", task) == load_model(f"zoo:{name}", task).fingerprint
+    assert fingerprint_model("timm:resnet10t", get_task("fashion-mnist")) is None  # timm must build to know

@@ -25,6 +25,13 @@ class ModelSource(Protocol):
     def load(self, arg: str, task: Task, checkpoint: str | None = None, **options: Any) -> Model: ...
 
 
+def fingerprint_model(name: str, task: Task, checkpoint: str | None = None, **options: Any) -> str | None:
+    """The fingerprint the loaded model will have, if its source can tell without loading it (the zoo
+    can, from the weights file); None otherwise. Planning uses it to skip stored work cheaply."""
+    found = getattr(source(name), "fingerprint", None)
+    return found(parse(name)[1], task, checkpoint=checkpoint, **options) if found else None
+
+
 def parse(name: str) -> tuple[str, str]:
     """``"zoo:fmnist-cnn"`` -> ``("zoo", "fmnist-cnn")``; a name without a prefix is its own source."""
     source, _, arg = name.partition(":")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -22,9 +23,10 @@ class IncompatibleError(HarnessError, ValueError):
     """A model that cannot be evaluated on a task (other modality, input shape or classes)."""
 
 
-def fingerprint_module(module: nn.Module, config: dict[str, Any]) -> str:
+def fingerprint_state(state: Mapping[str, torch.Tensor], config: dict[str, Any]) -> str:
+    """Hash of a state dict (names, dtypes, shapes, bytes) and the config that built the module."""
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    for name, tensor in sorted(module.state_dict().items()):
+    for name, tensor in sorted(state.items()):
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
@@ -49,7 +51,7 @@ class Model:
 
     @cached_property
     def fingerprint(self) -> str:
-        return fingerprint_module(self.module, self.config)
+        return fingerprint_state(self.module.state_dict(), self.config)
 
     @cached_property
     def device(self) -> torch.device:

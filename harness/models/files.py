@@ -10,8 +10,8 @@ from torch import nn
 from harness.models.base import ModelLoadError
 
 
-def load_safetensors(module: nn.Module, path: Path, model: str) -> dict[str, str]:
-    """Load ``path`` into ``module`` (strict) and return the file's metadata."""
+def read_safetensors(path: Path, model: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata of a safetensors file, with a clear error for anything else."""
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
@@ -22,6 +22,12 @@ def load_safetensors(module: nn.Module, path: Path, model: str) -> dict[str, str
             state = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118 (safe_open has no iterator)
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelLoadError(f"{model}: {path} is not a readable safetensors file ({exc})") from exc
+    return state, metadata
+
+
+def load_safetensors(module: nn.Module, path: Path, model: str) -> dict[str, str]:
+    """Load ``path`` into ``module`` (strict) and return the file's metadata."""
+    state, metadata = read_safetensors(path, model)
     load_state(module, state, path, model)
     return metadata
 

@@ -63,6 +63,23 @@ class ZooSource:
         if trained_for != task.name:
             raise IncompatibleError(f"zoo:{arg} is trained for task {trained_for!r}, not {task.name!r}")
 
+    def fingerprint(self, arg: str, task: Task, checkpoint: str | None = None, **options: Any) -> str:
+        """The loaded model's fingerprint, from the weights file alone (no network is built)."""
+        from harness.models.base import fingerprint_state
+        from harness.models.files import read_safetensors
+
+        self.check(arg, task)
+        state, _ = read_safetensors(self._path(arg, checkpoint), f"zoo:{arg}")
+        return fingerprint_state(state, self._config(arg))
+
+    @staticmethod
+    def _path(arg: str, checkpoint: str | None) -> Path:
+        return Path(checkpoint) if checkpoint else weights_dir() / f"{arg}.safetensors"
+
+    @staticmethod
+    def _config(arg: str) -> dict[str, Any]:
+        return {"source": "zoo", "name": arg, "architecture": entry(arg)["architecture"]}
+
     def load(self, arg: str, task: Task, checkpoint: str | None = None, **options: Any) -> Model:
         from harness.models.base import Model
         from harness.models.files import load_safetensors
@@ -70,9 +87,8 @@ class ZooSource:
         self.check(arg, task)
         if options:
             raise ValueError(f"zoo:{arg} takes no options, got {sorted(options)}")
-        path = Path(checkpoint) if checkpoint else weights_dir() / f"{arg}.safetensors"
         module = build_module(arg, task)
-        metadata = load_safetensors(module, path, f"zoo:{arg}")
+        metadata = load_safetensors(module, self._path(arg, checkpoint), f"zoo:{arg}")
         e = entry(arg)
         info = {
             "source": "harness reference zoo",
@@ -84,5 +100,4 @@ class ZooSource:
             "license": LICENSE,
             **json.loads(metadata.get("training", "{}")),
         }
-        config = {"source": "zoo", "name": arg, "architecture": e["architecture"]}
-        return Model(f"zoo:{arg}", module, task.modality, config=config, info=info)
+        return Model(f"zoo:{arg}", module, task.modality, config=self._config(arg), info=info)
