@@ -149,7 +149,7 @@ def run(
     if as_json:
         print_json([r.to_dict() for r in result.records])
     elif not quiet:
-        print_results(result.records)
+        print_results(result.records, [(pair.name, pair.task) for pair in the_plan.pairs])
         source = f"{result.cached} from the store (cached), {result.measured} measured"
         timing = f"run {result.run_id} in {result.seconds:.1f} s"
         err.print(f"{len(result.records)} records: {source}; {timing}; store {results.root}")
@@ -202,11 +202,14 @@ def format_value(metric: str, value: float, low: float, high: float) -> str:
     return f"{value * scale:.{digits}f} ±{half:.{digits}f}"
 
 
-def print_results(records: list[Any]) -> None:
-    """One table per task: a row per model, a column per metric (overall slice)."""
+def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
+    """One table per task: a row per model, a column per metric (overall slice); tasks and models in
+    the order the suite names them (``order``: the plan's (model, task) pairs)."""
     from rich.table import Table
 
     by_task: dict[str, dict[str, dict[str, Any]]] = {}
+    for model_name, task_name in order:
+        by_task.setdefault(task_name, {})[model_name] = {}
     for r in records:
         if r.slice == "overall":
             by_task.setdefault(r.task, {}).setdefault(r.model, {})[r.metric] = r
@@ -226,6 +229,8 @@ def print_results(records: list[Any]) -> None:
             )
         table.add_column("n", justify="right")
         for model_name, row in rows.items():
+            if not row:
+                continue
             cells = []
             for m in metric_names:
                 r = row.get(m)
