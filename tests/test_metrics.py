@@ -12,7 +12,7 @@ from sklearn import metrics as skm
 from harness.metrics.accuracy import Accuracy
 from harness.metrics.base import NoParams
 from harness.metrics.calibration import Calibration, CalibrationParams
-from tests.conftest import context_for
+from tests.helpers import context_for
 
 
 def by_name(records):
