@@ -103,6 +103,11 @@ def test_dry_run_shows_what_is_stored(quick_store):
     assert not any(job["stored"] for job in other["jobs"])  # another subset is another measurement
     text = harness("run", "--suite", "quick", "--limit", "400", "--resamples", "200", "--dry-run", store=store).stdout
     assert "stored" in text and f"{len(plan['jobs'])} jobs" in text
+    # $HARNESS_STORE names the store when --store does not
+    via_env = harness(
+        "run", "--limit", "400", "--resamples", "200", "--dry-run", "--json", env={"HARNESS_STORE": str(store)}
+    )
+    assert all(job["stored"] for job in json.loads(via_env.stdout)["jobs"])
 
 
 def test_export_records_and_examples(quick_store, tmp_path):
