@@ -74,6 +74,7 @@ class EvalContext:
     provenance: dict[str, Any]
     on_batch: Callable[[int, int], None] | None = None  # (examples done, total) during the clean pass
     metric_params: dict[str, Any] = field(default_factory=dict)  # set by the runner for each metric
+    outputs: dict[str, pd.DataFrame] = field(default_factory=dict)  # per-example outputs a metric adds, by kind
 
     @cached_property
     def clean(self) -> Predictions:

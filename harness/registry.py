@@ -102,5 +102,9 @@ models: Registry = Registry("model source", ("harness.models.zoo", "harness.mode
 tasks: Registry = Registry(
     "task", ("harness.tasks.fashion_mnist", "harness.tasks.adult", "harness.tasks.german_credit"), "harness.tasks"
 )
-metrics: Registry = Registry("metric", ("harness.metrics.accuracy", "harness.metrics.calibration"), "harness.metrics")
-attacks: Registry = Registry("attack", (), "harness.attacks")
+metrics: Registry = Registry(
+    "metric",
+    ("harness.metrics.accuracy", "harness.metrics.calibration", "harness.metrics.adversarial"),
+    "harness.metrics",
+)
+attacks: Registry = Registry("attack", ("harness.attacks.adversarial",), "harness.attacks")

@@ -101,9 +101,11 @@ class Outcome:
 
 @dataclass
 class Examples:
-    """A pair's per-example clean outputs, produced once its clean pass has run."""
+    """Per-example outputs of a pair: its clean pass (kind ``clean``) or what a metric added."""
 
     pair: Pair
+    key: str
+    kind: str
     task_fingerprint: str
     frame: pd.DataFrame
 
@@ -236,11 +238,15 @@ def evaluate_pair(
                 exc,
                 exc_info=log.isEnabledFor(logging.DEBUG),
             )
+            ctx.outputs.clear()
             yield Outcome(pair, job, seconds=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
             continue
+        for kind, frame in ctx.outputs.items():
+            yield Examples(pair, key_of(kind=kind, job=job.key), kind, task.fingerprint, frame)
+        ctx.outputs.clear()
         yield Outcome(pair, job, records, time.perf_counter() - started)
     if "clean" in ctx.__dict__:
-        yield Examples(pair, task.fingerprint, ctx.examples())
+        yield Examples(pair, pair.examples_key, "clean", task.fingerprint, ctx.examples())
 
 
 def run(
@@ -273,7 +279,7 @@ def run(
         for item in executor.map(lambda w: evaluate_pair(w, settings, reporter), work):
             if isinstance(item, Examples):
                 store.save_examples(
-                    item.pair.examples_key, item.frame, model=item.pair.name, task=item.pair.task, kind="clean",
+                    item.key, item.frame, model=item.pair.name, task=item.pair.task, kind=item.kind,
                     fingerprints=(item.pair.fingerprint, item.task_fingerprint), run_id=run_id,
                 )  # fmt: skip
                 continue

@@ -1,0 +1,1 @@
+"""What perturbs inputs: adversarial attacks (foolbox) and the sanity checks of their evaluation."""

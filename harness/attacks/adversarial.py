@@ -1,0 +1,188 @@
+"""Adversarial attacks through foolbox 3, registered by name.
+
+Each attack is one of three kinds:
+
+- ``fixed``: finds an adversarial example inside an epsilon ball, for each epsilon of a grid
+  (FGSM, PGD); the result is robust or not per example and epsilon;
+- ``minimal``: looks for the smallest adversarial perturbation (DeepFool, C&W, FMN); an example is
+  robust at epsilon when the smallest perturbation found is larger than epsilon;
+- ``blackbox``: a decision-based minimal attack that uses only the predicted labels (HopSkipJump),
+  run on a smaller subset as a check against gradient masking.
+
+Defaults are strong rather than foolbox's: PGD takes ``steps`` steps of 2.5 * eps / steps (Madry et
+al., 2018) from a random start, with restarts, so that it is never weaker than FGSM.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from harness.registry import attacks
+
+if TYPE_CHECKING:
+    import torch
+
+Norm = Literal["linf", "l2"]
+Kind = Literal["fixed", "minimal", "blackbox"]
+
+
+def foolbox() -> Any:
+    """Import foolbox; GitPython, which it imports, fails where git is missing unless told to be quiet."""
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    import foolbox as fb
+
+    return fb
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    norm: Norm
+    kind: Kind
+    build: Callable[[dict[str, Any]], Any]  # budget -> foolbox attack
+    description: str
+
+
+@dataclass
+class Outcome:
+    """Per-example results of one attack on n examples."""
+
+    attack: Attack
+    robust: dict[float, np.ndarray] | None = None  # fixed attacks: epsilon -> robust[n]
+    norms: np.ndarray | None = None  # minimal attacks: smallest perturbation found (inf if none)
+
+    def robust_at(self, eps: float, correct: np.ndarray) -> np.ndarray:
+        if self.robust is not None:
+            return self.robust[eps]
+        assert self.norms is not None
+        return correct & (self.norms > eps)
+
+
+def _register(name: str, norm: Norm, kind: Kind, description: str):
+    def add(build: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+        attacks.register(name, description)(Attack(name, norm, kind, build, description))
+        return build
+
+    return add
+
+
+@_register("fgsm", "linf", "fixed", "fast gradient sign method (Goodfellow et al., 2015), one step of size eps")
+def _fgsm(budget: dict[str, Any]) -> Any:
+    return foolbox().attacks.FGSM(random_start=False)
+
+
+@_register("pgd-linf", "linf", "fixed", "projected gradient descent in the Linf ball, random start, restarts")
+def _pgd_linf(budget: dict[str, Any]) -> Any:
+    steps = budget["pgd_steps"]
+    return foolbox().attacks.LinfPGD(rel_stepsize=2.5 / steps, steps=steps, random_start=True)
+
+
+@_register("pgd-l2", "l2", "fixed", "projected gradient descent in the L2 ball, random start, restarts")
+def _pgd_l2(budget: dict[str, Any]) -> Any:
+    steps = budget["pgd_steps"]
+    return foolbox().attacks.L2PGD(rel_stepsize=2.5 / steps, steps=steps, random_start=True)
+
+
+@_register("deepfool-linf", "linf", "minimal", "DeepFool (Moosavi-Dezfooli et al., 2016), Linf, minimal perturbation")
+def _deepfool_linf(budget: dict[str, Any]) -> Any:
+    return foolbox().attacks.LinfDeepFoolAttack(steps=budget["minimal_steps"], candidates=None)
+
+
+@_register("deepfool-l2", "l2", "minimal", "DeepFool (Moosavi-Dezfooli et al., 2016), L2, minimal perturbation")
+def _deepfool_l2(budget: dict[str, Any]) -> Any:
+    return foolbox().attacks.L2DeepFoolAttack(steps=budget["minimal_steps"], candidates=None)
+
+
+@_register("cw-l2", "l2", "minimal", "Carlini and Wagner (2017) L2, minimal perturbation by binary search")
+def _cw_l2(budget: dict[str, Any]) -> Any:
+    return foolbox().attacks.L2CarliniWagnerAttack(
+        steps=budget["minimal_steps"], binary_search_steps=budget["cw_binary_steps"], stepsize=0.05
+    )
+
+
+@_register("fmn-linf", "linf", "minimal", "fast minimum-norm attack (Pintor et al., 2021), Linf")
+def _fmn_linf(budget: dict[str, Any]) -> Any:
+    return foolbox().attacks.LInfFMNAttack(steps=budget["minimal_steps"])
+
+
+@_register("hopskipjump", "linf", "blackbox", "HopSkipJump (Chen et al., 2020): decision-based, labels only, Linf")
+def _hopskipjump(budget: dict[str, Any]) -> Any:
+    return foolbox().attacks.HopSkipJumpAttack(
+        steps=budget["blackbox_steps"],
+        initial_gradient_eval_steps=50,
+        max_gradient_eval_steps=budget["blackbox_queries"],
+        constraint="linf",
+    )
+
+
+def decision_starts(fmodel: Any, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """A starting point for each example that the model already misclassifies, found from labels alone:
+    the nearest (Linf) other example whose predicted class differs from this example's label, as the
+    boundary attack starts (Brendel et al., 2018). Uniform-noise blending, foolbox's default start,
+    fails on robust models and stops the whole batch."""
+    import torch
+
+    with torch.no_grad():
+        preds = fmodel(inputs).argmax(1)
+    flat = inputs.flatten(1)
+    starts = inputs.clone()
+    for i in range(len(labels)):
+        candidates = (preds != labels[i]).nonzero().flatten()
+        if len(candidates):
+            distance = (flat[candidates] - flat[i]).abs().amax(1)
+            starts[i] = inputs[candidates[distance.argmin()]]
+    return starts
+
+
+def perturbation_norm(delta: torch.Tensor, norm: Norm) -> torch.Tensor:
+    flat = delta.flatten(1)
+    return flat.abs().amax(1) if norm == "linf" else flat.norm(dim=1)
+
+
+def run_attack(
+    attack: Attack,
+    module: torch.nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    correct: np.ndarray,
+    *,
+    bounds: tuple[float, float],
+    epsilons: list[float],
+    budget: dict[str, Any],
+    seed: int,
+    batch_size: int,
+) -> Outcome:
+    """Run ``attack`` on every example in batches; seeded, so the same call gives the same outcome."""
+    import torch
+
+    fb = foolbox()
+    fmodel = fb.PyTorchModel(module, bounds=bounds, device=inputs.device)
+    built = attack.build(budget)
+    if attack.kind == "fixed":
+        restarts = budget["restarts"] if attack.name.startswith("pgd") else 1
+        robust = {eps: correct.copy() for eps in epsilons}
+        for restart in range(restarts):
+            torch.manual_seed(seed + restart)
+            for start in range(0, len(labels), batch_size):
+                x, y = inputs[start : start + batch_size], labels[start : start + batch_size]
+                _, _, success = built(fmodel, x, y, epsilons=epsilons)
+                broken = success.cpu().numpy()
+                for i, eps in enumerate(epsilons):
+                    robust[eps][start : start + len(y)] &= ~broken[i]
+        return Outcome(attack, robust=robust)
+    torch.manual_seed(seed)
+    norms = np.empty(len(labels))
+    starts = decision_starts(fmodel, inputs, labels) if attack.kind == "blackbox" else None
+    for start in range(0, len(labels), batch_size):
+        x, y = inputs[start : start + batch_size], labels[start : start + batch_size]
+        extra = {"starting_points": starts[start : start + batch_size]} if starts is not None else {}
+        _, clipped, success = built(fmodel, x, y, epsilons=None, **extra)
+        found = perturbation_norm(clipped - x, attack.norm).detach().cpu().numpy()
+        norms[start : start + len(y)] = np.where(success.cpu().numpy(), found, np.inf)
+    norms[~correct] = 0.0  # a misclassified example needs no perturbation
+    return Outcome(attack, norms=norms)
