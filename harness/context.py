@@ -76,19 +76,27 @@ class EvalContext:
     metric_params: dict[str, Any] = field(default_factory=dict)  # set by the runner for each metric
     outputs: dict[str, pd.DataFrame] = field(default_factory=dict)  # per-example outputs a metric adds, by kind
 
+    def logits(self, inputs: torch.Tensor | np.ndarray, progress: bool = False) -> np.ndarray:
+        """The model's logits for any inputs in the task's raw space, in batches on the device."""
+        self.model.to(self.device)
+        inputs = torch.as_tensor(inputs)
+        parts, pin = [], self.device.type == "cuda"
+        for start in range(0, len(inputs), self.batch_size):
+            batch = inputs[start : start + self.batch_size]
+            parts.append(self.model.logits(batch.pin_memory() if pin else batch).float())
+            if progress and self.on_batch:
+                self.on_batch(start + len(batch), len(inputs))
+        return torch.cat(parts).cpu().numpy()
+
+    def predict(self, inputs: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Top-1 predictions for shifted or perturbed inputs; -1 where the logits are not finite."""
+        logits = self.logits(inputs)
+        return np.where(np.isfinite(logits).all(1), logits.argmax(1), -1)
+
     @cached_property
     def clean(self) -> Predictions:
         """One pass of the model over the data; every metric that needs clean outputs shares it."""
-        self.model.to(self.device)
-        parts, done = [], 0
-        pin = self.device.type == "cuda"
-        for inputs, _, _ in self.split.batches(self.batch_size):
-            batch = inputs.pin_memory() if pin else inputs
-            parts.append(self.model.logits(batch).float())
-            done += len(inputs)
-            if self.on_batch:
-                self.on_batch(done, len(self.split))
-        logits = torch.cat(parts).cpu().numpy()
+        logits = self.logits(self.split.inputs, progress=True)
         if logits.shape != (len(self.split), self.task.num_classes):
             raise ValueError(
                 f"{self.model.name} returned logits of shape {tuple(logits.shape)} on {self.task.name}; "

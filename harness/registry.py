@@ -104,7 +104,12 @@ tasks: Registry = Registry(
 )
 metrics: Registry = Registry(
     "metric",
-    ("harness.metrics.accuracy", "harness.metrics.calibration", "harness.metrics.adversarial"),
+    (
+        "harness.metrics.accuracy",
+        "harness.metrics.calibration",
+        "harness.metrics.adversarial",
+        "harness.metrics.tabular_shift",
+    ),
     "harness.metrics",
 )
 attacks: Registry = Registry("attack", ("harness.attacks.adversarial",), "harness.attacks")

@@ -1,0 +1,79 @@
+"""Accuracy of tabular models under distribution shift: numeric noise, missing values, and test
+distributions reweighted toward each sensitive group; the worst case over them."""
+
+from __future__ import annotations
+
+import zlib
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness import stats
+from harness.metrics.base import Metric
+from harness.registry import metrics
+
+if TYPE_CHECKING:
+    from harness.context import EvalContext
+    from harness.records import Record
+
+
+class TabularShiftParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    noise_scales: tuple[float, ...] = Field((0.1, 0.25, 0.5, 1.0), description="noise std in feature stds")
+    missing_rates: tuple[float, ...] = Field((0.1, 0.25, 0.5), description="share of values blanked")
+    subpopulation_share: float = Field(0.8, gt=0, lt=1, description="share given to a group when reweighting")
+
+
+def shift_seed(task: str, shift: str, seed: int) -> int:
+    """The same for every model, different for every shift."""
+    return zlib.crc32(f"{task}/{shift}/{seed}".encode())
+
+
+@metrics.register("tabular-shift", "accuracy under numeric noise, missing values and subpopulation shift")
+class TabularShift(Metric):
+    name = "tabular-shift"
+    category = "robustness"
+    Params: type[BaseModel] = TabularShiftParams
+
+    def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
+        from harness.attacks.tabular import gaussian_noise, missing_values, subpopulation_weights
+
+        assert isinstance(params, TabularShiftParams)
+        schema = getattr(ctx.task, "schema", None)
+        if ctx.task.modality != "tabular" or schema is None:
+            raise ValueError(
+                f"tabular-shift needs a tabular task with a schema; {ctx.task.name} is {ctx.task.modality}"
+            )
+        inputs = ctx.split.inputs.numpy()
+        labels = ctx.clean.labels
+        train = ctx.task.load("train").inputs.numpy()[:, : len(schema.numeric)]
+        stds = np.nanstd(train.astype(np.float64), axis=0)
+        opts = ctx.bootstrap_options
+
+        results: list[tuple[str, stats.Estimate]] = [("none", stats.proportion(ctx.clean.correct, **opts))]
+        for scale in params.noise_scales:
+            shifted = gaussian_noise(inputs, schema, stds, scale, shift_seed(ctx.task.name, f"noise{scale}", ctx.seed))
+            results.append((f"noise@{scale:g}", stats.proportion(ctx.predict(shifted) == labels, **opts)))
+        for rate in params.missing_rates:
+            shifted = missing_values(inputs, rate, shift_seed(ctx.task.name, f"missing{rate}", ctx.seed))
+            results.append((f"missing@{rate:g}", stats.proportion(ctx.predict(shifted) == labels, **opts)))
+        correct = ctx.clean.correct.astype(float)
+        for attribute in ctx.task.sensitive:
+            groups = ctx.split.attributes[attribute].to_numpy()
+            for group in sorted(set(groups)):
+                weights = subpopulation_weights(groups, group, params.subpopulation_share)
+
+                def weighted(rows: np.ndarray, w: np.ndarray = weights) -> np.ndarray:
+                    return (correct[rows] * w[rows]).sum(1) / w[rows].sum(1)
+
+                results.append((f"subpopulation:{attribute}={group}", stats.bootstrap(weighted, len(labels), **opts)))
+        worst_name, worst = min(results[1:], key=lambda item: item[1].value)
+        out = [
+            ctx.record("tabular_shift.accuracy", estimate, "higher", "robustness", slice=f"shift={name}")
+            for name, estimate in results
+        ]
+        out.append(
+            ctx.record("tabular_shift.worst_accuracy", worst, "higher", "robustness", slice=f"shift={worst_name}")
+        )
+        return out
