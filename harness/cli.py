@@ -49,12 +49,13 @@ class What(StrEnum):
     models = "models"
     tasks = "tasks"
     metrics = "metrics"
+    attacks = "attacks"
     suites = "suites"
 
 
 @app.command("list")
 def list_(what: Annotated[What | None, typer.Argument(help="What to list [default: everything]")] = None) -> None:
-    """List the registered models, tasks, metrics and suites, with a one-line description each."""
+    """List the registered models, tasks, metrics, attacks and suites, with a one-line description each."""
     from rich.table import Table
 
     from harness import registry
@@ -78,7 +79,7 @@ def list_(what: Annotated[What | None, typer.Argument(help="What to list [defaul
                 )
                 for n in suite_names()
             ]
-        reg = {What.tasks: registry.tasks, What.metrics: registry.metrics}[kind]
+        reg = {What.tasks: registry.tasks, What.metrics: registry.metrics, What.attacks: registry.attacks}[kind]
         return [(e.name, e.description) for e in reg.entries()]
 
     for kind in [what] if what else list(What):
@@ -197,47 +198,68 @@ def print_plan(the_plan: Any, as_json: bool) -> None:
 
 def format_value(metric: str, value: float, low: float, high: float) -> str:
     """``91.8 ±0.5``: the value and the larger side of its CI (the exact bounds are in the store)."""
-    scale, digits = (100, 1) if metric.startswith("accuracy.") or metric == "calibration.ece" else (1, 3)
+    percent = "accuracy" in metric or metric == "calibration.ece"
+    scale, digits = (100, 1) if percent else (1, 3)
     half = max(high - value, value - low) * scale
     return f"{value * scale:.{digits}f} ±{half:.{digits}f}"
 
 
+def headline(record: Any) -> str | None:
+    """The column a record gets in the summary tables, or None for detail left to the store (per-class
+    accuracy, each single attack and shift): overall numbers, worst cases and the clean reference."""
+    if record.slice == "overall":
+        return record.metric.split(".", 1)[1]
+    if record.slice.startswith("attack=worst-"):
+        return record.slice.removeprefix("attack=worst-").replace("@", " ")
+    if record.metric == "tabular_shift.worst_accuracy":
+        return "worst shift"
+    if record.slice in ("attack=none", "shift=none"):
+        return "clean"
+    return None
+
+
 def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
-    """One table per task: a row per model, a column per metric (overall slice); tasks and models in
-    the order the suite names them (``order``: the plan's (model, task) pairs)."""
+    """One table per task and metric family: a row per model, a column per headline number; tasks and
+    models in the order the suite names them (``order``: the plan's (model, task) pairs)."""
     from rich.table import Table
 
-    by_task: dict[str, dict[str, dict[str, Any]]] = {}
-    for model_name, task_name in order:
-        by_task.setdefault(task_name, {})[model_name] = {}
+    tables: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    families: dict[str, list[str]] = {}
     for r in records:
-        if r.slice == "overall":
-            by_task.setdefault(r.task, {}).setdefault(r.model, {})[r.metric] = r
-    for task_name, rows in by_task.items():
-        order = ["accuracy.top1", "accuracy.top5", "accuracy.balanced", "accuracy.macro_f1"]
-        present = {m for row in rows.values() for m in row}
-        metric_names = [m for m in order if m in present] + sorted(present - set(order))
-        directions = {m: r.direction for row in rows.values() for m, r in row.items()}
-        table = Table(
-            title=f"{task_name}: accuracy and ECE in %, ± the 95% bootstrap CI", title_justify="left",
-            caption="↑ higher is better, ↓ lower is better; ⚑ flagged", caption_justify="left",
-        )  # fmt: skip
-        table.add_column("model", style="bold", no_wrap=True)
-        for m in metric_names:
-            table.add_column(
-                f"{m.split('.', 1)[1]} {'↑' if directions[m] == 'higher' else '↓'}", justify="right", no_wrap=True
-            )
-        table.add_column("n", justify="right")
-        for model_name, row in rows.items():
-            if not row:
-                continue
-            cells = []
-            for m in metric_names:
-                r = row.get(m)
-                cell = format_value(m, r.value, r.ci_low, r.ci_high) if r else ""
-                cells.append(f"[red]{cell} ⚑ {' '.join(r.flags)}[/]" if r and r.flags else cell)
-            table.add_row(model_name, *cells, str(next(iter(row.values())).n))
-        out.print(table)
+        column = headline(r)
+        if column is not None:
+            family = r.metric.split(".", 1)[0]
+            families.setdefault(r.task, [])
+            if family not in families[r.task]:
+                families[r.task].append(family)
+            tables.setdefault((r.task, family), {}).setdefault(r.model, {})[column] = r
+    first = ["top1", "top5", "balanced", "macro_f1", "clean"]
+    tasks = list(dict.fromkeys(t for _, t in order))
+    for task_name in tasks:
+        for family in sorted(families.get(task_name, []), key=lambda f: f not in ("accuracy", "calibration")):
+            rows = tables[task_name, family]
+            models = [m for m, t in order if t == task_name and m in rows]
+            present = list(dict.fromkeys(c for row in rows.values() for c in row))
+            columns = [c for c in first if c in present] + [c for c in present if c not in first]
+            directions = {c: r.direction for row in rows.values() for c, r in row.items()}
+            unit = "ECE in %" if family == "calibration" else "in %"
+            table = Table(
+                title=f"{task_name} · {family} ({unit}, ± the 95% bootstrap CI)", title_justify="left",
+                caption="↑ higher is better, ↓ lower is better; ⚑ flagged", caption_justify="left",
+            )  # fmt: skip
+            table.add_column("model", style="bold", no_wrap=True)
+            for c in columns:
+                table.add_column(f"{c} {'↑' if directions[c] == 'higher' else '↓'}", justify="right", no_wrap=True)
+            table.add_column("n", justify="right")
+            for model_name in models:
+                row = rows[model_name]
+                cells = []
+                for c in columns:
+                    r = row.get(c)
+                    cell = format_value(r.metric, r.value, r.ci_low, r.ci_high) if r else ""
+                    cells.append(f"[red]{cell} ⚑ {' '.join(r.flags)}[/]" if r and r.flags else cell)
+                table.add_row(model_name, *cells, str(max(r.n for r in row.values())))
+            out.print(table)
 
 
 class ExportWhat(StrEnum):

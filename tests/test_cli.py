@@ -136,7 +136,8 @@ def test_export_records_and_examples(quick_store, tmp_path):
 
 def test_list_shows_everything_with_descriptions():
     text = harness("list").stdout
-    for name in [*QUICK_MODELS, "fashion-mnist", "adult", "german-credit", "accuracy", "calibration", "quick"]:
+    names = [*QUICK_MODELS, "fashion-mnist", "adult", "german-credit", "accuracy", "calibration", "quick"]
+    for name in [*names, "adversarial", "tabular-shift", "pgd-linf", "hopskipjump", "robustness"]:
         assert name in text
     assert "Gaussian noise" in harness("list", "models").stdout
 
