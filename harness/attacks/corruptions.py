@@ -12,6 +12,7 @@ elastic transform.
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from collections.abc import Callable
 
@@ -193,9 +194,12 @@ def pixelate(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
 @corruption("jpeg_compression")
 def jpeg_compression(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
     """JPEG at quality 25, 18, 15, 10, 7 through torchvision's libjpeg codec, image by image."""
-    from torchvision.io import decode_jpeg, encode_jpeg
-
     quality = [25, 18, 15, 10, 7][s]
     pixels = (x * 255).round().to(torch.uint8).cpu()
-    out = [decode_jpeg(encode_jpeg(image, quality=quality)) for image in pixels]
+    with warnings.catch_warnings():
+        # torchvision 0.29 marks its image codecs deprecated in favour of torchcodec (not a dependency)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torchvision.io import decode_jpeg, encode_jpeg
+
+        out = [decode_jpeg(encode_jpeg(image, quality=quality)) for image in pixels]
     return torch.stack(out).to(x.device, x.dtype) / 255
