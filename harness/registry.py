@@ -109,6 +109,7 @@ metrics: Registry = Registry(
         "harness.metrics.calibration",
         "harness.metrics.adversarial",
         "harness.metrics.tabular_shift",
+        "harness.metrics.corruption",
     ),
     "harness.metrics",
 )

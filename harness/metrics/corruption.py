@@ -1,0 +1,196 @@
+"""Accuracy under common corruptions, corruption errors normalised by a baseline model (mCE) and the
+relative mCE (Hendrycks and Dietterich, 2019); formulas in docs/metrics.md.
+
+Corrupted copies of the evaluated images are made once per (task fingerprint, examples, corruption,
+severity, seed) and shared by every model of the run (in memory) and of later runs (on disk, as
+uint8 safetensors under ``$HARNESS_CACHE`` or ``~/.cache/harness``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from harness import stats
+from harness.metrics.base import Metric
+from harness.registry import metrics
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness.context import EvalContext
+    from harness.records import Record
+    from harness.tasks.base import Split
+
+# The 15 ImageNet-C corruptions; those written so far (harness.attacks.corruptions) are the default.
+STANDARD = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+)  # fmt: skip
+BASELINES = {"fashion-mnist": "zoo:fmnist-linear"}
+
+
+def available_standard() -> tuple[str, ...]:
+    from harness.attacks.corruptions import CORRUPTIONS
+
+    return tuple(c for c in STANDARD if c in CORRUPTIONS)
+
+
+class CorruptionParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    corruptions: tuple[str, ...] = Field(default_factory=available_standard)
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    baseline: str | None = Field(None, description="model whose errors normalise CE; default per task")
+
+    @field_validator("corruptions")
+    @classmethod
+    def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from harness.attacks.corruptions import CORRUPTIONS
+        from harness.registry import unknown_name_message
+
+        for name in names:
+            if name not in CORRUPTIONS:
+                raise ValueError(unknown_name_message("corruption", name, sorted(CORRUPTIONS)))
+        return names
+
+    @field_validator("severities")
+    @classmethod
+    def _range(cls, values: tuple[int, ...]) -> tuple[int, ...]:
+        if not values or any(v not in range(1, 6) for v in values):
+            raise ValueError("severities are 1 to 5")
+        return values
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness")) / "corruptions"
+
+
+def corrupted(task_fp: str, split_fp: str, images: torch.Tensor, name: str, severity: int, seed: int) -> torch.Tensor:
+    """``images`` corrupted, as uint8, from the disk cache or made once and written there."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from harness.attacks.corruptions import corrupt
+
+    path = cache_dir() / task_fp / f"{split_fp}-{name}-{severity}-{seed}.safetensors"
+    if path.is_file():
+        try:
+            pixels = load_file(str(path))["images"]
+            if pixels.shape == images.shape:
+                return pixels
+        except Exception:  # a damaged cache file is made again
+            pass
+    out = torch.cat([corrupt(images[i : i + 1000], name, severity, seed) for i in range(0, len(images), 1000)])
+    pixels = (out * 255).round().to(torch.uint8).contiguous()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    save_file({"images": pixels}, str(tmp))
+    tmp.replace(path)
+    return pixels
+
+
+@cache
+def baseline_predictions(
+    baseline: str, task_name: str, split_fp: str, corruption: str | None, severity: int, seed: int
+) -> np.ndarray:
+    """The baseline model's predictions on the clean (``corruption`` None) or corrupted split, once per process."""
+    from harness.models import load_model
+    from harness.tasks import get_task
+
+    task = get_task(task_name)
+    model = load_model(baseline, task)
+    images = _splits[split_fp].inputs
+    pixels = (
+        images
+        if corruption is None
+        else corrupted(task.fingerprint, split_fp, images, corruption, severity, seed).float() / 255
+    )
+    return np.concatenate([model.logits(pixels[i : i + 1000]).argmax(1).numpy() for i in range(0, len(pixels), 1000)])
+
+
+_splits: dict[str, Split] = {}
+
+
+def weights_from_rows(rows: np.ndarray, n: int) -> np.ndarray:
+    """Resample counts per example for each index row: [B, n] rows -> [B, n] weights."""
+    b = rows.shape[0]
+    return np.bincount((rows + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n).astype(np.float32)
+
+
+@metrics.register("corruption", "accuracy under ImageNet-C corruptions; CE and mCE against a baseline model")
+class Corruption(Metric):
+    name = "corruption"
+    category = "robustness"
+    Params: type[BaseModel] = CorruptionParams
+
+    def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
+        assert isinstance(params, CorruptionParams)
+        if ctx.task.modality != "image":
+            raise ValueError(f"corruptions need an image task; {ctx.task.name} is {ctx.task.modality}")
+        baseline = params.baseline or BASELINES.get(ctx.task.name)
+        if baseline is None:
+            raise ValueError(f"no baseline model for {ctx.task.name}: set the corruption metric's 'baseline' parameter")
+        images, labels = ctx.split.inputs, ctx.clean.labels
+        split_fp = ctx.split.fingerprint
+        _splits[split_fp] = ctx.split
+        names, sevs = params.corruptions, params.severities
+        model_err = np.zeros((len(names), len(sevs), len(labels)), dtype=np.float32)
+        base_err = np.zeros_like(model_err)
+        out: list[Record] = []
+        opts = ctx.bootstrap_options
+        record_params = {"corruptions": list(names), "severities": list(sevs), "baseline": baseline}
+        for i, name in enumerate(names):
+            for j, severity in enumerate(sevs):
+                pixels = corrupted(ctx.task.fingerprint, split_fp, images, name, severity, ctx.seed)
+                correct = ctx.predict(pixels.float() / 255) == labels
+                model_err[i, j] = ~correct
+                base_err[i, j] = (
+                    baseline_predictions(baseline, ctx.task.name, split_fp, name, severity, ctx.seed) != labels
+                )
+                out.append(ctx.record("corruption.accuracy", stats.proportion(correct, **opts), "higher", "robustness",
+                                      slice=f"corruption={name}@{severity}", params=record_params))  # fmt: skip
+        clean_err = (~ctx.clean.correct).astype(np.float32)
+        base_clean_err = (baseline_predictions(baseline, ctx.task.name, split_fp, None, 0, 0) != labels).astype(
+            np.float32
+        )
+        n = len(labels)
+        flat_m = model_err.reshape(-1, n).T  # [n, C*S]
+        flat_b = base_err.reshape(-1, n).T
+        c, s = len(names), len(sevs)
+
+        def sums(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+            w = weights_from_rows(rows, n)
+            return (w @ values) / w.sum(1, keepdims=True)  # [B, k] mean error of each column
+
+        def ce_per_corruption(rows: np.ndarray) -> np.ndarray:
+            m = sums(rows, flat_m).reshape(-1, c, s).sum(2)
+            b = sums(rows, flat_b).reshape(-1, c, s).sum(2)
+            return m / np.maximum(b, 1e-12)
+
+        def mce(rows: np.ndarray) -> np.ndarray:
+            return ce_per_corruption(rows).mean(1)
+
+        def relative_mce(rows: np.ndarray) -> np.ndarray:
+            m = sums(rows, flat_m).reshape(-1, c, s).sum(2) - s * sums(rows, clean_err[:, None])
+            b = sums(rows, flat_b).reshape(-1, c, s).sum(2) - s * sums(rows, base_clean_err[:, None])
+            return (m / np.where(np.abs(b) > 1e-12, b, np.nan)).mean(1)
+
+        def mean_accuracy(rows: np.ndarray) -> np.ndarray:
+            return 1 - sums(rows, flat_m).mean(1)
+
+        out.append(ctx.record("corruption.mean_accuracy", stats.bootstrap(mean_accuracy, n, **opts), "higher",
+                              "robustness", params=record_params))  # fmt: skip
+        out.append(ctx.record("corruption.mce", stats.bootstrap(mce, n, **opts), "lower", "robustness",
+                              params=record_params))  # fmt: skip
+        out.append(ctx.record("corruption.relative_mce", stats.bootstrap(relative_mce, n, **opts), "lower",
+                              "robustness", params=record_params))  # fmt: skip
+        for i, name in enumerate(names):
+            estimate = stats.bootstrap(lambda rows, i=i: ce_per_corruption(rows)[:, i], n, **opts)
+            out.append(ctx.record("corruption.ce", estimate, "lower", "robustness", slice=f"corruption={name}",
+                                  params=record_params))  # fmt: skip
+        return out
