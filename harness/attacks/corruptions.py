@@ -5,13 +5,14 @@ Parameters per severity 1-5 follow the published ImageNet-C code (``make_imagene
 in ``imagecorruptions`` 1.1.2). Images are float tensors ``[N, C, H, W]`` in [0, 1]; grey images go
 through colour-space corruptions as grey RGB and come back as the mean of the three channels.
 
-Implemented so far: the noise, blur (Gaussian, defocus), digital (brightness, contrast, saturate,
-pixelate, JPEG) corruptions. Still to write: glass, motion and zoom blur, snow, frost, fog, spatter,
+Implemented so far: the noise, blur (Gaussian, defocus, zoom), fog, digital (brightness, contrast,
+saturate, pixelate, JPEG) corruptions. Still to write: glass and motion blur, snow, frost, spatter,
 elastic transform.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 import zlib
 from collections.abc import Callable
@@ -125,6 +126,65 @@ def disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
 def defocus_blur(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
     radius, alias = [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)][s]
     return _filter(x, disk_kernel(radius, alias), "reflect")
+
+
+def _clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
+    """Zoom into the centre by ``zoom`` (bilinear) and crop back to the image size."""
+    h, w = x.shape[2:]
+    ch, cw = math.ceil(h / zoom), math.ceil(w / zoom)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = x[:, :, top : top + ch, left : left + cw]
+    zoomed = F.interpolate(crop, size=(round(ch * zoom), round(cw * zoom)), mode="bilinear", align_corners=False)
+    top, left = (zoomed.shape[2] - h) // 2, (zoomed.shape[3] - w) // 2
+    return zoomed[:, :, top : top + h, left : left + w]
+
+
+@corruption("zoom_blur")
+def zoom_blur(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+    start, stop, step = [(1, 1.11, 0.01), (1, 1.16, 0.01), (1, 1.21, 0.02), (1, 1.26, 0.02), (1, 1.31, 0.03)][s]
+    zooms = torch.arange(start, stop, step, dtype=torch.float64).tolist()
+    out = torch.zeros_like(x)
+    for zoom in zooms:
+        out += _clipped_zoom(x, zoom)
+    return (x + out) / (len(zooms) + 1)
+
+
+# weather ---------------------------------------------------------------------------------------------
+
+
+def plasma_fractal(n: int, mapsize: int, wibbledecay: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    """``n`` diamond-square height maps in [0, 1] (ImageNet-C's ``plasma_fractal``, batched)."""
+    maps = torch.zeros(n, mapsize, mapsize, dtype=torch.float64, device=device)
+    step, wibble = mapsize, 100.0
+
+    def wibbled_mean(total: torch.Tensor) -> torch.Tensor:
+        noise = torch.rand(total.shape, generator=g, device=device, dtype=torch.float64) * 2 * wibble - wibble
+        return total / 4 + wibble * noise
+
+    while step >= 2:
+        half = step // 2
+        corners = maps[:, 0::step, 0::step]
+        squares = corners + corners.roll(-1, 1)
+        squares = squares + squares.roll(-1, 2)
+        maps[:, half::step, half::step] = wibbled_mean(squares)
+        centres, corners = maps[:, half::step, half::step], maps[:, 0::step, 0::step]
+        maps[:, 0::step, half::step] = wibbled_mean(centres + centres.roll(1, 1) + corners + corners.roll(-1, 2))
+        maps[:, half::step, 0::step] = wibbled_mean(centres + centres.roll(1, 2) + corners + corners.roll(-1, 1))
+        step //= 2
+        wibble /= wibbledecay
+    low = maps.amin(dim=(1, 2), keepdim=True)
+    maps = maps - low
+    return maps / maps.amax(dim=(1, 2), keepdim=True)
+
+
+@corruption("fog")
+def fog(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+    strength, decay = [(1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)][s]
+    n, _, h, w = x.shape
+    size = 1 << max(h, w, 2).bit_length() if max(h, w) & (max(h, w) - 1) else max(h, w)
+    peak = x.amax(dim=(1, 2, 3), keepdim=True)
+    layer = plasma_fractal(n, size, decay, g, x.device)[:, None, :h, :w].to(x.dtype)
+    return (x + strength * layer) * peak / (peak + strength)
 
 
 # digital ---------------------------------------------------------------------------------------------
