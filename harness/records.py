@@ -58,6 +58,3 @@ class Record:
             if isinstance(kwargs.get(key), str):
                 kwargs[key] = json.loads(kwargs[key])
         return cls(**kwargs)
-
-    def replace(self, **changes: Any) -> Record:
-        return Record(**{**asdict(self), "flags": self.flags, **changes})

@@ -131,9 +131,6 @@ class Store:
             db.execute("UPDATE runs SET finished = ?, status = ? WHERE run_id = ?", (time.time(), status, run_id))
 
     # jobs and records ---------------------------------------------------------------------------
-    def has_job(self, key: str) -> bool:
-        return self._db.execute("SELECT 1 FROM jobs WHERE key = ?", (key,)).fetchone() is not None
-
     def stored_keys(self, keys: Iterable[str]) -> set[str]:
         keys = list(keys)
         found: set[str] = set()
@@ -204,10 +201,6 @@ class Store:
         return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
     # per-example outputs ------------------------------------------------------------------------
-    def has_examples(self, key: str) -> bool:
-        row = self._db.execute("SELECT path FROM examples WHERE key = ?", (key,)).fetchone()
-        return row is not None and (self.root / row[0]).is_file()
-
     def save_examples(
         self, key: str, frame: Any, *, model: str, task: str, kind: str, fingerprints: tuple[str, str], run_id: str
     ) -> None:

@@ -33,7 +33,7 @@ def test_round_trip(tmp_path):
             record(value=float("nan"), metric="x"),
         ]
         store.save_job(job(), recs, 1.5)
-        assert store.has_job("k1") and not store.has_job("k2")
+        assert store.stored_keys(["k1", "k2"]) == {"k1"}
         back = store.records(keys=["k1"])
     assert len(back) == 3
     by = {(r.metric, r.slice): r for r in back}
@@ -56,7 +56,7 @@ def test_a_failing_write_leaves_nothing_half_written(tmp_path):
         duplicate_slices = [record(), record()]  # violates UNIQUE (job, metric, slice) on the second row
         with pytest.raises(sqlite3.IntegrityError):
             store.save_job(job("k1"), duplicate_slices, 1)
-        assert not store.has_job("k1")
+        assert not store.stored_keys(["k1"])
         assert store.count("records") == 1 and store.count("jobs") == 1
 
 
@@ -75,7 +75,6 @@ def test_examples_round_trip(tmp_path):
     with Store(tmp_path) as store:
         key = key_of(kind="clean", model="m")
         store.save_examples(key, frame, model="m", task="t", kind="clean", fingerprints=("a", "b"), run_id="r")
-        assert store.has_examples(key)
         back = store.examples(models=["m"])
         assert back[["example", "label", "prediction", "correct"]].equals(frame)
         assert set(back["model"]) == {"m"} and store.examples(models=["other"]).empty

@@ -110,7 +110,7 @@ class Adversarial(Metric):
                 columns[f"robust_worst-{norm}@{eps_label(eps)}"] = robust
 
         blackbox_gap = self._blackbox_gap(outcomes, worst, grids, correct)
-        large_eps = self._large_eps_accuracy(module, inputs, labels, correct, params, ctx, run_attack)
+        large_eps = self._large_eps_accuracy(module, inputs, labels, correct, params, ctx)
         clean_accuracy = float(correct.mean())
         flags += result_flags(
             clean_accuracy,
@@ -158,9 +158,11 @@ class Adversarial(Metric):
         return max(gaps) if gaps else None
 
     @staticmethod
-    def _large_eps_accuracy(module, inputs, labels, correct, params, ctx, run_attack) -> float | None:
+    def _large_eps_accuracy(module, inputs, labels, correct, params, ctx) -> float:
         """PGD at a huge Linf epsilon (default 0.5: every image can become uniform grey) on up to 200
         examples: a model that keeps its accuracy there has not been attacked properly."""
+        from harness.attacks.adversarial import run_attack
+
         n = min(200, len(labels))
         outcome = run_attack(
             attacks.get("pgd-linf"), module, inputs[:n], labels[:n], correct[:n], bounds=ctx.task.bounds,

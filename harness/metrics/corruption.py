@@ -9,7 +9,7 @@ uint8 safetensors under ``$HARNESS_CACHE`` or ``~/.cache/harness``).
 from __future__ import annotations
 
 import os
-from functools import cache
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     import torch
 
     from harness.context import EvalContext
+    from harness.models.base import Model
     from harness.records import Record
-    from harness.tasks.base import Split
 
 # The 15 ImageNet-C corruptions; those written so far (harness.attacks.corruptions) are the default.
 STANDARD = (
@@ -94,26 +94,15 @@ def corrupted(task_fp: str, split_fp: str, images: torch.Tensor, name: str, seve
     return pixels
 
 
-@cache
-def baseline_predictions(
-    baseline: str, task_name: str, split_fp: str, corruption: str | None, severity: int, seed: int
-) -> np.ndarray:
-    """The baseline model's predictions on the clean (``corruption`` None) or corrupted split, once per process."""
-    from harness.models import load_model
-    from harness.tasks import get_task
+# The baseline's predictions, by (baseline, split fingerprint, corruption, severity, seed): every model
+# of a run is normalised by the same baseline errors, which are computed once per process.
+_BASELINE: dict[tuple[str, str, str | None, int, int], np.ndarray] = {}
 
-    task = get_task(task_name)
-    model = load_model(baseline, task)
-    images = _splits[split_fp].inputs
-    pixels = (
-        images
-        if corruption is None
-        else corrupted(task.fingerprint, split_fp, images, corruption, severity, seed).float() / 255
+
+def predictions(model: Model, images: torch.Tensor, batch_size: int) -> np.ndarray:
+    return np.concatenate(
+        [model.logits(images[i : i + batch_size]).argmax(1).numpy() for i in range(0, len(images), batch_size)]
     )
-    return np.concatenate([model.logits(pixels[i : i + 1000]).argmax(1).numpy() for i in range(0, len(pixels), 1000)])
-
-
-_splits: dict[str, Split] = {}
 
 
 def weights_from_rows(rows: np.ndarray, n: int) -> np.ndarray:
@@ -129,6 +118,8 @@ class Corruption(Metric):
     Params: type[BaseModel] = CorruptionParams
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
+        from harness.models import load_model
+
         assert isinstance(params, CorruptionParams)
         if ctx.task.modality != "image":
             raise ValueError(f"corruptions need an image task; {ctx.task.name} is {ctx.task.modality}")
@@ -137,8 +128,17 @@ class Corruption(Metric):
             raise ValueError(f"no baseline model for {ctx.task.name}: set the corruption metric's 'baseline' parameter")
         images, labels = ctx.split.inputs, ctx.clean.labels
         split_fp = ctx.split.fingerprint
-        _splits[split_fp] = ctx.split
         names, sevs = params.corruptions, params.severities
+        loaded: list[Model] = []
+
+        def base_predictions(corruption: str | None, severity: int, pixels: Callable[[], torch.Tensor]) -> np.ndarray:
+            key = (baseline, split_fp, corruption, severity, ctx.seed)
+            if key not in _BASELINE:
+                if not loaded:
+                    loaded.append(load_model(baseline, ctx.task))
+                _BASELINE[key] = predictions(loaded[0], pixels(), ctx.batch_size)
+            return _BASELINE[key]
+
         model_err = np.zeros((len(names), len(sevs), len(labels)), dtype=np.float32)
         base_err = np.zeros_like(model_err)
         out: list[Record] = []
@@ -149,15 +149,11 @@ class Corruption(Metric):
                 pixels = corrupted(ctx.task.fingerprint, split_fp, images, name, severity, ctx.seed)
                 correct = ctx.predict(pixels.float() / 255) == labels
                 model_err[i, j] = ~correct
-                base_err[i, j] = (
-                    baseline_predictions(baseline, ctx.task.name, split_fp, name, severity, ctx.seed) != labels
-                )
+                base_err[i, j] = base_predictions(name, severity, lambda p=pixels: p.float() / 255) != labels
                 out.append(ctx.record("corruption.accuracy", stats.proportion(correct, **opts), "higher", "robustness",
                                       slice=f"corruption={name}@{severity}", params=record_params))  # fmt: skip
         clean_err = (~ctx.clean.correct).astype(np.float32)
-        base_clean_err = (baseline_predictions(baseline, ctx.task.name, split_fp, None, 0, 0) != labels).astype(
-            np.float32
-        )
+        base_clean_err = (base_predictions(None, 0, lambda: images) != labels).astype(np.float32)
         n = len(labels)
         flat_m = model_err.reshape(-1, n).T  # [n, C*S]
         flat_b = base_err.reshape(-1, n).T

@@ -112,15 +112,3 @@ class Task(ABC):
     @property
     def num_classes(self) -> int:
         return len(self.classes)
-
-    def describe(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "modality": self.modality,
-            "classes": list(self.classes),
-            "input_shape": list(self.input_shape),
-            "bounds": list(self.bounds) if self.bounds else None,
-            "sensitive": list(self.sensitive),
-            "license": self.license,
-            "citation": self.citation,
-        }

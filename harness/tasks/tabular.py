@@ -37,13 +37,6 @@ class TabularSchema:
             out[:, j] = codes
         return out
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "numeric": list(self.numeric),
-            "categorical": {k: list(v) for k, v in self.categorical.items()},
-            "log_scaled": list(self.log_scaled),
-        }
-
 
 def vocabulary(frame: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     return {c: tuple(sorted(frame[c].dropna().astype(str).unique())) for c in columns}
@@ -83,6 +76,3 @@ class TabularTask(Task):
     @property
     def input_shape(self) -> tuple[int, ...]:  # type: ignore[override]
         return (len(self.schema.columns),)
-
-    def describe(self) -> dict[str, object]:
-        return {**super().describe(), "schema": self.schema.to_dict()}
