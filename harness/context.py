@@ -75,6 +75,7 @@ class EvalContext:
     on_batch: Callable[[int, int], None] | None = None  # (examples done, total) during the clean pass
     metric_params: dict[str, Any] = field(default_factory=dict)  # set by the runner for each metric
     outputs: dict[str, pd.DataFrame] = field(default_factory=dict)  # per-example outputs a metric adds, by kind
+    figures: dict[str, bytes] = field(default_factory=dict)  # PNG figures a metric draws, by name
 
     def logits(self, inputs: torch.Tensor | np.ndarray, progress: bool = False) -> np.ndarray:
         """The model's logits for any inputs in the task's raw space, in batches on the device."""

@@ -111,6 +111,16 @@ class Examples:
 
 
 @dataclass
+class Figure:
+    """A PNG a metric drew for a job."""
+
+    pair: Pair
+    job: Job
+    name: str
+    png: bytes
+
+
+@dataclass
 class RunResult:
     run_id: str
     records: list[Record]
@@ -195,8 +205,9 @@ def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
 
 def evaluate_pair(
     work: tuple[Pair, list[Job]], settings: dict[str, Any], reporter: Reporter
-) -> Iterator[Outcome | Examples]:
-    """Run a pair's pending jobs: yields each job's outcome as it ends, then the per-example outputs."""
+) -> Iterator[Outcome | Examples | Figure]:
+    """Run a pair's pending jobs: yields each job's per-example outputs and figures, then its outcome;
+    last, the pair's clean per-example outputs."""
     pair, jobs = work
     reporter.pair_started(pair.name, pair.task)
     task = get_task(pair.task)
@@ -239,11 +250,15 @@ def evaluate_pair(
                 exc_info=log.isEnabledFor(logging.DEBUG),
             )
             ctx.outputs.clear()
+            ctx.figures.clear()
             yield Outcome(pair, job, seconds=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
             continue
         for kind, frame in ctx.outputs.items():
             yield Examples(pair, key_of(kind=kind, job=job.key), kind, task.fingerprint, frame)
+        for name, png in ctx.figures.items():
+            yield Figure(pair, job, name, png)
         ctx.outputs.clear()
+        ctx.figures.clear()
         yield Outcome(pair, job, records, time.perf_counter() - started)
     if "clean" in ctx.__dict__:
         yield Examples(pair, pair.examples_key, "clean", task.fingerprint, ctx.examples())
@@ -282,6 +297,10 @@ def run(
                     item.key, item.frame, model=item.pair.name, task=item.pair.task, kind=item.kind,
                     fingerprints=(item.pair.fingerprint, item.task_fingerprint), run_id=run_id,
                 )  # fmt: skip
+                continue
+            if isinstance(item, Figure):
+                store.save_figure(item.job.key, item.name, item.png, model=item.pair.name, task=item.pair.task,
+                                  run_id=run_id)  # fmt: skip
                 continue
             if item.error is None:
                 job, fingerprints = item.job, (item.pair.fingerprint, get_task(item.job.task).fingerprint)

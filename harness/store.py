@@ -9,6 +9,8 @@ in the same transaction, so records are never duplicated.
 
 Per-example outputs are written to a temporary Parquet file, renamed into place, then indexed in
 SQLite; a file without its index row (a kill between the two) is overwritten by the next run.
+Figures (PNG) a metric draws are stored the same way under ``figures/``, named by their content so
+that the same picture drawn for several models is kept once.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ CREATE TABLE IF NOT EXISTS examples (
     model_fingerprint TEXT NOT NULL, task_fingerprint TEXT NOT NULL, path TEXT NOT NULL,
     rows INTEGER NOT NULL, run_id TEXT NOT NULL, finished REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS figures (
+    key TEXT PRIMARY KEY, job_key TEXT NOT NULL, model TEXT NOT NULL, task TEXT NOT NULL, name TEXT NOT NULL,
+    path TEXT NOT NULL, run_id TEXT NOT NULL, finished REAL NOT NULL
+);
 """
 RECORD_COLUMNS = (
     "model", "task", "metric", "slice", "value", "ci_low", "ci_high", "n", "direction", "category",
@@ -88,6 +94,7 @@ class Store:
         self.path = self.root / "results.sqlite"
         try:
             (self.root / "examples").mkdir(parents=True, exist_ok=True)
+            (self.root / "figures").mkdir(exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -196,7 +203,7 @@ class Store:
         return out
 
     def count(self, table: str) -> int:
-        if table not in ("runs", "jobs", "records", "examples"):
+        if table not in ("runs", "jobs", "records", "examples", "figures"):
             raise ValueError(f"unknown table {table!r}")
         return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
@@ -251,3 +258,27 @@ class Store:
                     frame.insert(position, column, row[column])
                 frames.append(frame)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    # figures ------------------------------------------------------------------------------------
+    def save_figure(self, job_key: str, name: str, png: bytes, *, model: str, task: str, run_id: str) -> None:
+        relative = Path("figures") / f"{hashlib.sha256(png).hexdigest()[:24]}.png"
+        target = self.root / relative
+        if not target.is_file():
+            tmp = target.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(png)
+            tmp.replace(target)
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO figures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key_of(job=job_key, figure=name), job_key, model, task, name, str(relative), run_id, time.time()),
+            )
+
+    def figures(self, *, model: str | None = None, task: str | None = None, name: str | None = None) -> list[dict]:
+        """Stored figures, newest first: model, task, name, run_id and the PNG's absolute ``path``."""
+        rows = self._db.execute("SELECT * FROM figures ORDER BY finished DESC").fetchall()
+        wanted = {"model": model, "task": task, "name": name}
+        return [
+            {**{k: row[k] for k in ("model", "task", "name", "run_id")}, "path": self.root / row["path"]}
+            for row in rows
+            if all(value is None or row[column] == value for column, value in wanted.items())
+        ]

@@ -91,3 +91,16 @@ def test_unknown_corruption_and_tabular_task():
     ctx = EvalContext(load_model("zoo:adult-mlp", task), task, task.load(), torch.device("cpu"), 500, 0, 50, "t", {})
     with pytest.raises(ValueError, match="need an image task"):
         Corruption().compute(ctx, PARAMS)
+
+
+def test_figure_shows_every_corruption_at_the_highest_severity(results):
+    import io
+
+    from PIL import Image
+
+    _, ctx = results["fmnist-cnn"]
+    assert list(ctx.figures) == ["corruptions@4"]
+    image = Image.open(io.BytesIO(ctx.figures["corruptions@4"]))
+    assert image.format == "PNG" and min(image.size) > 300
+    _, other = results["fmnist-cnn-aug"]
+    assert other.figures["corruptions@4"] == ctx.figures["corruptions@4"]  # the same data for every model

@@ -97,3 +97,16 @@ def test_store_file_that_is_not_a_database(tmp_path):
 def test_key_is_order_independent():
     assert key_of(a=1, b={"x": 1, "y": 2}) == key_of(b={"y": 2, "x": 1}, a=1)
     assert key_of(a=1) != key_of(a=2)
+
+
+def test_figures_are_kept_once_per_content_and_found_by_model(tmp_path):
+    with Store(tmp_path) as store:
+        store.save_figure("job-a", "grid", b"png-1", model="m1", task="t", run_id="r")
+        store.save_figure("job-b", "grid", b"png-1", model="m2", task="t", run_id="r")
+        store.save_figure("job-a", "grid", b"png-2", model="m1", task="t", run_id="r2")  # measured again
+        assert store.count("figures") == 2
+        (m1,) = store.figures(model="m1")
+        assert m1["path"].read_bytes() == b"png-2" and m1["run_id"] == "r2"
+        assert store.figures(model="m2")[0]["path"].read_bytes() == b"png-1"
+        assert len(list((tmp_path / "figures").glob("*.png"))) == 2
+        assert store.figures(task="other") == []
