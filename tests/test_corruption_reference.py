@@ -71,7 +71,7 @@ def reference():
     import skimage.filters
 
     try:
-        import scipy.ndimage.interpolation  # noqa: F401
+        import scipy.ndimage.interpolation
     except ImportError:
         sys.modules["scipy.ndimage.interpolation"] = scipy.ndimage
     with warnings.catch_warnings():
