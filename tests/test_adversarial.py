@@ -215,3 +215,22 @@ def test_adversarial_rejects_tabular_tasks_and_unknown_attacks():
     ctx = EvalContext(load_model("zoo:adult-mlp", task), task, task.load(), torch.device("cpu"), 256, 0, 50, "t", {})
     with pytest.raises(ValueError, match="need an image task with declared bounds"):
         Adversarial().compute(ctx, AdversarialParams())
+
+
+def test_attacks_leave_the_weights_untouched():
+    """Parameters are frozen while foolbox attacks (no weight gradients computed or accumulated) and
+    their ``requires_grad`` is restored afterwards, even a mix of frozen and trainable ones."""
+    from harness.attacks.adversarial import run_attack
+
+    model = load_model("zoo:fmnist-linear", get_task("fashion-mnist"))
+    module = model.module
+    params = list(module.parameters())
+    params[0].requires_grad_(False)
+    before = [p.requires_grad for p in params]
+    split = get_task("fashion-mnist").load()
+    x, y = split.inputs[:20], split.labels[:20]
+    budget = AdversarialParams(pgd_steps=3, restarts=1).model_dump()
+    run_attack(attacks.get("pgd-linf"), module, x, y, np.ones(20, bool), bounds=(0.0, 1.0), epsilons=[0.1],
+               budget=budget, seed=0, batch_size=10)  # fmt: skip
+    assert [p.requires_grad for p in params] == before
+    assert all(p.grad is None for p in params)

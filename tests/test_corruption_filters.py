@@ -71,3 +71,16 @@ def test_pixelate_matches_pil():
             # PIL rounds its downsampled image to uint8 (fixed-point weights) before upsampling; the harness
             # keeps floats: one grey level apart at most
             np.testing.assert_allclose(out[0].numpy() * 255, np.asarray(expected), atol=1 + 1e-3)
+
+
+@pytest.mark.parametrize(("radius", "sigma"), [(10, 3), (15, 8), (20, 15)])
+def test_motion_blur_matches_the_reference_for_a_given_angle(radius, sigma):
+    from tests.imagecorruptions_shim import imagecorruptions
+
+    images = random_images(3, 36, seed=5)
+    angles = torch.tensor([-40.0, 7.5, 33.0])
+    ours = filters.motion_blur(images.double(), radius, sigma, angles)
+    with imagecorruptions() as module:
+        for image, angle, out in zip(images, angles, ours, strict=True):
+            expected = module.corruptions._motion_blur(image[0].double().numpy(), radius, sigma, float(angle))
+            np.testing.assert_allclose(out[0].numpy(), expected, atol=1e-6)

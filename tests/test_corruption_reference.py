@@ -1,7 +1,7 @@
 """The torch corruptions against the packaged ImageNet-C code, ``imagecorruptions`` 1.1.2: all 19. Three
 of them fail as published on today's libraries (glass_blur and gaussian_blur pass skimage the removed
-``multichannel`` argument; fog uses ``np.float_``, removed in numpy 2); the test runs them through two
-shims that restore those names without changing the computation, and names them in its output.
+``multichannel`` argument; fog uses ``np.float_``, removed in numpy 2); the test runs them through
+shims that restore those names without changing the computation (tests/imagecorruptions_shim.py).
 
 Both implementations draw their own random numbers, so the test compares per-severity statistics over
 a set of images: the mean absolute change and the mean squared change (the MSE behind PSNR) of each
@@ -21,10 +21,6 @@ noises are compared on RGB images only.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
-import types
 import warnings
 
 import numpy as np
@@ -34,6 +30,7 @@ from torch.nn import functional as F
 
 from harness.attacks.corruptions import corrupt
 from harness.tasks import get_task
+from tests.imagecorruptions_shim import imagecorruptions
 
 NOISES = ["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"]
 DETERMINISTIC = [
@@ -48,44 +45,14 @@ DETERMINISTIC = [
 ]
 PER_PIXEL = [*NOISES, "glass_blur", "motion_blur", "elastic_transform"]
 STRUCTURED = ["snow", "frost", "fog", "spatter"]
-SHIMMED = {"glass_blur", "gaussian_blur", "fog"}
 TOLERANCE = {**dict.fromkeys(DETERMINISTIC, (0.03, 0.07)), **dict.fromkeys(PER_PIXEL, (0.05, 0.12)),
              **dict.fromkeys(STRUCTURED, (0.10, 0.25))}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def reference():
-    """``imagecorruptions`` imported under numpy 2, skimage >= 0.19 and setuptools >= 81: it imports
-    ``pkg_resources`` only for ``resource_filename`` (its frost files) and ``scipy.ndimage.interpolation``,
-    an alias newer scipy dropped; it calls skimage's ``gaussian(..., multichannel=True)``, now
-    ``channel_axis=-1``; and fog allocates with ``np.float_``, now ``np.float64``."""
-    if "pkg_resources" not in sys.modules:
-        shim = types.ModuleType("pkg_resources")
-
-        def resource_filename(package: str, name: str) -> str:
-            return os.path.join(os.path.dirname(importlib.util.find_spec(package).origin), name)
-
-        shim.resource_filename = resource_filename
-        sys.modules["pkg_resources"] = shim
-    import scipy.ndimage
-    import skimage.filters
-
-    try:
-        import scipy.ndimage.interpolation
-    except ImportError:
-        sys.modules["scipy.ndimage.interpolation"] = scipy.ndimage
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import imagecorruptions
-        from imagecorruptions import corruptions
-
-    def gaussian(image, sigma, multichannel=None, **options):
-        return skimage.filters.gaussian(image, sigma=sigma, channel_axis=-1 if multichannel else None, **options)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(corruptions, "gaussian", gaussian)
-        patch.setattr(np, "float_", np.float64, raising=False)
-        yield imagecorruptions
+    with imagecorruptions() as module:
+        yield module
 
 
 def run_reference(ic, images: torch.Tensor, name: str, severity: int) -> torch.Tensor:

@@ -102,3 +102,23 @@ def test_hsv_round_trip_and_known_values():
     assert torch.allclose(hsv_to_rgb(rgb_to_hsv(images)), images, atol=1e-5)
     red = torch.tensor([1.0, 0.0, 0.0]).reshape(1, 3, 1, 1)
     assert torch.allclose(rgb_to_hsv(red).flatten(), torch.tensor([0.0, 1.0, 1.0]))
+
+
+def test_glass_blur_waves_give_the_sequential_result():
+    """The published loop, pixel by pixel, on the same random offsets: the wave schedule must agree."""
+    from harness.attacks.corruptions.blur import local_shuffle
+
+    def sequential(n, h, w, delta, iterations, g):
+        source = torch.arange(h * w).repeat(n, 1)
+        images = torch.arange(n)
+        positions = [(row, col) for row in range(h - delta, delta, -1) for col in range(w - delta, delta, -1)]
+        for _ in range(iterations):
+            offsets = torch.randint(-delta, delta, (len(positions), 2, n), generator=g)
+            for (row, col), (dx, dy) in zip(positions, offsets, strict=True):
+                source[:, row * w + col] = source[images, (row + dy) * w + (col + dx)]
+        return source
+
+    for n, h, w, delta, iterations in [(3, 28, 28, 1, 2), (4, 32, 40, 2, 3), (2, 30, 25, 4, 2), (5, 28, 28, 3, 2)]:
+        expected = sequential(n, h, w, delta, iterations, torch.Generator().manual_seed(1))
+        waves = local_shuffle(n, h, w, delta, iterations, torch.Generator().manual_seed(1), torch.device("cpu"))
+        assert torch.equal(waves, expected)

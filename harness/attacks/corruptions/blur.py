@@ -21,21 +21,31 @@ def defocus_blur(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
 
 def local_shuffle(n: int, h: int, w: int, delta: int, iterations: int, g: torch.Generator,
                   device: torch.device) -> torch.Tensor:  # fmt: skip
-    """Glass blur's pixel shuffle, per image: from the bottom right, every pixel takes the value of a
-    random pixel up to ``delta`` away, in order, so values travel further than ``delta``. Returns the
-    source index of every pixel, [n, h * w]. Sequential over pixels as the reference is, batched over
-    images.
+    """Glass blur's pixel shuffle, per image: from the bottom right, every pixel in turn takes the value
+    of a random pixel up to ``delta`` away, so values travel further than ``delta``. Returns the source
+    index of every pixel, [n, h * w].
 
     The published code means to swap the two pixels (``x[h, w], x[h', w'] = x[h', w'], x[h, w]``), but
     on an RGB array the right-hand side holds views, so the second assignment writes back the value
-    just copied: a copy, not a swap. ImageNet-C was made that way, and so is this."""
+    just copied: a copy, not a swap. ImageNet-C was made that way, and so is this.
+
+    The steps are sequential only between pixels less than ``delta + 1`` apart in both directions.
+    Pixel (r, c) goes in wave (h - r) * (delta + 1) + (w - c): a step's interacting neighbours that
+    come before it in the published order fall in earlier waves, and the pixels of one wave do not
+    interact, so each wave is one gather: the published result, exactly, in h * (delta + 1) + w waves
+    instead of h * w steps."""
+    rows, cols = torch.meshgrid(torch.arange(h - delta, delta, -1), torch.arange(w - delta, delta, -1), indexing="ij")
+    rows, cols = rows.reshape(-1).to(device), cols.reshape(-1).to(device)
+    wave = (h - rows) * (delta + 1) + (w - cols)
+    order = torch.argsort(wave, stable=True)
+    waves = torch.split(order, torch.unique_consecutive(wave[order], return_counts=True)[1].tolist())
+    target = rows * w + cols
     source = torch.arange(h * w, device=device).repeat(n, 1)
-    images = torch.arange(n, device=device)
-    positions = [(row, col) for row in range(h - delta, delta, -1) for col in range(w - delta, delta, -1)]
     for _ in range(iterations):
-        offsets = torch.randint(-delta, delta, (len(positions), 2, n), generator=g, device=device)
-        for (row, col), (dx, dy) in zip(positions, offsets, strict=True):
-            source[:, row * w + col] = source[images, (row + dy) * w + (col + dx)]
+        offsets = torch.randint(-delta, delta, (len(rows), 2, n), generator=g, device=device)  # (dx, dy)
+        read = (rows[:, None] + offsets[:, 1]) * w + (cols[:, None] + offsets[:, 0])  # [positions, n]
+        for step in waves:
+            source[:, target[step]] = source.gather(1, read[step].T)
     return source
 
 

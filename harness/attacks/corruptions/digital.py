@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import torch
@@ -29,6 +30,7 @@ def contrast(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
     return (x - means) * [0.4, 0.3, 0.2, 0.1, 0.05][s] + means
 
 
+@functools.cache
 def box_weights(size: int, out: int) -> torch.Tensor:
     """PIL's BOX downsampling as a matrix [out, size]: each output pixel is the plain mean of the input
     pixels whose centres fall in its span, decided in double precision exactly as PIL's ``Resample.c``
@@ -45,6 +47,7 @@ def box_weights(size: int, out: int) -> torch.Tensor:
     return (rows / rows.sum(1, keepdim=True)).float()
 
 
+@functools.cache
 def nearest_index(out: int, size: int) -> torch.Tensor:
     """PIL's NEAREST resampling: output pixel x reads input pixel int(x * step + step / 2), the position
     summed step by step in double precision as PIL's affine transform does (which decides ties)."""

@@ -38,11 +38,21 @@ def pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int, mode: str
 
 
 def filter2d(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
-    """Correlate every channel with one 2-D kernel (OpenCV's ``filter2D``), anchored at the centre."""
+    """Correlate every channel with one 2-D kernel (OpenCV's ``filter2D``), anchored at the centre.
+    Long kernels go through the FFT (as OpenCV's do; several times faster than a one-channel
+    convolution on the CPU), short ones through a direct convolution."""
     kh, kw = kernel.shape
     n, c, h, w = x.shape
     flat = pad(x.reshape(n * c, 1, h, w), kh // 2, kh - 1 - kh // 2, kw // 2, kw - 1 - kw // 2, mode)
-    return F.conv2d(flat, kernel[None, None].to(x)).reshape(n, c, h, w)
+    kernel = kernel.to(x)
+    if kh * kw < 16:
+        return F.conv2d(flat, kernel[None, None]).reshape(n, c, h, w)
+    dims = (-2, -1) if kh > 1 and kw > 1 else (-2,) if kh > 1 else (-1,)
+    size = [flat.shape[d] for d in dims]
+    kernel_spectrum = torch.fft.rfftn(kernel.flip(0, 1), s=size, dim=dims)  # [kh, 1], [1, kw] broadcast
+    spectrum = torch.fft.rfftn(flat, s=size, dim=dims) * kernel_spectrum
+    full = torch.fft.irfftn(spectrum, s=size, dim=dims)  # circular convolution; its valid part is exact
+    return full[..., kh - 1 :, kw - 1 :].reshape(n, c, h, w)
 
 
 def gaussian_kernel_1d(sigma: float, truncate: float) -> torch.Tensor:
@@ -216,8 +226,12 @@ def distance_to(zero: torch.Tensor, limit: float) -> torch.Tensor:
     h, w = d.shape[2:]
     for _ in range(math.ceil(limit)):
         p = F.pad(d, (2, 2, 2, 2), value=math.inf)
+        relaxed = d
         for (dy, dx), cost in CHAMFER:
-            d = torch.minimum(d, p[:, :, 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w] + cost)
+            relaxed = torch.minimum(relaxed, p[:, :, 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w] + cost)
+        if torch.equal(relaxed, d):
+            break
+        d = relaxed
     return d.clamp(max=limit)
 
 
