@@ -73,6 +73,7 @@ class EvalContext:
     run_id: str
     provenance: dict[str, Any]
     on_batch: Callable[[int, int], None] | None = None  # (examples done, total) during the clean pass
+    on_stage: Callable[[str, int, int], None] | None = None  # (stage, stages done, total) within a metric
     metric_params: dict[str, Any] = field(default_factory=dict)  # set by the runner for each metric
     outputs: dict[str, pd.DataFrame] = field(default_factory=dict)  # per-example outputs a metric adds, by kind
     figures: dict[str, bytes] = field(default_factory=dict)  # PNG figures a metric draws, by name
@@ -88,6 +89,11 @@ class EvalContext:
             if progress and self.on_batch:
                 self.on_batch(start + len(batch), len(inputs))
         return torch.cat(parts).cpu().numpy()
+
+    def stage(self, label: str, done: int, total: int) -> None:
+        """Report progress inside a long metric: ``label`` is what runs now, ``done`` of ``total``."""
+        if self.on_stage:
+            self.on_stage(label, done, total)
 
     def predict(self, inputs: torch.Tensor | np.ndarray) -> np.ndarray:
         """Top-1 predictions for shifted or perturbed inputs; -1 where the logits are not finite."""

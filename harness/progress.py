@@ -14,6 +14,7 @@ class Reporter:
     def start(self, total: int, cached: int) -> None: ...
     def pair_started(self, model: str, task: str) -> None: ...
     def batch(self, done: int, total: int) -> None: ...
+    def stage(self, label: str, done: int, total: int) -> None: ...
     def job_started(self, job: Any) -> None: ...
     def job_done(self, job: Any, error: str | None) -> None: ...
     def finish(self) -> None: ...
@@ -23,7 +24,8 @@ NullReporter = Reporter
 
 
 class RichReporter(Reporter):
-    """One bar for the jobs of the run, one for the batches of the current clean pass."""
+    """One bar for the jobs of the run, one for the current pair: the batches of its clean pass, then
+    the stages of each long metric (attacks, corruptions)."""
 
     def __init__(self, console: Console) -> None:
         from rich.progress import (
@@ -41,6 +43,7 @@ class RichReporter(Reporter):
         )  # fmt: skip
         self._jobs: Any = None
         self._batches: Any = None
+        self._job_label = ""
 
     def start(self, total: int, cached: int) -> None:
         self.progress.start()
@@ -56,9 +59,14 @@ class RichReporter(Reporter):
         if self._batches is not None:
             self.progress.update(self._batches, completed=done, total=total)
 
-    def job_started(self, job: Any) -> None:
+    def stage(self, label: str, done: int, total: int) -> None:
         if self._batches is not None:
-            self.progress.update(self._batches, description=f"  {job.model} on {job.task}: {job.metric}")
+            self.progress.update(self._batches, description=f"{self._job_label} · {label}", completed=done, total=total)
+
+    def job_started(self, job: Any) -> None:
+        self._job_label = f"  {job.model} on {job.task}: {job.metric}"
+        if self._batches is not None:
+            self.progress.update(self._batches, description=self._job_label)
 
     def job_done(self, job: Any, error: str | None) -> None:
         self.progress.advance(self._jobs)

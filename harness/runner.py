@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import __version__
+from harness import __version__, stats
 from harness.config import ModelRef, Suite
 from harness.context import EvalContext
 from harness.errors import HarnessError
@@ -145,13 +145,6 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def subset_indices(n: int, limit: int | None, seed: int) -> np.ndarray | None:
-    """A seeded subset of ``limit`` of the n examples (sorted), or None for all of them."""
-    if limit is None or limit >= n:
-        return None
-    return np.sort(np.random.default_rng(seed).permutation(n)[:limit])
-
-
 def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
     """Resolve every group to its runnable pairs and jobs, loading each model once for its fingerprint."""
     pairs: dict[tuple[str, str | None, str], Pair] = {}
@@ -172,7 +165,7 @@ def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
                     if fingerprint is None:
                         model = load_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
                         fingerprint = model.fingerprint
-                    subset = subset_indices(len(task.load()), suite.limit, suite.seed)
+                    subset = stats.subset_indices(len(task.load()), suite.limit, suite.seed)
                     sub = None if subset is None else {"limit": suite.limit, "seed": suite.seed}
                     examples_key = key_of(
                         kind="clean", model=ref.name, model_fp=fingerprint, task_fp=task.fingerprint, subset=sub
@@ -230,7 +223,7 @@ def evaluate_pair(
         raise RuntimeError(f"{pair.name} changed between planning and running (was its weights file replaced?)")
     ctx = EvalContext(
         model, task, split, device, settings["batch_size"], settings["seed"], settings["resamples"],
-        settings["run_id"], provenance, on_batch=reporter.batch,
+        settings["run_id"], provenance, on_batch=reporter.batch, on_stage=reporter.stage,
     )  # fmt: skip
     for job in jobs:
         metric = metrics.get(job.metric)()

@@ -106,3 +106,10 @@ def bootstrap(
         size = min(block, resamples - start)
         draws.append(np.asarray(statistic(rng.integers(0, n, size=(size, n), dtype=np.int32)), dtype=float))
     return _interval(value, np.concatenate(draws), n, confidence)
+
+
+def subset_indices(n: int, limit: int | None, seed: int) -> np.ndarray | None:
+    """A seeded subset of ``limit`` of the n examples (sorted), or None for all of them."""
+    if limit is None or limit >= n:
+        return None
+    return np.sort(np.random.default_rng(seed).permutation(n)[:limit])

@@ -105,3 +105,24 @@ def test_changed_parameters_are_a_new_measurement(tmp_path):
         assert not plan.stored
         plan = runner.plan(suite("counting:0", limit=100, metrics="[calibration]"), store)  # same as bins: 15
         assert len(plan.stored) == 1
+
+
+def test_long_metrics_report_their_stages_and_figures_are_stored(tmp_path, monkeypatch):
+    from harness.progress import Reporter
+
+    class Recording(Reporter):
+        def __init__(self) -> None:
+            self.stages: list[tuple[str, int, int]] = []
+
+        def stage(self, label: str, done: int, total: int) -> None:
+            self.stages.append((label, done, total))
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    metrics = "[{corruption: {corruptions: [contrast, fog], severities: [1, 3], baseline: 'counting:'}}]"
+    reporter = Recording()
+    with Store(tmp_path / "store") as store:
+        result = runner.run(suite("counting:", limit=50, metrics=metrics), store, reporter=reporter)
+        assert not result.failures
+        assert reporter.stages == [("contrast@1", 0, 4), ("contrast@3", 1, 4), ("fog@1", 2, 4), ("fog@3", 3, 4)]
+        (figure,) = store.figures(model="counting:")
+        assert figure["name"] == "corruptions@3" and figure["path"].read_bytes().startswith(b"\x89PNG")

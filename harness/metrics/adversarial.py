@@ -10,7 +10,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import stats
-from harness.metrics.base import Metric
+from harness.metrics.base import Metric, costly_subset
 from harness.registry import attacks, metrics, unknown_name_message
 
 if TYPE_CHECKING:
@@ -25,7 +25,9 @@ class AdversarialParams(BaseModel):
     attacks: tuple[str, ...] = Field((*WHITE_BOX, "hopskipjump"), description="registered attack names")
     linf_eps: tuple[float, ...] = (0.01, 0.03, 0.05, 0.1, 0.2)
     l2_eps: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
-    examples: int = Field(1000, ge=1, description="seeded subset of the evaluated examples")
+    examples: int | None = Field(
+        None, ge=1, description="seeded subset of the evaluated examples (default: 1,000, or all under --limit)"
+    )
     blackbox_examples: int = Field(100, ge=1, description="subset (of the above) for the black-box attack")
     pgd_steps: int = Field(20, ge=1)
     restarts: int = Field(1, ge=1, description="PGD runs from independent random starts")
@@ -52,6 +54,7 @@ def eps_label(eps: float) -> str:
 @metrics.register("adversarial", "robust accuracy under foolbox attacks (Linf, L2), worst case, sanity flags")
 class Adversarial(Metric):
     name = "adversarial"
+    version = 2
     category = "robustness"
     needs = frozenset({"clean", "gradients"})
     Params: type[BaseModel] = AdversarialParams
@@ -59,14 +62,11 @@ class Adversarial(Metric):
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
         from harness.attacks.adversarial import run_attack
         from harness.attacks.sanity import model_flags, monotone, result_flags
-        from harness.runner import subset_indices
 
         assert isinstance(params, AdversarialParams)
         if ctx.task.bounds is None:
             raise ValueError(f"adversarial attacks need an image task with declared bounds; {ctx.task.name} has none")
-        n_all = len(ctx.split)
-        picked = subset_indices(n_all, params.examples, ctx.seed)
-        picked = np.arange(n_all) if picked is None else picked
+        picked = costly_subset(ctx, params.examples)
         module = ctx.model.to(ctx.device).module
         inputs = ctx.split.inputs[picked].to(ctx.device)
         labels = ctx.split.labels[picked].to(ctx.device)
@@ -76,7 +76,8 @@ class Adversarial(Metric):
 
         flags = model_flags(module, inputs[:64], labels[:64])
         outcomes = {}
-        for name in params.attacks:
+        for done, name in enumerate(params.attacks):
+            ctx.stage(name, done, len(params.attacks))
             attack = attacks.get(name)
             examples = params.blackbox_examples if attack.kind == "blackbox" else len(picked)
             outcomes[name] = run_attack(
@@ -84,6 +85,7 @@ class Adversarial(Metric):
                 bounds=ctx.task.bounds, epsilons=grids[attack.norm], budget=budget, seed=ctx.seed,
                 batch_size=params.batch_size,
             )  # fmt: skip
+        ctx.stage("done", len(params.attacks), len(params.attacks))
 
         rows: list[tuple[str, str, np.ndarray]] = []  # (metric, slice, robust per example)
         columns: dict[str, np.ndarray] = {

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from harness import stats
 
 if TYPE_CHECKING:
     from harness.context import EvalContext
     from harness.records import Record
+
+
+DEFAULT_EXAMPLES = 1000  # what the attacks and corruptions evaluate unless told otherwise
+
+
+def costly_subset(ctx: EvalContext, examples: int | None) -> np.ndarray:
+    """Indices into ``ctx.split`` of the examples an expensive metric evaluates: ``examples`` when the
+    suite sets it; otherwise all of them in a run cut by ``--limit`` (the split is that subset already);
+    otherwise a seeded ``DEFAULT_EXAMPLES``."""
+    n = len(ctx.split)
+    if examples is None:
+        examples = n if ctx.provenance.get("limit") else DEFAULT_EXAMPLES
+    picked = stats.subset_indices(n, examples, ctx.seed)
+    return np.arange(n) if picked is None else picked
 
 
 class NoParams(BaseModel):

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import stats
 from harness.figures import image_grid
-from harness.metrics.base import Metric
+from harness.metrics.base import Metric, costly_subset
 from harness.registry import metrics
 
 if TYPE_CHECKING:
@@ -42,6 +42,9 @@ class CorruptionParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     corruptions: tuple[str, ...] = STANDARD
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)  # sorted; the figure shows the last
+    examples: int | None = Field(
+        None, ge=1, description="seeded subset of the evaluated examples (default: 1,000, or all under --limit)"
+    )
     baseline: str | None = Field(None, description="model whose errors normalise CE; default per task")
 
     @field_validator("corruptions")
@@ -118,6 +121,7 @@ def weights_from_rows(rows: np.ndarray, n: int) -> np.ndarray:
 @metrics.register("corruption", "accuracy under ImageNet-C corruptions; CE and mCE against a baseline model")
 class Corruption(Metric):
     name = "corruption"
+    version = 2
     category = "robustness"
     Params: type[BaseModel] = CorruptionParams
 
@@ -130,8 +134,10 @@ class Corruption(Metric):
         baseline = params.baseline or BASELINES.get(ctx.task.name)
         if baseline is None:
             raise ValueError(f"no baseline model for {ctx.task.name}: set the corruption metric's 'baseline' parameter")
-        images, labels = ctx.split.inputs, ctx.clean.labels
-        split_fp = ctx.split.fingerprint
+        picked = costly_subset(ctx, params.examples)
+        split = ctx.split.subset(picked)
+        images, labels, clean_correct = split.inputs, ctx.clean.labels[picked], ctx.clean.correct[picked]
+        split_fp = split.fingerprint
         names, sevs = params.corruptions, params.severities
         loaded: list[Model] = []
 
@@ -147,11 +153,13 @@ class Corruption(Metric):
         base_err = np.zeros_like(model_err)
         out: list[Record] = []
         opts = ctx.bootstrap_options
-        record_params = {"corruptions": list(names), "severities": list(sevs), "baseline": baseline}
+        record_params = {"corruptions": list(names), "severities": list(sevs), "baseline": baseline,
+                         "examples": len(picked)}  # fmt: skip
         shown = grid_examples(labels)
         grid_rows = [images[shown].numpy()]
         for i, name in enumerate(names):
             for j, severity in enumerate(sevs):
+                ctx.stage(f"{name}@{severity}", i * len(sevs) + j, len(names) * len(sevs))
                 pixels = corrupted(ctx.task.fingerprint, split_fp, images, name, severity, ctx.seed)
                 if severity == sevs[-1]:
                     grid_rows.append(pixels[shown].float().numpy() / 255)
@@ -164,7 +172,7 @@ class Corruption(Metric):
             np.stack(grid_rows), ["clean", *names], [ctx.task.classes[k] for k in labels[shown]],
             title=f"{ctx.task.name}: each corruption at severity {sevs[-1]}",
         )  # fmt: skip
-        clean_err = (~ctx.clean.correct).astype(np.float32)
+        clean_err = (~clean_correct).astype(np.float32)
         base_clean_err = (base_predictions(None, 0, lambda: images) != labels).astype(np.float32)
         n = len(labels)
         flat_m = model_err.reshape(-1, n).T  # [n, C*S]
