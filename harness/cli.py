@@ -218,6 +218,17 @@ def headline(record: Any) -> str | None:
     return None
 
 
+def column_order(column: str, first: list[str], present: list[str]) -> tuple:
+    """Headline numbers first, then epsilon grids by norm and epsilon (linf 0.01 ... l2 2), then the rest
+    in the order they came."""
+    if column in first:
+        return (0, first.index(column))
+    norm, _, eps = column.partition(" ")
+    if norm in ("linf", "l2") and eps.replace(".", "", 1).isdigit():
+        return (1, norm != "linf", float(eps))
+    return (2, present.index(column))
+
+
 def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
     """One table per task and metric family: a row per model, a column per headline number; tasks and
     models in the order the suite names them (``order``: the plan's (model, task) pairs)."""
@@ -240,26 +251,48 @@ def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
             rows = tables[task_name, family]
             models = [m for m, t in order if t == task_name and m in rows]
             present = list(dict.fromkeys(c for row in rows.values() for c in row))
-            columns = [c for c in first if c in present] + [c for c in present if c not in first]
+            columns = sorted(present, key=lambda c: column_order(c, first, present))
             directions = {c: r.direction for row in rows.values() for c, r in row.items()}
             unit = "ECE in %" if family == "calibration" else "in %"
-            table = Table(
-                title=f"{task_name} · {family} ({unit}, ± the 95% bootstrap CI)", title_justify="left",
-                caption="↑ higher is better, ↓ lower is better; ⚑ flagged", caption_justify="left",
-            )  # fmt: skip
-            table.add_column("model", style="bold", no_wrap=True)
+            flags = {m: sorted({f for r in rows[m].values() for f in r.flags}) for m in models}
+            text = {
+                (m, c): format_value(r.metric, r.value, r.ci_low, r.ci_high) + (" ⚑" if r.flags else "")
+                for m in models for c, r in rows[m].items()
+            }  # fmt: skip
+            # as many number columns per table as the terminal holds; wider families continue below
+            width = {c: max(len(c) + 2, *(len(text.get((m, c), "")) for m in models)) + 3 for c in columns}
+            room = out.width - max(len(m) for m in models) - 4 - 9
+            chunks: list[list[str]] = [[]]
             for c in columns:
-                table.add_column(f"{c} {'↑' if directions[c] == 'higher' else '↓'}", justify="right", no_wrap=True)
-            table.add_column("n", justify="right")
-            for model_name in models:
-                row = rows[model_name]
-                cells = []
-                for c in columns:
-                    r = row.get(c)
-                    cell = format_value(r.metric, r.value, r.ci_low, r.ci_high) if r else ""
-                    cells.append(f"[red]{cell} ⚑ {' '.join(r.flags)}[/]" if r and r.flags else cell)
-                table.add_row(model_name, *cells, str(max(r.n for r in row.values())))
-            out.print(table)
+                if chunks[-1] and sum(width[x] for x in chunks[-1]) + width[c] > room:
+                    chunks.append([])
+                chunks[-1].append(c)
+            for k, chunk in enumerate(chunks):
+                part = f" {k + 1}/{len(chunks)}" if len(chunks) > 1 else ""
+                table = Table(
+                    title=f"{task_name} · {family}{part} ({unit}, ± the 95% bootstrap CI)", title_justify="left",
+                    caption="↑ higher is better, ↓ lower is better; ⚑ flagged",
+                    caption_justify="left",
+                )  # fmt: skip
+                table.add_column("model", style="bold", no_wrap=True)
+                for c in chunk:
+                    arrow = "↑" if directions[c] == "higher" else "↓"
+                    table.add_column(f"{c} {arrow}", justify="right", no_wrap=True)
+                table.add_column("n", justify="right")
+                last = k == len(chunks) - 1 and any(flags.values())
+                if last:
+                    table.add_column("flags", style="red")
+                for model_name in models:
+                    row = rows[model_name]
+                    cells = []
+                    for c in chunk:
+                        r = row.get(c)
+                        cells.append(
+                            f"[red]{text[model_name, c]}[/]" if r and r.flags else text.get((model_name, c), "")
+                        )
+                    extra = [", ".join(flags[model_name])] if last else []
+                    table.add_row(model_name, *cells, str(max(r.n for r in row.values())), *extra)
+                out.print(table)
 
 
 class ExportWhat(StrEnum):

@@ -233,3 +233,29 @@ def test_listing_and_help_do_not_import_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "False", proc.stderr
+
+
+def test_wide_result_tables_continue_below_and_show_flags_once(monkeypatch):
+    """A family with more columns than the terminal holds is split into numbered tables, epsilons in
+    order (linf before l2), and a model's flags are listed once, in the last table."""
+    from rich.console import Console
+
+    from harness import cli
+    from harness.records import Record
+
+    def record(slice_: str, value: float, flags: tuple[str, ...] = ()) -> Record:
+        return Record(model="zoo:m", task="fashion-mnist", metric="adversarial.robust_accuracy", value=value,
+                      ci_low=value - 0.01, ci_high=value + 0.01, n=100, direction="higher", category="robustness",
+                      slice=slice_, params={}, flags=flags, run_id="r", provenance={})  # fmt: skip
+
+    slices = ["attack=worst-l2@1", "attack=worst-linf@0.1", "attack=none", "attack=worst-linf@0.01",
+              "attack=worst-l2@0.5", "attack=worst-linf@0.03"]  # fmt: skip
+    records = [record(s, 0.5, ("zero-gradients",) if "0.1" in s else ()) for s in slices]
+    console = Console(width=80, record=True)
+    monkeypatch.setattr(cli, "out", console)
+    cli.print_results(records, [("zoo:m", "fashion-mnist")])
+    text = console.export_text()
+    assert "adversarial 1/2" in text and "adversarial 2/2" in text
+    order = [text.index(h) for h in ("clean", "linf 0.01", "linf 0.03", "linf 0.1", "l2 0.5", "l2 1 ")]
+    assert order == sorted(order)
+    assert text.count("zero-gradients") == 1 and text.count("⚑") >= 2

@@ -167,6 +167,20 @@ def perturbation_norm(delta: torch.Tensor, norm: Norm) -> torch.Tensor:
     return flat.abs().amax(1) if norm == "linf" else flat.norm(dim=1)
 
 
+@contextmanager
+def frozen(module: torch.nn.Module) -> Iterator[None]:
+    """``module`` with ``requires_grad`` off for every parameter; restored afterwards."""
+    params = list(module.parameters())
+    before = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in zip(params, before, strict=True):
+            p.requires_grad_(flag)
+
+
 def run_attack(
     attack: Attack,
     module: torch.nn.Module,
@@ -184,58 +198,27 @@ def run_attack(
 
     The module's parameters are frozen meanwhile: foolbox takes gradients with ``loss.backward()``,
     which would otherwise also compute (and accumulate) every weight's gradient, a third of the work."""
-    with frozen(module):
-        return _run_attack(attack, module, inputs, labels, correct, bounds=bounds, epsilons=epsilons,
-                           budget=budget, seed=seed, batch_size=batch_size)  # fmt: skip
-
-
-@contextmanager
-def frozen(module: torch.nn.Module) -> Iterator[None]:
-    """``module`` with ``requires_grad`` off for every parameter; restored afterwards."""
-    params = list(module.parameters())
-    before = [p.requires_grad for p in params]
-    try:
-        for p in params:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag in zip(params, before, strict=True):
-            p.requires_grad_(flag)
-
-
-def _run_attack(
-    attack: Attack,
-    module: torch.nn.Module,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
-    correct: np.ndarray,
-    *,
-    bounds: tuple[float, float],
-    epsilons: list[float],
-    budget: dict[str, Any],
-    seed: int,
-    batch_size: int,
-) -> Outcome:
     import torch
 
     fb = foolbox()
     fmodel = fb.PyTorchModel(module, bounds=bounds, device=inputs.device)
     built = attack.build(budget)
-    if attack.kind == "fixed":
-        restarts = budget["restarts"] if attack.name.startswith("pgd") else 1
-        robust = _fixed(built, fmodel, inputs, labels, correct, epsilons, restarts=restarts, seed=seed,
-                        batch_size=batch_size)  # fmt: skip
-        return Outcome(attack, robust=robust)
-    torch.manual_seed(seed)
-    norms = np.zeros(len(labels))  # a misclassified example needs no perturbation
-    starts = decision_starts(fmodel, inputs, labels) if attack.kind == "blackbox" else None
-    todo = np.flatnonzero(correct)
-    for start in range(0, len(todo), batch_size):
-        rows = todo[start : start + batch_size]
-        index = torch.as_tensor(rows, device=inputs.device)
-        x, y = inputs[index], labels[index]
-        extra = {"starting_points": starts[index]} if starts is not None else {}
-        _, clipped, success = built(fmodel, x, y, epsilons=None, **extra)
-        found = perturbation_norm(clipped - x, attack.norm).detach().cpu().numpy()
-        norms[rows] = np.where(success.cpu().numpy(), found, np.inf)
-    return Outcome(attack, norms=norms)
+    with frozen(module):
+        if attack.kind == "fixed":
+            restarts = budget["restarts"] if attack.name.startswith("pgd") else 1
+            robust = _fixed(built, fmodel, inputs, labels, correct, epsilons, restarts=restarts, seed=seed,
+                            batch_size=batch_size)  # fmt: skip
+            return Outcome(attack, robust=robust)
+        torch.manual_seed(seed)
+        norms = np.zeros(len(labels))  # a misclassified example needs no perturbation
+        starts = decision_starts(fmodel, inputs, labels) if attack.kind == "blackbox" else None
+        todo = np.flatnonzero(correct)
+        for start in range(0, len(todo), batch_size):
+            rows = todo[start : start + batch_size]
+            index = torch.as_tensor(rows, device=inputs.device)
+            x, y = inputs[index], labels[index]
+            extra = {"starting_points": starts[index]} if starts is not None else {}
+            _, clipped, success = built(fmodel, x, y, epsilons=None, **extra)
+            found = perturbation_norm(clipped - x, attack.norm).detach().cpu().numpy()
+            norms[rows] = np.where(success.cpu().numpy(), found, np.inf)
+        return Outcome(attack, norms=norms)
