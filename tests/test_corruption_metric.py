@@ -104,3 +104,15 @@ def test_figure_shows_every_corruption_at_the_highest_severity(results):
     assert image.format == "PNG" and min(image.size) > 300
     _, other = results["fmnist-cnn-aug"]
     assert other.figures["corruptions@4"] == ctx.figures["corruptions@4"]  # the same data for every model
+
+
+def test_per_example_outcomes_match_the_records(results):
+    records, ctx = results["fmnist-cnn"]
+    frame = ctx.outputs["corruption"]
+    assert len(frame) == 400 and frame["example"].tolist() == list(range(400))
+    assert frame["clean"].tolist() == ctx.clean.correct.tolist()
+    for name in PARAMS.corruptions:
+        for s in PARAMS.severities:
+            assert frame[f"{name}@{s}"].mean() == pytest.approx(
+                by(records, "corruption.accuracy", f"corruption={name}@{s}").value
+            )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import stats
@@ -155,6 +156,7 @@ class Corruption(Metric):
         opts = ctx.bootstrap_options
         record_params = {"corruptions": list(names), "severities": list(sevs), "baseline": baseline,
                          "examples": len(picked)}  # fmt: skip
+        outcomes: dict[str, np.ndarray] = {"example": split.attributes["index"].to_numpy(), "clean": clean_correct}
         shown = grid_examples(labels)
         grid_rows = [images[shown].numpy()]
         for i, name in enumerate(names):
@@ -164,10 +166,12 @@ class Corruption(Metric):
                 if severity == sevs[-1]:
                     grid_rows.append(pixels[shown].float().numpy() / 255)
                 correct = ctx.predict(pixels.float() / 255) == labels
+                outcomes[f"{name}@{severity}"] = correct
                 model_err[i, j] = ~correct
                 base_err[i, j] = base_predictions(name, severity, lambda p=pixels: p.float() / 255) != labels
                 out.append(ctx.record("corruption.accuracy", stats.proportion(correct, **opts), "higher", "robustness",
                                       slice=f"corruption={name}@{severity}", params=record_params))  # fmt: skip
+        ctx.outputs["corruption"] = pd.DataFrame(outcomes)  # correct or not per example, for paired comparisons
         ctx.figures[f"corruptions@{sevs[-1]}"] = image_grid(
             np.stack(grid_rows), ["clean", *names], [ctx.task.classes[k] for k in labels[shown]],
             title=f"{ctx.task.name}: each corruption at severity {sevs[-1]}",
