@@ -198,15 +198,38 @@ def print_plan(the_plan: Any, as_json: bool) -> None:
 
 def format_value(metric: str, value: float, low: float, high: float) -> str:
     """``91.8 ±0.5``: the value and the larger side of its CI (the exact bounds are in the store)."""
+    if metric == "fairness.verdict":
+        return "pass" if value == 1 else "fail"
     percent = "accuracy" in metric or metric == "calibration.ece"
     scale, digits = (100, 1) if percent else (1, 3)
     half = max(high - value, value - low) * scale
     return f"{value * scale:.{digits}f} ±{half:.{digits}f}"
 
 
-def headline(record: Any) -> str | None:
-    """The column a record gets in the summary tables, or None for detail left to the store (per-class
-    accuracy, each single attack and shift): overall numbers, worst cases and the clean reference."""
+FAIRNESS_COLUMNS = {
+    "demographic_parity_difference": "DP diff", "demographic_parity_ratio": "DP ratio",
+    "equalized_odds_difference": "EO diff", "equalized_odds_ratio": "EO ratio",
+    "equal_opportunity_difference": "EOpp diff", "accuracy_difference": "acc diff",
+    "worst_group_accuracy": "worst group acc",
+}  # fmt: skip
+VERDICT_COLUMNS = {"demographic_parity": "4/5 DP", "equalized_odds": "4/5 EO", "equal_opportunity": "4/5 EOpp"}
+
+
+def headline(record: Any) -> tuple[str, str] | None:
+    """Where a record goes in the summary tables: (what qualifies the model's row, e.g. the sensitive
+    feature; the column), or None for detail left to the store (per-class accuracy, each single attack,
+    shift and group): overall numbers, worst cases, the clean reference, disparities and verdicts."""
+    if record.metric.startswith("fairness.") and record.slice.startswith("feature="):
+        feature, _, rest = record.slice.removeprefix("feature=").partition(",")
+        if record.metric == "fairness.verdict" and rest.startswith("criterion="):
+            return feature, VERDICT_COLUMNS[rest.removeprefix("criterion=")]
+        column = FAIRNESS_COLUMNS.get(record.metric.removeprefix("fairness."))
+        return (feature, column) if column and not rest else None
+    column = _column(record)
+    return None if column is None else ("", column)
+
+
+def _column(record: Any) -> str | None:
     if record.slice == "overall":
         return record.metric.split(".", 1)[1]
     if record.slice.startswith("attack=worst-"):
@@ -236,24 +259,34 @@ def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
 
     tables: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     families: dict[str, list[str]] = {}
+    qualifiers: dict[tuple[str, str], list[str]] = {}  # (task, model) -> row qualifiers in order
     for r in records:
-        column = headline(r)
-        if column is not None:
+        place = headline(r)
+        if place is not None:
+            qualifier, column = place
             family = r.metric.split(".", 1)[0]
             families.setdefault(r.task, [])
             if family not in families[r.task]:
                 families[r.task].append(family)
-            tables.setdefault((r.task, family), {}).setdefault(r.model, {})[column] = r
-    first = ["top1", "top5", "balanced", "macro_f1", "clean"]
+            seen = qualifiers.setdefault((r.task, r.model), [])
+            if qualifier not in seen:
+                seen.append(qualifier)
+            label = f"{r.model} · {qualifier}" if qualifier else r.model
+            tables.setdefault((r.task, family), {}).setdefault(label, {})[column] = r
+    first = ["top1", "top5", "balanced", "macro_f1", "clean", *FAIRNESS_COLUMNS.values(), *VERDICT_COLUMNS.values()]
     tasks = list(dict.fromkeys(t for _, t in order))
     for task_name in tasks:
         for family in sorted(families.get(task_name, []), key=lambda f: f not in ("accuracy", "calibration")):
             rows = tables[task_name, family]
-            models = [m for m, t in order if t == task_name and m in rows]
+            labels = [f"{m} · {q}" if q else m for m, t in order if t == task_name
+                      for q in qualifiers.get((task_name, m), [])]  # fmt: skip
+            models = [label for label in labels if label in rows]
             present = list(dict.fromkeys(c for row in rows.values() for c in row))
             columns = sorted(present, key=lambda c: column_order(c, first, present))
             directions = {c: r.direction for row in rows.values() for c, r in row.items()}
-            unit = "ECE in %" if family == "calibration" else "in %"
+            unit = {"calibration": "ECE in %", "fairness": "accuracy in %, gaps and ratios as fractions"}.get(
+                family, "in %"
+            )
             flags = {m: sorted({f for r in rows[m].values() for f in r.flags}) for m in models}
             text = {
                 (m, c): format_value(r.metric, r.value, r.ci_low, r.ci_high) + (" ⚑" if r.flags else "")

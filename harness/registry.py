@@ -110,6 +110,7 @@ metrics: Registry = Registry(
         "harness.metrics.adversarial",
         "harness.metrics.tabular_shift",
         "harness.metrics.corruption",
+        "harness.metrics.fairness",
     ),
     "harness.metrics",
 )

@@ -33,7 +33,7 @@ class Estimate:
     n: int
 
 
-def _interval(value: float, draws: np.ndarray, n: int, confidence: float) -> Estimate:
+def _interval(value: float, draws: np.ndarray, n: int, confidence: float, contain: bool = False) -> Estimate:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), not {confidence}")
     draws = draws[np.isfinite(draws)]
@@ -41,6 +41,8 @@ def _interval(value: float, draws: np.ndarray, n: int, confidence: float) -> Est
         return Estimate(float(value), float("nan"), float("nan"), n)
     alpha = (1 - confidence) / 2
     low, high = np.quantile(draws, [alpha, 1 - alpha])
+    if contain and np.isfinite(value):
+        low, high = min(low, value), max(high, value)
     return Estimate(float(value), float(low), float(high), n)
 
 
@@ -74,15 +76,20 @@ def from_counts(
     resamples: int = DEFAULT_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
+    contain: bool = False,
 ) -> Estimate:
-    """A statistic of a table of counts; ``statistic`` maps ``[..., *counts.shape]`` to ``[...]``."""
+    """A statistic of a table of counts; ``statistic`` maps ``[..., *counts.shape]`` to ``[...]``.
+
+    ``contain`` widens the interval to include the estimate: the percentile interval of a gap between
+    groups (max - min) lies wholly above the estimate when the groups are alike, since resampling
+    adds noise that only widens gaps."""
     counts = np.asarray(counts, dtype=np.int64)
     n = int(counts.sum())
     _check(n, resamples)
     value = float(statistic(counts[None])[0])
     flat = np.random.default_rng(seed).multinomial(n, counts.ravel() / n, size=resamples)
     draws = statistic(flat.reshape(resamples, *counts.shape))
-    return _interval(value, np.asarray(draws, dtype=float), n, confidence)
+    return _interval(value, np.asarray(draws, dtype=float), n, confidence, contain)
 
 
 def bootstrap(

@@ -23,26 +23,33 @@ class TableModule(nn.Module):
         return self.table[x[:, 0].long()]
 
 
-def make_task(labels: np.ndarray, num_classes: int) -> Task:
+def make_task(labels: np.ndarray, num_classes: int, attributes: pd.DataFrame | None = None) -> Task:
+    extra = pd.DataFrame(index=range(len(labels))) if attributes is None else attributes.reset_index(drop=True)
+
     class Fixed(Task):
         name = "fixed"
         modality = "tabular"
         classes = tuple(f"c{i}" for i in range(num_classes))
         splits = ("test",)
         input_shape = (1,)
+        sensitive = tuple(extra.columns)
 
         def _load(self, split: str) -> Split:
             n = len(labels)
             return Split(
                 "fixed", split, torch.arange(n, dtype=torch.float32)[:, None], torch.as_tensor(labels),
-                pd.DataFrame({"index": np.arange(n)}), fingerprint_arrays(np.asarray(labels)),
+                pd.concat([pd.DataFrame({"index": np.arange(n)}), extra], axis=1),
+                fingerprint_arrays(np.asarray(labels)),
             )  # fmt: skip
 
     return Fixed()
 
 
-def context_for(logits: np.ndarray, labels: np.ndarray, resamples: int = 200, seed: int = 0) -> EvalContext:
-    """An EvalContext whose clean pass yields exactly ``logits`` for ``labels``."""
-    task = make_task(np.asarray(labels, dtype=np.int64), logits.shape[1])
+def context_for(
+    logits: np.ndarray, labels: np.ndarray, resamples: int = 200, seed: int = 0, attributes: pd.DataFrame | None = None
+) -> EvalContext:
+    """An EvalContext whose clean pass yields exactly ``logits`` for ``labels`` (and the examples carry
+    ``attributes``)."""
+    task = make_task(np.asarray(labels, dtype=np.int64), logits.shape[1], attributes)
     model = Model("table", TableModule(logits), "tabular")
     return EvalContext(model, task, task.load(), torch.device("cpu"), 64, seed, resamples, "test-run", {})

@@ -60,5 +60,7 @@ class Adult(TabularTask):
         unknown = set(frame["income"].unique()) - set(self.classes)
         if unknown:
             raise ValueError(f"adult {split}: unexpected income labels {sorted(unknown)}")
-        attributes = pd.DataFrame({"sex": frame["sex"], "race": frame["race"], "age_group": age_group(frame["age"])})
+        attributes = pd.DataFrame(
+            {"sex": frame["sex"], "race": frame["race"], "age_group": age_group(frame["age"]), "age": frame["age"]}
+        )
         return self.split_from_frame(split, frame, labels.astype(np.int64), attributes)

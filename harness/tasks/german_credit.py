@@ -63,6 +63,6 @@ class GermanCredit(TabularTask):
         frame = read_german()
         frame = frame.iloc[split_indices(len(frame))[split]].reset_index(drop=True)
         sex = frame["status_sex"].map(lambda code: str(self.codes["status_sex"][code]).split(":")[0].strip())
-        attributes = pd.DataFrame({"sex": sex, "age_group": age_group(frame["age"])})
+        attributes = pd.DataFrame({"sex": sex, "age_group": age_group(frame["age"]), "age": frame["age"]})
         labels = (frame["credit"] == 1).to_numpy()  # 1 = good, 2 = bad
         return self.split_from_frame(split, frame, labels.astype(np.int64), attributes)

@@ -1,0 +1,373 @@
+"""Fairness across groups, the way a reviewer audits a model (formulas and explanations: docs/metrics.md).
+
+Per group of each sensitive feature, and of each named intersection (sex x race): the metrics of
+fairlearn's ``MetricFrame`` (accuracy, balanced accuracy, selection rate, true and false positive
+rates, false negative rate, precision, count). Per feature: demographic parity, equalized odds and
+equal opportunity differences and ratios, the accuracy difference and the worst-group accuracy, from
+fairlearn's own functions. Every number has a 95% bootstrap interval: the statistics are functions of
+the table of counts (group x label x prediction), which resamples exactly as a multinomial
+(``stats.from_counts``), so a thousand resamples of 16,281 rows cost milliseconds. Groups under
+``min_count`` examples are reported and flagged, and left out of the worst group. An audit verdict per
+feature and criterion compares each group's rate with a reference group's (default: the largest)
+against a tolerance (default: the four-fifths rule, a ratio in [0.8, 1.25]).
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from harness import stats
+from harness.metrics.base import Metric
+from harness.registry import metrics
+
+if TYPE_CHECKING:
+    from harness.context import EvalContext
+    from harness.records import Record
+
+MISSING = "missing"
+SEP = " x "
+
+
+class FairnessParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    features: tuple[str, ...] | None = Field(None, description="sensitive features; default: the task's")
+    buckets: dict[str, tuple[float, ...]] = Field(
+        default_factory=dict, description="continuous feature -> bucket edges, e.g. age: [25, 45, 65]"
+    )
+    intersections: tuple[tuple[str, ...], ...] = Field((), description="features to cross, e.g. [[sex, race]]")
+    control_features: tuple[str, ...] = Field((), description="disparities within each value of these")
+    min_count: int = Field(30, ge=1, description="groups smaller than this are flagged, not the worst group")
+    tolerance: tuple[float, float] = Field((0.8, 1.25), description="allowed ratio to the reference group")
+    reference: dict[str, str] = Field(default_factory=dict, description="feature -> reference group (default largest)")
+    positive: int = Field(1, ge=0, description="the favourable class of a binary task")
+
+    @field_validator("buckets")
+    @classmethod
+    def _increasing(cls, buckets: dict[str, tuple[float, ...]]) -> dict[str, tuple[float, ...]]:
+        for feature, edges in buckets.items():
+            if not edges or list(edges) != sorted(set(edges)):
+                raise ValueError(f"buckets for {feature!r} must be increasing edges, got {list(edges)}")
+        return buckets
+
+    @field_validator("tolerance")
+    @classmethod
+    def _ordered(cls, tolerance: tuple[float, float]) -> tuple[float, float]:
+        low, high = tolerance
+        if not 0 < low <= 1 <= high:
+            raise ValueError(f"tolerance must be (low, high) with 0 < low <= 1 <= high, got {list(tolerance)}")
+        return tolerance
+
+
+def bucketed(values: pd.Series, edges: tuple[float, ...]) -> pd.Series:
+    """Continuous values in [e_i, e_i+1) buckets named "<25", "25-45", ">=65"."""
+    names = [f"<{edges[0]:g}"] + [f"{a:g}-{b:g}" for a, b in itertools.pairwise(edges)]
+    names.append(f">={edges[-1]:g}")
+    codes = np.searchsorted(np.asarray(edges, dtype=float), values.astype(float).to_numpy(), side="right")
+    out = pd.Series(np.asarray(names, dtype=object)[codes], index=values.index)
+    return out.where(values.notna(), MISSING)
+
+
+def group_columns(attributes: pd.DataFrame, params: FairnessParams, default: tuple[str, ...]) -> dict[str, pd.Series]:
+    """Each sensitive feature (bucketed where asked) and each intersection, as string group labels;
+    a missing value is its own group, never dropped."""
+    available = [c for c in attributes.columns if c != "index"]
+    features = params.features if params.features is not None else default
+    wanted = [*features, *(f for pair in params.intersections for f in pair), *params.control_features]
+    for feature in wanted:
+        if feature not in available:
+            raise ValueError(f"unknown sensitive feature {feature!r}; this task's attributes are {available}")
+    for feature in params.buckets:
+        if feature not in available:
+            raise ValueError(f"cannot bucket {feature!r}: not an attribute of this task; available: {available}")
+
+    def labels(feature: str) -> pd.Series:
+        column = attributes[feature]
+        if feature in params.buckets:
+            return bucketed(column, params.buckets[feature])
+        return column.astype(object).where(column.notna(), MISSING).astype(str)
+
+    out = {feature: labels(feature) for feature in features}
+    for pair in params.intersections:
+        parts = [labels(f) for f in pair]
+        combined = parts[0]
+        for part in parts[1:]:
+            combined = combined + "|" + part
+        out[SEP.join(pair)] = combined
+    for name, column in out.items():
+        if column.nunique() < 2:
+            raise ValueError(f"sensitive feature {name!r} has a single group ({column.iloc[0]!r}): nothing to compare")
+    return out
+
+
+# statistics of count tables [..., G, 2, 2] (group, label, prediction), vectorised over resamples ------
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """No warnings for the NaNs of undefined rates (a group without positives has no TPR): the
+    statistics below leave them out on purpose."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
+
+
+def group_rates(t: np.ndarray) -> dict[str, np.ndarray]:
+    tn, fp, fn, tp = t[..., 0, 0], t[..., 0, 1], t[..., 1, 0], t[..., 1, 1]
+    n = tn + fp + fn + tp
+    tpr, tnr = _div(tp, tp + fn), _div(tn, tn + fp)
+    with quiet():
+        balanced = np.nanmean(np.stack([tpr, tnr]), axis=0)
+    return {
+        "accuracy": _div(tp + tn, n),
+        "balanced_accuracy": balanced,
+        "selection_rate": _div(tp + fp, n),
+        "true_positive_rate": tpr,
+        "false_positive_rate": _div(fp, fp + tn),
+        "false_negative_rate": _div(fn, fn + tp),
+        "precision": np.where(tp + fp > 0, _div(tp, tp + fp), np.where(n > 0, 0.0, np.nan)),  # sklearn: 0
+    }
+
+
+def gap(rates: np.ndarray) -> np.ndarray:
+    """max - min over the groups where the rate is defined (fairlearn's ``between_groups``)."""
+    with quiet():
+        return np.nanmax(rates, -1) - np.nanmin(rates, -1)
+
+
+def ratio(rates: np.ndarray) -> np.ndarray:
+    """min / max over the groups; equal rates (0 and 0 included) give 1."""
+    with quiet():
+        low, high = np.nanmin(rates, -1), np.nanmax(rates, -1)
+        return np.where(high > 0, low / np.where(high > 0, high, 1), np.where(np.isnan(high), np.nan, 1.0))
+
+
+DISPARITIES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
+    "demographic_parity_difference": (lambda t: gap(group_rates(t)["selection_rate"]), "lower"),
+    "demographic_parity_ratio": (lambda t: ratio(group_rates(t)["selection_rate"]), "higher"),
+    "equalized_odds_difference": (
+        lambda t: np.maximum(gap(group_rates(t)["true_positive_rate"]), gap(group_rates(t)["false_positive_rate"])),
+        "lower",
+    ),
+    "equalized_odds_ratio": (
+        lambda t: np.minimum(ratio(group_rates(t)["true_positive_rate"]), ratio(group_rates(t)["false_positive_rate"])),
+        "higher",
+    ),
+    "equal_opportunity_difference": (lambda t: gap(group_rates(t)["true_positive_rate"]), "lower"),
+    "equal_opportunity_ratio": (lambda t: ratio(group_rates(t)["true_positive_rate"]), "higher"),
+    "accuracy_difference": (lambda t: gap(group_rates(t)["accuracy"]), "lower"),
+}
+CRITERIA = {  # verdict: the rates whose ratio to the reference group must stay within the tolerance
+    "demographic_parity": ("selection_rate",),
+    "equalized_odds": ("true_positive_rate", "false_positive_rate"),
+    "equal_opportunity": ("true_positive_rate",),
+}
+
+
+def disparities_of(difference: pd.Series, ratio_: pd.Series) -> dict[str, float]:
+    """The disparities from a MetricFrame's ``difference()`` and ``ratio()`` (between groups), combined
+    as fairlearn's functions combine them (equalized odds: the worse of the TPR and FPR gaps)."""
+    tpr, fpr = "true_positive_rate", "false_positive_rate"
+    return {
+        "demographic_parity_difference": difference["selection_rate"],
+        "demographic_parity_ratio": ratio_["selection_rate"],
+        "equalized_odds_difference": max(difference[tpr], difference[fpr]),
+        "equalized_odds_ratio": min(ratio_[tpr], ratio_[fpr]),
+        "equal_opportunity_difference": difference[tpr],
+        "equal_opportunity_ratio": ratio_[tpr],
+        "accuracy_difference": difference["accuracy"],
+    }
+
+
+def metric_frame(y: np.ndarray, yhat: np.ndarray, groups: pd.Series, control: pd.Series | None) -> Any:
+    """fairlearn's ``MetricFrame`` of the per-group metrics (by group, or by control value and group)."""
+    import fairlearn.metrics as fm
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_score
+
+    functions = {
+        "accuracy": accuracy_score,
+        "balanced_accuracy": balanced_accuracy_score,
+        "selection_rate": fm.selection_rate,
+        "true_positive_rate": fm.true_positive_rate,
+        "false_positive_rate": fm.false_positive_rate,
+        "false_negative_rate": fm.false_negative_rate,
+        "precision": lambda a, b: precision_score(a, b, zero_division=0),
+        "count": fm.count,
+    }
+    with warnings.catch_warnings():  # a group with one label only: sklearn warns, the rate is nan
+        warnings.simplefilter("ignore")
+        return fm.MetricFrame(metrics=functions, y_true=y, y_pred=yhat, sensitive_features=groups.rename("group"),
+                              control_features=None if control is None else control.rename("control"))  # fmt: skip
+
+
+@metrics.register("fairness", "per-group metrics (fairlearn MetricFrame), disparities with CIs, audit verdicts")
+class Fairness(Metric):
+    name = "fairness"
+    category = "fairness"
+    Params: type[BaseModel] = FairnessParams
+
+    def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
+        assert isinstance(params, FairnessParams)
+        attributes = ctx.split.attributes.reset_index(drop=True)
+        columns = group_columns(attributes, params, ctx.task.sensitive)
+        y, yhat = ctx.clean.labels, ctx.clean.preds
+        if ctx.task.num_classes != 2:
+            return [r for name, groups in columns.items() for r in self._multiclass(ctx, name, groups, y, yhat)]
+        y = (y == params.positive).astype(np.int64)
+        yhat = (yhat == params.positive).astype(np.int64)  # a non-finite row counts as not selected (flagged)
+        controls: dict[str | None, pd.Series | None] = {None: None} if not params.control_features else {
+            c: attributes[c].astype(object).where(attributes[c].notna(), MISSING).astype(str)
+            for c in params.control_features
+        }  # fmt: skip
+        out: list[Record] = []
+        for control_name, control in controls.items():
+            for name, groups in columns.items():
+                frame = metric_frame(y, yhat, groups, control)
+                with quiet():
+                    difference, ratio_ = frame.difference(method="between_groups"), frame.ratio(method="between_groups")
+                if control is None:
+                    fair = disparities_of(difference, ratio_)
+                    out += self._binary(ctx, params, name, groups, y, yhat, frame.by_group, fair, "")
+                    continue
+                for value in sorted(control.unique()):
+                    rows = (control == value).to_numpy()
+                    table = frame.by_group.xs(value, level="control")
+                    fair = disparities_of(difference.loc[value], ratio_.loc[value])
+                    out += self._binary(ctx, params, name, groups[rows], y[rows], yhat[rows], table, fair,
+                                        f",{control_name}={value}")  # fmt: skip
+        return out
+
+    def _binary(self, ctx: EvalContext, params: FairnessParams, feature: str, groups: pd.Series, y: np.ndarray,
+                yhat: np.ndarray, by_group: pd.DataFrame, fair: dict[str, float],
+                where: str) -> list[Record]:  # fmt: skip
+        names = sorted(groups.unique())
+        codes = pd.Categorical(groups, categories=names).codes
+        counts = np.bincount(codes * 4 + y * 2 + yhat, minlength=len(names) * 4).reshape(len(names), 2, 2)
+        sizes = counts.sum((1, 2))
+        small = [g for g, n in zip(names, sizes, strict=True) if n < params.min_count]
+        opts = ctx.bootstrap_options
+        out: list[Record] = []
+        info: dict[str, Any] = {"groups": {g: int(n) for g, n in zip(names, sizes, strict=True)}, "small_groups": small,
+                                "min_count": params.min_count}  # fmt: skip
+        ours = group_rates(counts)
+        undefined = sorted(
+            {names[i] for i in range(len(names)) if np.isnan(ours["true_positive_rate"][i])}
+            | {names[i] for i in range(len(names)) if np.isnan(ours["false_positive_rate"][i])}
+        )
+        for i, group in enumerate(names):
+            flags = (f"small-group(n={sizes[i]}<{params.min_count})",) if sizes[i] < params.min_count else ()
+            row = by_group.loc[group]
+            for metric in ("accuracy", "balanced_accuracy", "selection_rate", "true_positive_rate",
+                           "false_positive_rate", "false_negative_rate", "precision"):  # fmt: skip
+                if np.isnan(ours[metric][i]):
+                    continue  # undefined here (no positive or no negative examples; fairlearn says 0): no record
+                estimate = stats.from_counts(lambda t, i=i, m=metric: group_rates(t)[m][..., i], counts, **opts)
+                estimate = stats.Estimate(float(row[metric]), estimate.ci_low, estimate.ci_high, int(sizes[i]))
+                direction = "lower" if metric in ("false_positive_rate", "false_negative_rate") else "higher"
+                out.append(ctx.record(f"fairness.{metric}", estimate, direction, "fairness",
+                                      slice=f"{feature}={group}{where}", flags=flags))  # fmt: skip
+            n = int(sizes[i])
+            out.append(ctx.record("fairness.count", stats.Estimate(n, n, n, n), "higher", "fairness",
+                                  slice=f"{feature}={group}{where}", flags=flags))  # fmt: skip
+        flags = ("small-groups=" + ";".join(small),) if small else ()
+        if undefined:
+            flags = (*flags, "undefined-rates=" + ";".join(undefined))
+            info = {**info, "undefined_rates": undefined}
+        slice_ = f"feature={feature}{where}"
+        for metric, (statistic, direction) in DISPARITIES.items():
+            estimate = stats.from_counts(statistic, counts, contain=True, **opts)
+            # fairlearn's value where every group's rates are defined (and a ratio's maximum is not 0);
+            # otherwise the harness's, which leaves undefined rates out and calls equal zero rates a ratio of 1
+            value = float(fair[metric])
+            if np.isfinite(value) and not undefined:
+                estimate = stats.Estimate(value, min(estimate.ci_low, value), max(estimate.ci_high, value), estimate.n)
+            if not np.isfinite(estimate.value):
+                continue  # no group has the rate defined: nothing to compare
+            out.append(ctx.record(f"fairness.{metric}", estimate, direction, "fairness", slice=slice_, params=info,
+                                  flags=flags))  # fmt: skip
+        eligible = np.flatnonzero(sizes >= params.min_count)
+        if len(eligible):
+            worst = stats.from_counts(lambda t: np.nanmin(group_rates(t)["accuracy"][..., eligible], -1), counts,
+                                      contain=True, **opts)  # fmt: skip
+            value = float(np.nanmin([by_group.loc[names[i], "accuracy"] for i in eligible]))
+            estimate = stats.Estimate(value, min(worst.ci_low, value), max(worst.ci_high, value), worst.n)
+            excluded = {g: f"n < {params.min_count}" for g in small}
+            out.append(ctx.record("fairness.worst_group_accuracy", estimate, "higher", "fairness", slice=slice_,
+                                  params={**info, "excluded": excluded}))  # fmt: skip
+        out += self._verdicts(ctx, params, feature, names, counts, sizes, by_group, where)
+        return out
+
+    def _verdicts(self, ctx: EvalContext, params: FairnessParams, feature: str, names: list[str], counts: np.ndarray,
+                  sizes: np.ndarray, by_group: pd.DataFrame, where: str) -> list[Record]:  # fmt: skip
+        chosen = params.reference.get(feature)
+        if chosen is not None and chosen not in names:
+            raise ValueError(f"reference group {chosen!r} is not a group of {feature!r}; its groups are {names}")
+        reference = chosen or names[int(np.argmax(sizes))]
+        low, high = params.tolerance
+        out = []
+        for criterion, rates in CRITERIA.items():
+            ratios: dict[str, dict[str, float]] = {}
+            failing = []
+            for group, n in zip(names, sizes, strict=True):
+                if group == reference or n < params.min_count:
+                    continue
+                ratios[group] = {}
+                for rate in rates:
+                    base, value = float(by_group.loc[reference, rate]), float(by_group.loc[group, rate])
+                    r = value / base if base > 0 else (1.0 if value == 0 else float("inf"))
+                    ratios[group][rate] = r
+                    if not low <= r <= high and group not in failing:
+                        failing.append(group)
+            passed = float(not failing)
+            out.append(ctx.record(
+                "fairness.verdict", stats.Estimate(passed, passed, passed, int(sizes.sum())), "higher", "fairness",
+                slice=f"feature={feature},criterion={criterion}{where}",
+                params={"reference": reference, "tolerance": [low, high], "ratios": ratios, "failing": failing,
+                        "not_judged": {g: f"n < {params.min_count}" for g, n in zip(names, sizes, strict=True)
+                                       if n < params.min_count and g != reference}},
+            ))  # fmt: skip
+        return out
+
+    def _multiclass(self, ctx: EvalContext, feature: str, groups: pd.Series, y: np.ndarray,
+                    yhat: np.ndarray) -> list[Record]:  # fmt: skip
+        """Per-group accuracy, per-group per-class recall (one-vs-rest), accuracy gap and worst group."""
+        k = ctx.task.num_classes
+        names = sorted(groups.unique())
+        codes = pd.Categorical(groups, categories=names).codes
+        yhat = np.where(yhat < 0, k, yhat)
+        counts = np.bincount((codes * k + y) * (k + 1) + yhat, minlength=len(names) * k * (k + 1))
+        counts = counts.reshape(len(names), k, k + 1)
+        opts = ctx.bootstrap_options
+
+        def accuracy(t: np.ndarray) -> np.ndarray:
+            return _div(np.diagonal(t[..., :k], axis1=-2, axis2=-1).sum(-1), t.sum((-1, -2)))
+
+        out = []
+        for i, group in enumerate(names):
+            out.append(ctx.record("fairness.accuracy", stats.from_counts(lambda t, i=i: accuracy(t)[..., i], counts,
+                                  **opts), "higher", "fairness", slice=f"{feature}={group}"))  # fmt: skip
+            for c in range(k):
+                if counts[i, c].sum() == 0:
+                    continue
+                recall = stats.from_counts(lambda t, i=i, c=c: _div(t[..., i, c, c], t[..., i, c, :].sum(-1)), counts,
+                                           **opts)  # fmt: skip
+                out.append(ctx.record("fairness.recall", recall, "higher", "fairness",
+                                      slice=f"{feature}={group},class={ctx.task.classes[c]}"))  # fmt: skip
+        out.append(ctx.record("fairness.accuracy_difference", stats.from_counts(lambda t: gap(accuracy(t)), counts,
+                              contain=True, **opts), "lower", "fairness", slice=f"feature={feature}"))  # fmt: skip
+        out.append(ctx.record("fairness.worst_group_accuracy", stats.from_counts(
+            lambda t: np.nanmin(accuracy(t), -1), counts, contain=True, **opts), "higher", "fairness",
+            slice=f"feature={feature}"))  # fmt: skip
+        return out

@@ -1,0 +1,190 @@
+"""The fairness metric against fairlearn's own functions and an independent pandas group-by, on known
+and random predictions; edge cases; bad input."""
+
+from __future__ import annotations
+
+import fairlearn.metrics as fm
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.metrics.fairness import Fairness, FairnessParams, bucketed
+from tests.helpers import context_for
+
+DISPARITY_FUNCTIONS = {
+    "demographic_parity_difference": fm.demographic_parity_difference,
+    "demographic_parity_ratio": fm.demographic_parity_ratio,
+    "equalized_odds_difference": fm.equalized_odds_difference,
+    "equalized_odds_ratio": fm.equalized_odds_ratio,
+    "equal_opportunity_difference": fm.equal_opportunity_difference,
+    "equal_opportunity_ratio": fm.equal_opportunity_ratio,
+}
+
+
+def evaluate(y, yhat, attributes: pd.DataFrame, resamples: int = 200, **params):
+    logits = np.where(np.eye(2)[np.asarray(yhat)] > 0, 5.0, -5.0)
+    ctx = context_for(logits, np.asarray(y), resamples=resamples, attributes=attributes)
+    return Fairness().compute(ctx, FairnessParams(**params))
+
+
+def by(records, metric, slice_):
+    return next(r for r in records if r.metric == f"fairness.{metric}" and r.slice == slice_)
+
+
+@pytest.fixture(scope="module")
+def random_case():
+    rng = np.random.default_rng(0)
+    n = 3000
+    group = rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2])
+    y = rng.integers(0, 2, n)
+    bias = np.select([group == "a", group == "b"], [0.1, -0.1], 0.0)
+    yhat = (rng.random(n) < np.clip(0.3 + 0.4 * y + bias, 0, 1)).astype(int)
+    attributes = pd.DataFrame({"g": group, "h": rng.choice(["x", "y"], size=n)})
+    return y, yhat, attributes, evaluate(y, yhat, attributes, intersections=(("g", "h"),))
+
+
+def test_disparities_match_fairlearn(random_case):
+    y, yhat, attributes, records = random_case
+    for name, function in DISPARITY_FUNCTIONS.items():
+        expected = function(y, yhat, sensitive_features=attributes["g"])
+        assert by(records, name, "feature=g").value == pytest.approx(expected), name
+    frame = fm.MetricFrame(metrics=fm.count, y_true=y, y_pred=yhat, sensitive_features=attributes["g"])
+    assert by(records, "count", "g=a").value == frame.by_group["a"]
+    crossed = attributes["g"] + "|" + attributes["h"]
+    expected = fm.demographic_parity_difference(y, yhat, sensitive_features=crossed)
+    assert by(records, "demographic_parity_difference", "feature=g x h").value == pytest.approx(expected)
+
+
+def test_group_metrics_match_an_independent_groupby(random_case):
+    y, yhat, attributes, records = random_case
+    frame = pd.DataFrame({"y": y, "p": yhat, "g": attributes["g"]})
+    for group, rows in frame.groupby("g"):
+        tp = ((rows.y == 1) & (rows.p == 1)).sum()
+        fp = ((rows.y == 0) & (rows.p == 1)).sum()
+        fn = ((rows.y == 1) & (rows.p == 0)).sum()
+        tn = ((rows.y == 0) & (rows.p == 0)).sum()
+        expected = {
+            "accuracy": (tp + tn) / len(rows), "selection_rate": (tp + fp) / len(rows),
+            "true_positive_rate": tp / (tp + fn), "false_positive_rate": fp / (fp + tn),
+            "false_negative_rate": fn / (fn + tp), "precision": tp / (tp + fp),
+            "balanced_accuracy": (tp / (tp + fn) + tn / (tn + fp)) / 2,
+        }  # fmt: skip
+        for metric, value in expected.items():
+            record = by(records, metric, f"g={group}")
+            assert record.value == pytest.approx(value), (group, metric)
+            assert record.ci_low <= record.value <= record.ci_high and record.n == len(rows)
+    rates = frame.assign(sel=frame.p).groupby("g")["sel"].mean()
+    assert by(records, "demographic_parity_difference", "feature=g").value == pytest.approx(rates.max() - rates.min())
+    accuracy = frame.assign(ok=frame.y == frame.p).groupby("g")["ok"].mean()
+    assert by(records, "accuracy_difference", "feature=g").value == pytest.approx(accuracy.max() - accuracy.min())
+    assert by(records, "worst_group_accuracy", "feature=g").value == pytest.approx(accuracy.min())
+
+
+def test_identical_outcomes_give_zero_gaps_and_unit_ratios():
+    # two groups with exactly the same confusion table
+    y = np.array([1, 1, 0, 0, 1, 0] * 20)
+    yhat = np.array([1, 0, 1, 0, 1, 0] * 20)
+    attributes = pd.DataFrame({"g": ["a"] * 60 + ["b"] * 60})
+    records = evaluate(y, yhat, attributes)
+    for name in DISPARITY_FUNCTIONS:
+        expected = 0.0 if name.endswith("difference") else 1.0
+        record = by(records, name, "feature=g")
+        assert record.value == pytest.approx(expected) and record.ci_low <= record.value <= record.ci_high
+    assert all(by(records, "verdict", f"feature=g,criterion={c}").value == 1 for c in ("demographic_parity",
+               "equalized_odds", "equal_opportunity"))  # fmt: skip
+
+
+def test_outcomes_decided_by_the_group_give_the_extremes():
+    group = np.array(["a"] * 50 + ["b"] * 50)
+    y = np.tile([0, 1], 50)
+    yhat = (group == "a").astype(int)  # everyone in a is selected, no one in b
+    records = evaluate(y, yhat, pd.DataFrame({"g": group}))
+    assert by(records, "demographic_parity_difference", "feature=g").value == 1
+    assert by(records, "demographic_parity_ratio", "feature=g").value == 0
+    assert by(records, "equalized_odds_difference", "feature=g").value == 1
+    verdict = by(records, "verdict", "feature=g,criterion=demographic_parity")
+    assert verdict.value == 0 and verdict.params["failing"] == ["b"] and verdict.params["reference"] == "a"
+
+
+def test_small_groups_are_flagged_and_left_out_of_the_worst_group():
+    rng = np.random.default_rng(1)
+    group = np.array(["big"] * 200 + ["tiny"] * 5)
+    y = rng.integers(0, 2, 205)
+    yhat = y.copy()
+    yhat[200:] = 1 - y[200:]  # the tiny group is always wrong
+    records = evaluate(y, yhat, pd.DataFrame({"g": group}), min_count=30)
+    assert any(f.startswith("small-group") for f in by(records, "accuracy", "g=tiny").flags)
+    worst = by(records, "worst_group_accuracy", "feature=g")
+    assert worst.value == 1.0 and worst.params["excluded"] == {"tiny": "n < 30"}
+    verdict = by(records, "verdict", "feature=g,criterion=demographic_parity")
+    assert "tiny" in verdict.params["not_judged"] and "tiny" not in verdict.params["failing"]
+
+
+def test_missing_values_form_their_own_group_and_buckets_have_stated_edges():
+    ages = pd.Series([18, 30, None, 70, 44, 45])
+    assert bucketed(ages, (25, 45, 65)).tolist() == ["<25", "25-45", "missing", ">=65", "25-45", "45-65"]
+    group = pd.Series(["a", None] * 40)
+    y = np.tile([0, 1], 40)
+    records = evaluate(y, y, pd.DataFrame({"g": group}))
+    assert by(records, "count", "g=missing").value == 40
+
+
+def test_multiclass_reports_group_accuracy_and_recall():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 300)
+    yhat = np.where(rng.random(300) < 0.7, y, rng.integers(0, 3, 300))
+    group = rng.choice(["a", "b"], 300)
+    logits = np.eye(3)[yhat] * 5
+    ctx = context_for(logits, y, attributes=pd.DataFrame({"g": group}))
+    records = Fairness().compute(ctx, FairnessParams())
+    for g in ("a", "b"):
+        rows = group == g
+        assert by(records, "accuracy", f"g={g}").value == pytest.approx((y[rows] == yhat[rows]).mean())
+        for c in range(3):
+            recall = (yhat[rows & (y == c)] == c).mean()
+            assert by(records, "recall", f"g={g},class=c{c}").value == pytest.approx(recall)
+
+
+def test_control_features_give_disparities_within_each_stratum(random_case):
+    y, yhat, attributes, _ = random_case
+    records = evaluate(y, yhat, attributes, features=("g",), control_features=("h",))
+    for value in ("x", "y"):
+        rows = (attributes["h"] == value).to_numpy()
+        expected = fm.demographic_parity_difference(y[rows], yhat[rows], sensitive_features=attributes["g"][rows])
+        assert by(records, "demographic_parity_difference", f"feature=g,h={value}").value == pytest.approx(expected)
+
+
+def test_bad_input_names_the_feature_and_what_exists():
+    y = np.tile([0, 1], 20)
+    attributes = pd.DataFrame({"sex": ["f", "m"] * 20, "one": ["x"] * 40})
+    with pytest.raises(ValueError, match=r"unknown sensitive feature 'race'.*\['sex', 'one'\]"):
+        evaluate(y, y, attributes, features=("race",))
+    with pytest.raises(ValueError, match="reference group 'x' is not a group of 'sex'"):
+        evaluate(y, y, attributes, features=("sex",), reference={"sex": "x"})
+    with pytest.raises(ValueError, match="'one' has a single group"):
+        evaluate(y, y, attributes, features=("one",))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(1, 60).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.integers(0, 1), min_size=n, max_size=n),
+            st.lists(st.integers(0, 1), min_size=n, max_size=n),
+            st.lists(st.sampled_from(["a", "b", "c"]), min_size=n, max_size=n),
+        )
+    )
+)
+def test_properties_on_random_labels_predictions_and_groups(case):
+    y, yhat, group = (np.asarray(v) for v in case)
+    if len(set(group.tolist())) < 2:
+        return  # a single group is bad input (tested above)
+    records = evaluate(y, yhat, pd.DataFrame({"g": group}), resamples=50, min_count=1)
+    for r in records:
+        if r.metric == "fairness.verdict" or r.metric == "fairness.count":
+            continue
+        assert r.ci_low - 1e-12 <= r.value <= r.ci_high + 1e-12, r
+        if r.metric.endswith("_difference") or r.metric.endswith("_ratio"):
+            assert 0 <= r.value <= 1, r
