@@ -77,6 +77,7 @@ class EvalContext:
     metric_params: dict[str, Any] = field(default_factory=dict)  # set by the runner for each metric
     outputs: dict[str, pd.DataFrame] = field(default_factory=dict)  # per-example outputs a metric adds, by kind
     figures: dict[str, bytes] = field(default_factory=dict)  # PNG figures a metric draws, by name
+    stored: pd.DataFrame | None = None  # per-example clean outputs of an earlier run with the same fingerprints
 
     def logits(self, inputs: torch.Tensor | np.ndarray, progress: bool = False) -> np.ndarray:
         """The model's logits for any inputs in the task's raw space, in batches on the device."""
@@ -110,6 +111,19 @@ class EvalContext:
                 f"expected ({len(self.split)}, {self.task.num_classes})"
             )
         return Predictions(logits, self.split.labels.numpy())
+
+    def predictions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and top-1 predictions of the clean pass: from this run's pass if it happened, else from
+        the store when an earlier run with the same fingerprints left them (the model does not run
+        again), else from a new pass."""
+        if "clean" not in self.__dict__ and self.stored is not None:
+            frame = self.stored
+            same = len(frame) == len(self.split) and np.array_equal(
+                frame["example"].to_numpy(), self.split.attributes["index"].to_numpy()
+            ) and np.array_equal(frame["label"].to_numpy(), self.split.labels.numpy())  # fmt: skip
+            if same:
+                return frame["label"].to_numpy(), frame["prediction"].to_numpy()
+        return self.clean.labels, self.clean.preds
 
     @property
     def bootstrap_options(self) -> dict[str, Any]:

@@ -61,6 +61,7 @@ class Pair:
     examples_key: str
     subset: np.ndarray | None
     model: Model | None = None
+    stored_clean: pd.DataFrame | None = None  # the clean pass's per-example outputs from an earlier run
 
     @property
     def name(self) -> str:
@@ -223,7 +224,7 @@ def evaluate_pair(
         raise RuntimeError(f"{pair.name} changed between planning and running (was its weights file replaced?)")
     ctx = EvalContext(
         model, task, split, device, settings["batch_size"], settings["seed"], settings["resamples"],
-        settings["run_id"], provenance, on_batch=reporter.batch, on_stage=reporter.stage,
+        settings["run_id"], provenance, on_batch=reporter.batch, on_stage=reporter.stage, stored=pair.stored_clean,
     )  # fmt: skip
     for job in jobs:
         metric = metrics.get(job.metric)()
@@ -280,6 +281,8 @@ def run(
     }  # fmt: skip
     work = [(pair, the_plan.pending(pair)) for pair in the_plan.pairs]
     work = [(pair, jobs) for pair, jobs in work if jobs]
+    for pair, _ in work:  # metrics that need only predictions reuse them instead of running the model
+        pair.stored_clean = None if no_cache else store.examples_by_key(pair.examples_key)
     cached = len(the_plan.jobs) - sum(len(jobs) for _, jobs in work)
     reporter.start(total=len(the_plan.jobs), cached=cached)
     measured, failures, status = 0, [], "failed"

@@ -232,6 +232,15 @@ class Store:
                 (key, model, task, kind, *fingerprints, str(relative), len(frame), run_id, time.time()),
             )
 
+    def examples_by_key(self, key: str):
+        """One stored set of per-example outputs, or None."""
+        import pandas as pd
+
+        row = self._db.execute("SELECT path FROM examples WHERE key = ?", (key,)).fetchone()
+        if row is None or not (self.root / row["path"]).is_file():
+            return None
+        return pd.read_parquet(self.root / row["path"])
+
     def examples(
         self,
         *,

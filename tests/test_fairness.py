@@ -188,3 +188,53 @@ def test_properties_on_random_labels_predictions_and_groups(case):
         assert r.ci_low - 1e-12 <= r.value <= r.ci_high + 1e-12, r
         if r.metric.endswith("_difference") or r.metric.endswith("_ratio"):
             assert 0 <= r.value <= 1, r
+
+
+def test_fairness_reuses_stored_predictions_without_running_the_model(tmp_path):
+    """A second run that only adds the fairness metric reads the clean predictions the first run stored
+    for the same fingerprints: the model is not called, and the numbers are those of a fresh pass."""
+    from harness import runner
+    from harness.config import parse_suite
+    from harness.models import load_model
+    from harness.registry import models
+    from harness.store import Store
+
+    calls = []
+
+    class CountingAdult:
+        def catalog(self):
+            return []
+
+        def check(self, arg, task):
+            pass
+
+        def load(self, arg, task, checkpoint=None, **options):
+            model = load_model("zoo:adult-logreg", task)
+            original = model.module.forward
+
+            def forward(x):
+                calls.append(len(x))
+                return original(x)
+
+            model.module.forward = forward
+            return model
+
+    def suite(metrics: str):
+        text = "name: t\nresamples: 50\ngroups:\n  - models: ['countingadult:']\n    tasks: [adult]\n"
+        text += f"    metrics: {metrics}\n"
+        return parse_suite(text, "t.yaml")
+
+    models.register("countingadult", "adult-logreg that counts its forward calls")(CountingAdult)
+    try:
+        with Store(tmp_path) as store:
+            first = runner.run(suite("[accuracy]"), store)
+            assert not first.failures and calls, first.failures
+            calls.clear()
+            result = runner.run(suite("[accuracy, {fairness: {features: [sex]}}]"), store)
+            assert not result.failures and calls == []
+            stored = {(r.metric, r.slice): r.value for r in result.records if r.metric.startswith("fairness.")}
+            fresh = runner.run(suite("[{fairness: {features: [sex]}}]"), store, no_cache=True)
+            assert calls  # --no-cache measures again from a new pass
+            assert {(r.metric, r.slice): r.value for r in fresh.records if r.metric.startswith("fairness.")} == stored
+    finally:
+        models._entries.pop("countingadult")

@@ -191,12 +191,12 @@ def disparities_of(difference: pd.Series, ratio_: pd.Series) -> dict[str, float]
     }
 
 
-def metric_frame(y: np.ndarray, yhat: np.ndarray, groups: pd.Series, control: pd.Series | None) -> Any:
-    """fairlearn's ``MetricFrame`` of the per-group metrics (by group, or by control value and group)."""
+def group_metrics() -> dict[str, Callable[..., float]]:
+    """The per-group metrics, as the functions fairlearn's ``MetricFrame`` applies to each group."""
     import fairlearn.metrics as fm
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_score
 
-    functions = {
+    return {
         "accuracy": accuracy_score,
         "balanced_accuracy": balanced_accuracy_score,
         "selection_rate": fm.selection_rate,
@@ -206,10 +206,16 @@ def metric_frame(y: np.ndarray, yhat: np.ndarray, groups: pd.Series, control: pd
         "precision": lambda a, b: precision_score(a, b, zero_division=0),
         "count": fm.count,
     }
+
+
+def metric_frame(y: np.ndarray, yhat: np.ndarray, groups: pd.Series, control: pd.Series | None) -> Any:
+    """fairlearn's ``MetricFrame`` of the per-group metrics (by group, or by control value and group)."""
+    import fairlearn.metrics as fm
+
     with warnings.catch_warnings():  # a group with one label only: sklearn warns, the rate is nan
         warnings.simplefilter("ignore")
-        return fm.MetricFrame(metrics=functions, y_true=y, y_pred=yhat, sensitive_features=groups.rename("group"),
-                              control_features=None if control is None else control.rename("control"))  # fmt: skip
+        return fm.MetricFrame(metrics=group_metrics(), y_true=y, y_pred=yhat, sensitive_features=groups.rename(
+            "group"), control_features=None if control is None else control.rename("control"))  # fmt: skip
 
 
 @metrics.register("fairness", "per-group metrics (fairlearn MetricFrame), disparities with CIs, audit verdicts")
@@ -222,7 +228,7 @@ class Fairness(Metric):
         assert isinstance(params, FairnessParams)
         attributes = ctx.split.attributes.reset_index(drop=True)
         columns = group_columns(attributes, params, ctx.task.sensitive)
-        y, yhat = ctx.clean.labels, ctx.clean.preds
+        y, yhat = ctx.predictions()
         if ctx.task.num_classes != 2:
             return [r for name, groups in columns.items() for r in self._multiclass(ctx, name, groups, y, yhat)]
         y = (y == params.positive).astype(np.int64)
