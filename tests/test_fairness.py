@@ -238,3 +238,25 @@ def test_fairness_reuses_stored_predictions_without_running_the_model(tmp_path):
             assert {(r.metric, r.slice): r.value for r in fresh.records if r.metric.startswith("fairness.")} == stored
     finally:
         models._entries.pop("countingadult")
+
+
+def test_the_mitigated_adult_model_has_a_smaller_parity_gap_at_a_visible_accuracy_cost():
+    import torch
+
+    from harness.context import EvalContext
+    from harness.metrics.accuracy import Accuracy
+    from harness.models import load_model
+    from harness.tasks import get_task
+
+    task = get_task("adult")
+    results = {}
+    for name in ("adult-mlp", "adult-mlp-fair"):
+        ctx = EvalContext(
+            load_model(f"zoo:{name}", task), task, task.load(), torch.device("cpu"), 2048, 0, 200, "t", {}
+        )
+        records = Fairness().compute(ctx, FairnessParams(features=("sex",)))
+        top1 = next(r for r in Accuracy().compute(ctx, Accuracy.Params()) if r.metric == "accuracy.top1")
+        results[name] = (by(records, "demographic_parity_difference", "feature=sex"), top1)
+    (plain_gap, plain_acc), (fair_gap, fair_acc) = results["adult-mlp"], results["adult-mlp-fair"]
+    assert fair_gap.ci_high < plain_gap.ci_low  # clearly smaller, not by noise
+    assert fair_acc.value < plain_acc.value  # and it costs accuracy
