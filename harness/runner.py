@@ -175,6 +175,10 @@ def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
                 pair = pairs[pair_id]
                 for metric_ref in group.metrics:
                     metric = metrics.get(metric_ref.name)
+                    try:
+                        metric().check(task, metric.Params(**metric_ref.params))
+                    except ValueError as exc:
+                        raise PlanError(f"metric {metric_ref.name} on {task_name}: {exc}") from exc
                     key = key_of(
                         model=ref.name,
                         model_fp=pair.fingerprint,

@@ -159,12 +159,23 @@ def test_control_features_give_disparities_within_each_stratum(random_case):
 def test_bad_input_names_the_feature_and_what_exists():
     y = np.tile([0, 1], 20)
     attributes = pd.DataFrame({"sex": ["f", "m"] * 20, "one": ["x"] * 40})
-    with pytest.raises(ValueError, match=r"unknown sensitive feature 'race'.*\['sex', 'one'\]"):
+    with pytest.raises(ValueError, match=r"unknown sensitive feature 'race'.*Known sensitive features: sex, one"):
         evaluate(y, y, attributes, features=("race",))
     with pytest.raises(ValueError, match="reference group 'x' is not a group of 'sex'"):
         evaluate(y, y, attributes, features=("sex",), reference={"sex": "x"})
     with pytest.raises(ValueError, match="'one' has a single group"):
         evaluate(y, y, attributes, features=("one",))
+
+
+def test_bad_fairness_settings_stop_the_run_before_it_starts(tmp_path):
+    from tests.test_cli import harness
+
+    suite = tmp_path / "bad.yaml"
+    suite.write_text("name: bad\ngroups:\n  - tasks: [adult]\n    models: [zoo:adult-mlp]\n"
+                     "    metrics: [{fairness: {features: [sex, rac]}}]\n")  # fmt: skip
+    proc = harness("run", "--config", str(suite), store=tmp_path / "store", check=False)
+    assert proc.returncode == 2
+    assert "unknown sensitive feature 'rac'. Did you mean 'race'?" in " ".join(proc.stderr.split())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

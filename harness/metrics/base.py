@@ -12,6 +12,7 @@ from harness import stats
 if TYPE_CHECKING:
     from harness.context import EvalContext
     from harness.records import Record
+    from harness.tasks.base import Task
 
 
 DEFAULT_EXAMPLES = 1000  # what the attacks and corruptions evaluate unless told otherwise
@@ -48,6 +49,10 @@ class Metric:
     version: ClassVar[int] = 1
     needs: ClassVar[frozenset[str]] = frozenset({"clean"})
     Params: ClassVar[type[BaseModel]] = NoParams
+
+    def check(self, task: Task, params: BaseModel) -> None:
+        """Raise ValueError, naming what is wrong, when these parameters cannot work on ``task`` (checked
+        when the run is planned, before anything runs)."""
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
         raise NotImplementedError

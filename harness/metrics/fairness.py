@@ -26,11 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import stats
 from harness.metrics.base import Metric
-from harness.registry import metrics
+from harness.registry import metrics, unknown_name_message
 
 if TYPE_CHECKING:
     from harness.context import EvalContext
     from harness.records import Record
+    from harness.tasks.base import Task
 
 MISSING = "missing"
 SEP = " x "
@@ -83,7 +84,7 @@ def group_columns(attributes: pd.DataFrame, params: FairnessParams, default: tup
     wanted = [*features, *(f for pair in params.intersections for f in pair), *params.control_features]
     for feature in wanted:
         if feature not in available:
-            raise ValueError(f"unknown sensitive feature {feature!r}; this task's attributes are {available}")
+            raise ValueError(unknown_name_message("sensitive feature", feature, available))
     for feature in params.buckets:
         if feature not in available:
             raise ValueError(f"cannot bucket {feature!r}: not an attribute of this task; available: {available}")
@@ -104,6 +105,12 @@ def group_columns(attributes: pd.DataFrame, params: FairnessParams, default: tup
     for name, column in out.items():
         if column.nunique() < 2:
             raise ValueError(f"sensitive feature {name!r} has a single group ({column.iloc[0]!r}): nothing to compare")
+    for name, group in params.reference.items():
+        if name not in out:
+            raise ValueError(f"reference group given for {name!r}, which is not audited; audited: {list(out)}")
+        if group not in set(out[name]):
+            raise ValueError(f"reference group {group!r} is not a group of {name!r}; its groups are "
+                             f"{sorted(set(out[name]))}")  # fmt: skip
     return out
 
 
@@ -224,6 +231,10 @@ class Fairness(Metric):
     category = "fairness"
     Params: type[BaseModel] = FairnessParams
 
+    def check(self, task: Task, params: BaseModel) -> None:
+        assert isinstance(params, FairnessParams)
+        group_columns(task.load().attributes, params, task.sensitive)
+
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
         assert isinstance(params, FairnessParams)
         attributes = ctx.split.attributes.reset_index(drop=True)
@@ -317,10 +328,7 @@ class Fairness(Metric):
 
     def _verdicts(self, ctx: EvalContext, params: FairnessParams, feature: str, names: list[str], counts: np.ndarray,
                   sizes: np.ndarray, by_group: pd.DataFrame, where: str) -> list[Record]:  # fmt: skip
-        chosen = params.reference.get(feature)
-        if chosen is not None and chosen not in names:
-            raise ValueError(f"reference group {chosen!r} is not a group of {feature!r}; its groups are {names}")
-        reference = chosen or names[int(np.argmax(sizes))]
+        reference = params.reference.get(feature) or names[int(np.argmax(sizes))]
         low, high = params.tolerance
         out = []
         for criterion, rates in CRITERIA.items():
