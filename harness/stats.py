@@ -69,6 +69,35 @@ def proportion(
     return _interval(p, draws, n, confidence)
 
 
+def resample_counts(counts: np.ndarray, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> np.ndarray:
+    """Bootstrap resamples of a table of counts, ``[resamples, *counts.shape]``: a resample of the n
+    examples behind the table is exactly Multinomial(n, counts / n) over its cells."""
+    counts = np.asarray(counts, dtype=np.int64)
+    n = int(counts.sum())
+    _check(n, resamples)
+    flat = np.random.default_rng(seed).multinomial(n, counts.ravel() / n, size=resamples)
+    return flat.reshape(resamples, *counts.shape)
+
+
+def from_resampled(
+    statistic: Callable[[np.ndarray], np.ndarray],
+    counts: np.ndarray,
+    resampled: np.ndarray,
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    contain: bool = False,
+) -> Estimate:
+    """A statistic of a table of counts with its interval over resamples drawn once by
+    ``resample_counts`` (so that many statistics of one table share the draws). ``contain`` widens the
+    interval to include the estimate: the percentile interval of a gap between groups (max - min) lies
+    wholly above the estimate when the groups are alike, since resampling adds noise that only widens
+    gaps."""
+    counts = np.asarray(counts, dtype=np.int64)
+    value = float(statistic(counts[None])[0])
+    draws = np.asarray(statistic(resampled), dtype=float)
+    return _interval(value, draws, int(counts.sum()), confidence, contain)
+
+
 def from_counts(
     statistic: Callable[[np.ndarray], np.ndarray],
     counts: np.ndarray,
@@ -78,18 +107,9 @@ def from_counts(
     seed: int = 0,
     contain: bool = False,
 ) -> Estimate:
-    """A statistic of a table of counts; ``statistic`` maps ``[..., *counts.shape]`` to ``[...]``.
-
-    ``contain`` widens the interval to include the estimate: the percentile interval of a gap between
-    groups (max - min) lies wholly above the estimate when the groups are alike, since resampling
-    adds noise that only widens gaps."""
-    counts = np.asarray(counts, dtype=np.int64)
-    n = int(counts.sum())
-    _check(n, resamples)
-    value = float(statistic(counts[None])[0])
-    flat = np.random.default_rng(seed).multinomial(n, counts.ravel() / n, size=resamples)
-    draws = statistic(flat.reshape(resamples, *counts.shape))
-    return _interval(value, np.asarray(draws, dtype=float), n, confidence, contain)
+    """A statistic of a table of counts; ``statistic`` maps ``[..., *counts.shape]`` to ``[...]``."""
+    resampled = resample_counts(counts, resamples=resamples, seed=seed)
+    return from_resampled(statistic, counts, resampled, confidence=confidence, contain=contain)
 
 
 def bootstrap(

@@ -271,3 +271,16 @@ def test_the_mitigated_adult_model_has_a_smaller_parity_gap_at_a_visible_accurac
     (plain_gap, plain_acc), (fair_gap, fair_acc) = results["adult-mlp"], results["adult-mlp-fair"]
     assert fair_gap.ci_high < plain_gap.ci_low  # clearly smaller, not by noise
     assert fair_acc.value < plain_acc.value  # and it costs accuracy
+
+
+def test_many_groups_as_native_country_has():
+    """Forty-odd groups (Adult's native countries): the count tables index past what int8 group codes
+    hold, and most groups are small."""
+    rng = np.random.default_rng(3)
+    group = rng.choice([f"country-{i:02d}" for i in range(45)], size=2000)
+    y = rng.integers(0, 2, 2000)
+    yhat = rng.integers(0, 2, 2000)
+    records = evaluate(y, yhat, pd.DataFrame({"g": group}))
+    expected = fm.demographic_parity_difference(y, yhat, sensitive_features=group)
+    assert by(records, "demographic_parity_difference", "feature=g").value == pytest.approx(expected)
+    assert by(records, "count", "g=country-44").value == (group == "country-44").sum()

@@ -4,10 +4,11 @@ Per group of each sensitive feature, and of each named intersection (sex x race)
 fairlearn's ``MetricFrame`` (accuracy, balanced accuracy, selection rate, true and false positive
 rates, false negative rate, precision, count). Per feature: demographic parity, equalized odds and
 equal opportunity differences and ratios, the accuracy difference and the worst-group accuracy, from
-fairlearn's own functions. Every number has a 95% bootstrap interval: the statistics are functions of
+fairlearn's MetricFrame. Every number has a 95% bootstrap interval: the statistics are functions of
 the table of counts (group x label x prediction), which resamples exactly as a multinomial
-(``stats.from_counts``), so a thousand resamples of 16,281 rows cost milliseconds. Groups under
-``min_count`` examples are reported and flagged, and left out of the worst group. An audit verdict per
+(``stats.resample_counts``, drawn once per table and shared by its statistics), so a thousand
+resamples of 16,281 rows cost milliseconds. Groups under ``min_count`` examples are reported and
+flagged, and left out of the worst group. An audit verdict per
 feature and criterion compares each group's rate with a reference group's (default: the largest)
 against a tolerance (default: the four-fifths rule, a ratio in [0.8, 1.25]).
 """
@@ -270,7 +271,7 @@ class Fairness(Metric):
                 yhat: np.ndarray, by_group: pd.DataFrame, fair: dict[str, float],
                 where: str) -> list[Record]:  # fmt: skip
         names = sorted(groups.unique())
-        codes = pd.Categorical(groups, categories=names).codes
+        codes = pd.Categorical(groups, categories=names).codes.astype(np.int64)  # int8 for few groups: would overflow
         counts = np.bincount(codes * 4 + y * 2 + yhat, minlength=len(names) * 4).reshape(len(names), 2, 2)
         sizes = counts.sum((1, 2))
         small = [g for g, n in zip(names, sizes, strict=True) if n < params.min_count]
@@ -279,6 +280,7 @@ class Fairness(Metric):
         info: dict[str, Any] = {"groups": {g: int(n) for g, n in zip(names, sizes, strict=True)}, "small_groups": small,
                                 "min_count": params.min_count}  # fmt: skip
         ours = group_rates(counts)
+        resampled = stats.resample_counts(counts, **opts)  # one set of draws for every statistic of the table
         undefined = sorted(
             {names[i] for i in range(len(names)) if np.isnan(ours["true_positive_rate"][i])}
             | {names[i] for i in range(len(names)) if np.isnan(ours["false_positive_rate"][i])}
@@ -290,7 +292,7 @@ class Fairness(Metric):
                            "false_positive_rate", "false_negative_rate", "precision"):  # fmt: skip
                 if np.isnan(ours[metric][i]):
                     continue  # undefined here (no positive or no negative examples; fairlearn says 0): no record
-                estimate = stats.from_counts(lambda t, i=i, m=metric: group_rates(t)[m][..., i], counts, **opts)
+                estimate = stats.from_resampled(lambda t, i=i, m=metric: group_rates(t)[m][..., i], counts, resampled)
                 estimate = stats.Estimate(float(row[metric]), estimate.ci_low, estimate.ci_high, int(sizes[i]))
                 direction = "lower" if metric in ("false_positive_rate", "false_negative_rate") else "higher"
                 out.append(ctx.record(f"fairness.{metric}", estimate, direction, "fairness",
@@ -304,7 +306,7 @@ class Fairness(Metric):
             info = {**info, "undefined_rates": undefined}
         slice_ = f"feature={feature}{where}"
         for metric, (statistic, direction) in DISPARITIES.items():
-            estimate = stats.from_counts(statistic, counts, contain=True, **opts)
+            estimate = stats.from_resampled(statistic, counts, resampled, contain=True)
             # fairlearn's value where every group's rates are defined (and a ratio's maximum is not 0);
             # otherwise the harness's, which leaves undefined rates out and calls equal zero rates a ratio of 1
             value = float(fair[metric])
@@ -316,8 +318,8 @@ class Fairness(Metric):
                                   flags=flags))  # fmt: skip
         eligible = np.flatnonzero(sizes >= params.min_count)
         if len(eligible):
-            worst = stats.from_counts(lambda t: np.nanmin(group_rates(t)["accuracy"][..., eligible], -1), counts,
-                                      contain=True, **opts)  # fmt: skip
+            worst = stats.from_resampled(lambda t: np.nanmin(group_rates(t)["accuracy"][..., eligible], -1), counts,
+                                         resampled, contain=True)  # fmt: skip
             value = float(np.nanmin([by_group.loc[names[i], "accuracy"] for i in eligible]))
             estimate = stats.Estimate(value, min(worst.ci_low, value), max(worst.ci_high, value), worst.n)
             excluded = {g: f"n < {params.min_count}" for g in small}
@@ -359,29 +361,30 @@ class Fairness(Metric):
         """Per-group accuracy, per-group per-class recall (one-vs-rest), accuracy gap and worst group."""
         k = ctx.task.num_classes
         names = sorted(groups.unique())
-        codes = pd.Categorical(groups, categories=names).codes
+        codes = pd.Categorical(groups, categories=names).codes.astype(np.int64)  # int8 for few groups: would overflow
         yhat = np.where(yhat < 0, k, yhat)
         counts = np.bincount((codes * k + y) * (k + 1) + yhat, minlength=len(names) * k * (k + 1))
         counts = counts.reshape(len(names), k, k + 1)
-        opts = ctx.bootstrap_options
+        resampled = stats.resample_counts(counts, **ctx.bootstrap_options)
 
         def accuracy(t: np.ndarray) -> np.ndarray:
             return _div(np.diagonal(t[..., :k], axis1=-2, axis2=-1).sum(-1), t.sum((-1, -2)))
 
         out = []
         for i, group in enumerate(names):
-            out.append(ctx.record("fairness.accuracy", stats.from_counts(lambda t, i=i: accuracy(t)[..., i], counts,
-                                  **opts), "higher", "fairness", slice=f"{feature}={group}"))  # fmt: skip
+            estimate = stats.from_resampled(lambda t, i=i: accuracy(t)[..., i], counts, resampled)
+            out.append(ctx.record("fairness.accuracy", estimate, "higher", "fairness", slice=f"{feature}={group}"))
             for c in range(k):
                 if counts[i, c].sum() == 0:
                     continue
-                recall = stats.from_counts(lambda t, i=i, c=c: _div(t[..., i, c, c], t[..., i, c, :].sum(-1)), counts,
-                                           **opts)  # fmt: skip
+                recall = stats.from_resampled(lambda t, i=i, c=c: _div(t[..., i, c, c], t[..., i, c, :].sum(-1)),
+                                              counts, resampled)  # fmt: skip
                 out.append(ctx.record("fairness.recall", recall, "higher", "fairness",
                                       slice=f"{feature}={group},class={ctx.task.classes[c]}"))  # fmt: skip
-        out.append(ctx.record("fairness.accuracy_difference", stats.from_counts(lambda t: gap(accuracy(t)), counts,
-                              contain=True, **opts), "lower", "fairness", slice=f"feature={feature}"))  # fmt: skip
-        out.append(ctx.record("fairness.worst_group_accuracy", stats.from_counts(
-            lambda t: np.nanmin(accuracy(t), -1), counts, contain=True, **opts), "higher", "fairness",
+        out.append(ctx.record("fairness.accuracy_difference", stats.from_resampled(
+            lambda t: gap(accuracy(t)), counts, resampled, contain=True), "lower", "fairness",
+            slice=f"feature={feature}"))  # fmt: skip
+        out.append(ctx.record("fairness.worst_group_accuracy", stats.from_resampled(
+            lambda t: np.nanmin(accuracy(t), -1), counts, resampled, contain=True), "higher", "fairness",
             slice=f"feature={feature}"))  # fmt: skip
         return out

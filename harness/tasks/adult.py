@@ -61,6 +61,7 @@ class Adult(TabularTask):
         if unknown:
             raise ValueError(f"adult {split}: unexpected income labels {sorted(unknown)}")
         attributes = pd.DataFrame(
-            {"sex": frame["sex"], "race": frame["race"], "age_group": age_group(frame["age"]), "age": frame["age"]}
-        )
+            {"sex": frame["sex"], "race": frame["race"], "age_group": age_group(frame["age"]), "age": frame["age"],
+             "native_country": frame["native-country"]}
+        )  # fmt: skip
         return self.split_from_frame(split, frame, labels.astype(np.int64), attributes)
