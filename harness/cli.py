@@ -200,6 +200,9 @@ def format_value(metric: str, value: float, low: float, high: float) -> str:
     """``91.8 ±0.5``: the value and the larger side of its CI (the exact bounds are in the store)."""
     if metric == "fairness.verdict":
         return "pass" if value == 1 else "fail"
+    if metric.startswith("efficiency."):  # counts and timings: no percent, spread only where there is one
+        text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+        return text if high == low else f"{text} ±{max(high - value, value - low):.2g}"
     percent = "accuracy" in metric or metric == "calibration.ece"
     scale, digits = (100, 1) if percent else (1, 3)
     half = max(high - value, value - low) * scale
@@ -212,6 +215,11 @@ FAIRNESS_COLUMNS = {
     "equal_opportunity_difference": "EOpp diff", "accuracy_difference": "acc diff",
     "worst_group_accuracy": "worst group acc",
 }  # fmt: skip
+UNITS = {
+    "calibration": "ECE in %",
+    "fairness": "accuracy in %, gaps and ratios as fractions",
+    "efficiency": "on this run's device; timings: median and spread",
+}
 VERDICT_COLUMNS = {"demographic_parity": "4/5 DP", "equalized_odds": "4/5 EO", "equal_opportunity": "4/5 EOpp"}
 
 
@@ -225,6 +233,11 @@ def headline(record: Any) -> tuple[str, str] | None:
             return feature, VERDICT_COLUMNS[rest.removeprefix("criterion=")]
         column = FAIRNESS_COLUMNS.get(record.metric.removeprefix("fairness."))
         return (feature, column) if column and not rest else None
+    if record.metric.startswith("efficiency.") and record.slice.startswith("precision="):
+        precision = record.slice.removeprefix("precision=")
+        short = {"best_throughput": "best samples/s", "latency_p50_ms": "p50 ms", "latency_p99_ms": "p99 ms",
+                 "peak_memory_mb": "peak MB"}.get(record.metric.removeprefix("efficiency."))  # fmt: skip
+        return None if short is None else ("", f"{short} {precision}")
     column = _column(record)
     return None if column is None else ("", column)
 
@@ -284,9 +297,7 @@ def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
             present = list(dict.fromkeys(c for row in rows.values() for c in row))
             columns = sorted(present, key=lambda c: column_order(c, first, present))
             directions = {c: r.direction for row in rows.values() for c, r in row.items()}
-            unit = {"calibration": "ECE in %", "fairness": "accuracy in %, gaps and ratios as fractions"}.get(
-                family, "in %"
-            )
+            unit = UNITS.get(family, "in %")
             flags = {m: sorted({f for r in rows[m].values() for f in r.flags}) for m in models}
             text = {
                 (m, c): format_value(r.metric, r.value, r.ci_low, r.ci_high) + (" ⚑" if r.flags else "")

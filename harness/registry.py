@@ -111,6 +111,7 @@ metrics: Registry = Registry(
         "harness.metrics.tabular_shift",
         "harness.metrics.corruption",
         "harness.metrics.fairness",
+        "harness.metrics.efficiency",
     ),
     "harness.metrics",
 )

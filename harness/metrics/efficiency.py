@@ -1,0 +1,125 @@
+"""What a model costs to run on the evaluation's device: throughput over a sweep of batch sizes
+(offline scenario), latency percentiles at batch size 1 (single-stream), peak device memory (CUDA),
+parameters, weight size and FLOPs per sample. Every record names its device in the provenance and
+stores the settings it was measured with; the device joins the cache key."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from harness import stats
+from harness.metrics.base import Metric
+from harness.registry import metrics
+
+if TYPE_CHECKING:
+    from harness.context import EvalContext
+    from harness.records import Record
+
+PRECISIONS = ("fp32", "bf16", "fp16")  # (harness.hardware.timing maps them to dtypes; torch is not imported here)
+
+
+class EfficiencyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    batch_sizes: tuple[int, ...] = (1, 8, 32, 128, 256)
+    precisions: tuple[str, ...] = Field(("fp32",), description="fp32, bf16, fp16 (autocast, where supported)")
+    warmup: int = Field(3, ge=0)
+    repeats: int = Field(5, ge=1)
+    latency_queries: int = Field(200, ge=10)
+
+    @field_validator("precisions")
+    @classmethod
+    def _known(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [v for v in values if v not in PRECISIONS]
+        if unknown:
+            raise ValueError(f"unknown precision {unknown[0]!r}; expected one of {list(PRECISIONS)}")
+        return values
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+@metrics.register("efficiency", "throughput per batch size, latency percentiles, peak memory, params, FLOPs")
+class Efficiency(Metric):
+    name = "efficiency"
+    category = "efficiency"
+    needs = frozenset({"device"})
+    Params: type[BaseModel] = EfficiencyParams
+
+    def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
+        import torch
+
+        from harness.hardware import size, timing
+
+        assert isinstance(params, EfficiencyParams)
+        device = ctx.device
+        module = ctx.model.to(device).module.eval()
+        inputs = ctx.split.inputs[: max(params.batch_sizes)]
+        settings = {"warmup": params.warmup, "repeats": params.repeats, "threads": torch.get_num_threads()}
+        out: list[Record] = []
+
+        def exact(value: float, n: int = 1) -> stats.Estimate:
+            return stats.Estimate(float(value), float(value), float(value), n)
+
+        flops = size.flops_per_sample(module, inputs[0])
+        out.append(ctx.record("efficiency.params", exact(size.parameters(module)), "lower", "efficiency"))
+        out.append(ctx.record("efficiency.weights_mb", exact(size.weight_bytes(module) / 2**20), "lower", "efficiency"))
+        out.append(ctx.record("efficiency.flops_per_sample", exact(flops), "lower", "efficiency"))
+        out.append(ctx.record("efficiency.macs_per_sample", exact(flops / 2), "lower", "efficiency"))
+        for precision in params.precisions:
+            if not timing.supports(device, precision):
+                continue  # not a figure to report on this device, and not a default
+            best, oom_at = 0.0, None
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            for batch_size in params.batch_sizes:
+                try:
+                    rates = timing.throughput(module, inputs, batch_size, device, precision=precision,
+                                              warmup=params.warmup, repeats=params.repeats)  # fmt: skip
+                except RuntimeError as exc:
+                    if not out_of_memory(exc):
+                        raise
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    oom_at = batch_size
+                    break  # larger batches will not fit either: the best is from the sizes below
+                median = float(np.median(rates))
+                best = max(best, median)
+                out.append(ctx.record(
+                    "efficiency.throughput", stats.Estimate(median, float(rates.min()), float(rates.max()), len(rates)),
+                    "higher", "efficiency", slice=f"batch={batch_size},precision={precision}",
+                    params={**settings, "batch_size": batch_size, "precision": precision, "unit": "samples/s",
+                            "interval": "min-max of repeats"},
+                ))  # fmt: skip
+            if best:
+                out.append(ctx.record("efficiency.best_throughput", exact(best), "higher", "efficiency",
+                                      slice=f"precision={precision}", params={**settings, "out_of_memory_at": oom_at},
+                                      flags=(f"out-of-memory-at-batch={oom_at}",) if oom_at else ()))  # fmt: skip
+            seconds = timing.latency(module, inputs, device, queries=params.latency_queries, precision=precision)
+            summary = timing.percentiles(seconds)
+            for name in ("p50", "p90", "p95", "p99", "mean", "std"):
+                value = summary[name]
+                if name == "std":
+                    estimate = exact(value, len(seconds))
+                else:  # a bootstrap interval over the queries for the percentile or mean
+                    q = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}.get(name)
+                    ms = seconds * 1000
+
+                    def stat(rows: np.ndarray, q: int | None = q, ms: np.ndarray = ms) -> np.ndarray:
+                        return ms[rows].mean(1) if q is None else np.percentile(ms[rows], q, axis=1)
+
+                    estimate = stats.bootstrap(stat, len(ms), **ctx.bootstrap_options)
+                latency_params = {**settings, "queries": params.latency_queries, "batch_size": 1}
+                out.append(ctx.record(f"efficiency.latency_{name}_ms", estimate, "lower", "efficiency",
+                                      slice=f"precision={precision}", params=latency_params))  # fmt: skip
+            if device.type == "cuda":
+                peak = torch.cuda.max_memory_allocated(device) / 2**20
+                out.append(ctx.record("efficiency.peak_memory_mb", exact(peak), "lower", "efficiency",
+                                      slice=f"precision={precision}",
+                                      params={**settings, "batch_sizes": list(params.batch_sizes)}))  # fmt: skip
+        return out

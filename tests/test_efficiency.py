@@ -1,0 +1,105 @@
+"""Efficiency: FLOPs against the analytic counts, timing against known costs and an independent loop,
+latency percentiles from a known sequence, out-of-memory handling."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from harness.context import EvalContext
+from harness.hardware import size, timing
+from harness.metrics.efficiency import Efficiency, EfficiencyParams
+from harness.models import load_model
+from harness.models.base import Model
+from harness.tasks import get_task
+
+
+def test_flops_of_linear_and_conv_layers_match_the_analytic_count():
+    assert size.flops_per_sample(nn.Linear(10, 5), torch.rand(10)) == 2 * 10 * 5
+    conv = nn.Conv2d(3, 8, kernel_size=3)
+    assert size.flops_per_sample(conv, torch.rand(3, 32, 32)) == 2 * 8 * 3 * 3 * 3 * 30 * 30
+    layer = nn.Linear(4, 6)
+    assert size.parameters(layer) == 4 * 6 + 6 and size.weight_bytes(layer) == (4 * 6 + 6) * 4
+
+
+def test_latency_percentiles_of_a_known_sequence():
+    seconds = np.arange(1, 101) / 1000  # 1 ms to 100 ms
+    summary = timing.percentiles(seconds)
+    assert summary["p50"] == pytest.approx(50.5) and summary["p99"] == pytest.approx(99.01)
+    assert summary["p90"] == pytest.approx(90.1) and summary["mean"] == pytest.approx(50.5)
+    assert summary["std"] == pytest.approx(np.std(np.arange(1, 101), ddof=1))
+
+
+class Sleeper(nn.Module):
+    """A forward pass of known cost: 5 ms whatever the batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.005)
+        return x.flatten(1)[:, :10]
+
+
+def test_throughput_of_a_known_cost():
+    # sleep overshoots by well under 10% at 5 ms (scheduler granularity is ~0.1 ms here)
+    rates = timing.throughput(Sleeper(), torch.rand(64, 1, 28, 28), 64, torch.device("cpu"), warmup=1, repeats=5)
+    assert np.median(rates) == pytest.approx(64 / 0.005, rel=0.10)
+    latencies = timing.latency(Sleeper(), torch.rand(10, 1, 28, 28), torch.device("cpu"), queries=20, warmup=2)
+    assert np.median(latencies) == pytest.approx(0.005, rel=0.10)
+
+
+def test_throughput_agrees_with_an_independent_loop():
+    """The harness's measurement against a plain loop on the same model and batch, interleaved; the
+    medians of shared-machine timings agree within 25% (the harness adds only a context manager)."""
+    module = load_model("zoo:fmnist-mlp", get_task("fashion-mnist")).module.eval()
+    batch = get_task("fashion-mnist").load().inputs[:128]
+    plain, harness = [], []
+    for _ in range(5):
+        with torch.inference_mode():
+            started = time.perf_counter()
+            for _ in range(5):
+                module(batch)
+            plain.append(128 * 5 / (time.perf_counter() - started))
+        harness.append(np.median(timing.throughput(module, batch, 128, torch.device("cpu"), warmup=1, repeats=5)))
+    assert np.median(harness) == pytest.approx(np.median(plain), rel=0.25)
+
+
+class RunsOutOfMemory(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(x) >= 32:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.fc(x.flatten(1))
+
+
+def test_out_of_memory_keeps_the_smaller_batches_and_says_so():
+    task = get_task("fashion-mnist")
+    model = Model("oom", RunsOutOfMemory(), "image")
+    ctx = EvalContext(model, task, task.load().subset(np.arange(300)), torch.device("cpu"), 64, 0, 50, "t", {})
+    records = Efficiency().compute(ctx, EfficiencyParams(repeats=2, latency_queries=20))
+    batches = [r.params["batch_size"] for r in records if r.metric == "efficiency.throughput"]
+    assert batches == [1, 8]
+    best = next(r for r in records if r.metric == "efficiency.best_throughput")
+    assert best.params["out_of_memory_at"] == 32 and best.flags == ("out-of-memory-at-batch=32",)
+
+
+def test_the_metric_reports_every_figure_with_its_settings():
+    task = get_task("fashion-mnist")
+    ctx = EvalContext(load_model("zoo:fmnist-linear", task), task, task.load(), torch.device("cpu"), 64, 0, 50,
+                      "t", {})  # fmt: skip
+    records = Efficiency().compute(ctx, EfficiencyParams(batch_sizes=(1, 16), repeats=2, latency_queries=30))
+    metrics = {r.metric for r in records}
+    assert {"efficiency.params", "efficiency.flops_per_sample", "efficiency.throughput", "efficiency.best_throughput",
+            "efficiency.latency_p50_ms", "efficiency.latency_p99_ms"} <= metrics  # fmt: skip
+    flops = next(r for r in records if r.metric == "efficiency.flops_per_sample").value
+    assert flops == 2 * 784 * 10  # the linear model's one matmul
+    for r in records:
+        if r.metric == "efficiency.throughput":
+            assert r.ci_low <= r.value <= r.ci_high and r.params["repeats"] == 2 and "threads" in r.params
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        EfficiencyParams(precisions=("fp8",))
