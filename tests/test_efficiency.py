@@ -81,7 +81,7 @@ def test_out_of_memory_keeps_the_smaller_batches_and_says_so():
     task = get_task("fashion-mnist")
     model = Model("oom", RunsOutOfMemory(), "image")
     ctx = EvalContext(model, task, task.load().subset(np.arange(300)), torch.device("cpu"), 64, 0, 50, "t", {})
-    records = Efficiency().compute(ctx, EfficiencyParams(repeats=2, latency_queries=20))
+    records = Efficiency().compute(ctx, EfficiencyParams(repeats=2, latency_queries=20, energy_seconds=0))
     batches = [r.params["batch_size"] for r in records if r.metric == "efficiency.throughput"]
     assert batches == [1, 8]
     best = next(r for r in records if r.metric == "efficiency.best_throughput")
@@ -92,7 +92,9 @@ def test_the_metric_reports_every_figure_with_its_settings():
     task = get_task("fashion-mnist")
     ctx = EvalContext(load_model("zoo:fmnist-linear", task), task, task.load(), torch.device("cpu"), 64, 0, 50,
                       "t", {})  # fmt: skip
-    records = Efficiency().compute(ctx, EfficiencyParams(batch_sizes=(1, 16), repeats=2, latency_queries=30))
+    records = Efficiency().compute(
+        ctx, EfficiencyParams(batch_sizes=(1, 16), repeats=2, latency_queries=30, energy_seconds=0)
+    )
     metrics = {r.metric for r in records}
     assert {"efficiency.params", "efficiency.flops_per_sample", "efficiency.throughput", "efficiency.best_throughput",
             "efficiency.latency_p50_ms", "efficiency.latency_p99_ms"} <= metrics  # fmt: skip
@@ -103,3 +105,24 @@ def test_the_metric_reports_every_figure_with_its_settings():
             assert r.ci_low <= r.value <= r.ci_high and r.params["repeats"] == 2 and "threads" in r.params
     with pytest.raises(ValueError, match="unknown precision 'fp8'"):
         EfficiencyParams(precisions=("fp8",))
+
+
+def test_energy_per_inference_is_labelled_estimated_without_rapl():
+    """codecarbon, offline: on a machine whose CPU energy counters are not readable (CI, this one) the
+    figure is an estimate and every record of it says so."""
+    import glob
+    import os
+
+    task = get_task("fashion-mnist")
+    ctx = EvalContext(load_model("zoo:fmnist-linear", task), task, task.load(), torch.device("cpu"), 64, 0, 50,
+                      "t", {})  # fmt: skip
+    params = EfficiencyParams(batch_sizes=(8,), repeats=2, latency_queries=20, energy_seconds=1.5)
+    records = [r for r in Efficiency().compute(ctx, params) if r.metric.startswith(("efficiency.energy",
+                                                                                    "efficiency.carbon"))]  # fmt: skip
+    assert [r.metric for r in records] == ["efficiency.energy_wh_per_1k", "efficiency.carbon_g_per_1k"]
+    rapl = [p for p in glob.glob("/sys/class/powercap/intel-rapl*/energy_uj") if os.access(p, os.R_OK)]
+    for r in records:
+        assert r.value > 0 and r.params["window_s"] >= 1.5 and r.params["country"] == "USA"
+        assert r.params["method"] in ("measured", "estimated")
+        if not rapl and not torch.cuda.is_available():
+            assert r.params["method"] == "estimated" and r.flags == ("energy-estimated",)

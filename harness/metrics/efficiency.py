@@ -28,6 +28,9 @@ class EfficiencyParams(BaseModel):
     warmup: int = Field(3, ge=0)
     repeats: int = Field(5, ge=1)
     latency_queries: int = Field(200, ge=10)
+    energy_seconds: float = Field(5.0, ge=0, description="steady inference under codecarbon; 0 to skip energy")
+    energy_batch_size: int = Field(32, ge=1)
+    country: str = Field("USA", description="ISO 3166-1 alpha-3 code for the grid's carbon intensity")
 
     @field_validator("precisions")
     @classmethod
@@ -117,9 +120,43 @@ class Efficiency(Metric):
                 latency_params = {**settings, "queries": params.latency_queries, "batch_size": 1}
                 out.append(ctx.record(f"efficiency.latency_{name}_ms", estimate, "lower", "efficiency",
                                       slice=f"precision={precision}", params=latency_params))  # fmt: skip
+            if params.energy_seconds > 0:
+                out += self._energy(ctx, params, module, inputs, precision, settings)
             if device.type == "cuda":
                 peak = torch.cuda.max_memory_allocated(device) / 2**20
                 out.append(ctx.record("efficiency.peak_memory_mb", exact(peak), "lower", "efficiency",
                                       slice=f"precision={precision}",
                                       params={**settings, "batch_sizes": list(params.batch_sizes)}))  # fmt: skip
         return out
+
+    def _energy(self, ctx: EvalContext, params: EfficiencyParams, module, inputs, precision: str,
+                settings: dict) -> list[Record]:  # fmt: skip
+        """Wh and grams CO2-eq per 1,000 inferences over a window of steady inference."""
+        import torch
+
+        from harness.hardware import energy, timing
+
+        device = ctx.device
+        batch = timing.batch_of(inputs, params.energy_batch_size).to(device)
+
+        def step() -> int:
+            with torch.inference_mode(), timing.autocast(device, precision):
+                module(batch)
+            timing.synchronize(device)
+            return len(batch)
+
+        used, samples = energy.measure(step, min_seconds=params.energy_seconds, country=params.country)
+        info = {**settings, "batch_size": params.energy_batch_size, "window_s": round(used.seconds, 2),
+                "samples": samples, "method": used.method, "detail": used.detail, "country": used.country,
+                "cpu_wh_per_1k": used.cpu_kwh * 1e6 / samples, "gpu_wh_per_1k": used.gpu_kwh * 1e6 / samples,
+                "ram_wh_per_1k": used.ram_kwh * 1e6 / samples}  # fmt: skip
+        flags = ("energy-estimated",) if used.method == "estimated" else ()
+        wh = used.kwh * 1e6 / samples  # kWh -> Wh (x1000), per sample -> per 1,000 (x1000)
+        grams = used.kg_co2 * 1e6 / samples
+        exact = stats.Estimate
+        return [
+            ctx.record("efficiency.energy_wh_per_1k", exact(wh, wh, wh, samples), "lower", "efficiency",
+                       slice=f"precision={precision}", params=info, flags=flags),
+            ctx.record("efficiency.carbon_g_per_1k", exact(grams, grams, grams, samples), "lower", "efficiency",
+                       slice=f"precision={precision}", params=info, flags=flags),
+        ]  # fmt: skip
