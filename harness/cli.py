@@ -104,7 +104,8 @@ def run(
     metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s) instead of the suite's")] = None,
     checkpoint: Annotated[str | None, typer.Option(help="Weights file for the --model(s)")] = None,
     device: Annotated[
-        str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps [default: the suite's, auto]")
+        str | None,
+        typer.Option(help="auto, cpu, cuda, cuda:N, mps, or several: cpu,cuda [default: the suite's, auto]"),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate a seeded subset of N examples per task")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of subsets and bootstrap resampling [default: 0]")] = None,
@@ -133,30 +134,41 @@ def run(
     spec = load_suite_file(config) if config else load_suite(suite or "quick")
     spec = spec.with_overrides(
         models=model, tasks=task, metrics=metric, checkpoint=checkpoint,
-        device=device, limit=limit, seed=seed, batch_size=batch_size, resamples=resamples,
+        limit=limit, seed=seed, batch_size=batch_size, resamples=resamples,
     )  # fmt: skip
-    devices.resolve(spec.device)  # an unavailable device fails before any work
+    # --device cpu,cuda runs the suite once per device; metrics whose results depend on the device
+    # (efficiency) are measured on each, the others come from the store after the first
+    device_names = [d.strip() for d in (device or spec.device).split(",") if d.strip()]
+    for name in device_names:
+        devices.resolve(name)  # an unavailable device fails before any work
     from harness import runner
 
+    failures = []
     with Store(store_dir(store)) as results:
-        the_plan = runner.plan(spec, results, no_cache=no_cache)
-        for model_name, task_name, why in the_plan.skipped:
-            log.info("skipping %s on %s: %s", model_name, task_name, why)
-        if dry_run:
-            print_plan(the_plan, as_json)
-            return
-        reporter = Reporter() if quiet or as_json else RichReporter(err)
-        result = runner.run(spec, results, no_cache=no_cache, reporter=reporter, argv=sys.argv[1:], planned=the_plan)
-    if as_json:
-        print_json([r.to_dict() for r in result.records])
-    elif not quiet:
-        print_results(result.records, [(pair.name, pair.task) for pair in the_plan.pairs])
-        source = f"{result.cached} from the store (cached), {result.measured} measured"
-        timing = f"run {result.run_id} in {result.seconds:.1f} s"
-        err.print(f"{len(result.records)} records: {source}; {timing}; store {results.root}")
-    for failure in result.failures:
+        for name in device_names:
+            spec_on = spec.with_overrides(device=name)
+            the_plan = runner.plan(spec_on, results, no_cache=no_cache)
+            for model_name, task_name, why in the_plan.skipped:
+                log.info("skipping %s on %s: %s", model_name, task_name, why)
+            if dry_run:
+                print_plan(the_plan, as_json)
+                continue
+            if len(device_names) > 1 and not (quiet or as_json):
+                err.print(f"[bold]on {devices.describe(devices.resolve(name))}[/]")
+            reporter = Reporter() if quiet or as_json else RichReporter(err)
+            result = runner.run(spec_on, results, no_cache=no_cache, reporter=reporter, argv=sys.argv[1:],
+                                planned=the_plan)  # fmt: skip
+            if as_json:
+                print_json([r.to_dict() for r in result.records])
+            elif not quiet:
+                print_results(result.records, [(pair.name, pair.task) for pair in the_plan.pairs])
+                source = f"{result.cached} from the store (cached), {result.measured} measured"
+                timing = f"run {result.run_id} in {result.seconds:.1f} s"
+                err.print(f"{len(result.records)} records: {source}; {timing}; store {results.root}")
+            failures += result.failures
+    for failure in failures:
         err.print(f"[red]failed[/]: {failure.job.model} on {failure.job.task}, {failure.job.metric}: {failure.error}")
-    if result.failures:
+    if failures:
         raise typer.Exit(1)
 
 

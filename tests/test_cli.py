@@ -259,3 +259,23 @@ def test_wide_result_tables_continue_below_and_show_flags_once(monkeypatch):
     order = [text.index(h) for h in ("clean", "linf 0.01", "linf 0.03", "linf 0.1", "l2 0.5", "l2 1 ")]
     assert order == sorted(order)
     assert text.count("zero-gradients") == 1 and text.count("⚑") >= 2
+
+
+def test_several_devices_run_the_suite_once_each(tmp_path):
+    """``--device cpu,cpu`` runs twice: efficiency is keyed by the device, so the second run finds it
+    stored; a device this machine lacks in the list stops everything before any work."""
+    import torch
+
+    suite = tmp_path / "cost.yaml"
+    suite.write_text(
+        "name: cost\ngroups:\n  - models: [zoo:fmnist-linear]\n    tasks: [fashion-mnist]\n    metrics:\n"
+        "      - accuracy\n      - efficiency: {batch_sizes: [8], repeats: 2, latency_queries: 10, energy_seconds: 0}\n"
+    )
+    proc = harness("run", "--config", str(suite), "--device", "cpu,cpu", store=tmp_path / "store")
+    assert proc.stderr.count("on cpu:") == 2
+    assert "0 from the store (cached), 2 measured" in proc.stderr
+    assert "2 from the store (cached), 0 measured" in proc.stderr
+    if not torch.cuda.is_available():
+        proc = harness("run", "--config", str(suite), "--device", "cpu,cuda", store=tmp_path / "other", check=False)
+        assert proc.returncode == 2 and "no usable CUDA GPU" in proc.stderr
+        assert not (tmp_path / "other" / "results.sqlite").exists()
