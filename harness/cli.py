@@ -248,7 +248,8 @@ def headline(record: Any) -> tuple[str, str] | None:
     if record.metric.startswith("efficiency.") and record.slice.startswith("precision="):
         precision = record.slice.removeprefix("precision=")
         short = {"best_throughput": "best samples/s", "latency_p50_ms": "p50 ms", "latency_p99_ms": "p99 ms",
-                 "peak_memory_mb": "peak MB"}.get(record.metric.removeprefix("efficiency."))  # fmt: skip
+                 "peak_memory_mb": "peak MB", "energy_wh_per_1k": "Wh/1k", "carbon_g_per_1k": "gCO2e/1k"}.get(
+            record.metric.removeprefix("efficiency."))  # fmt: skip
         return None if short is None else ("", f"{short} {precision}")
     column = _column(record)
     return None if column is None else ("", column)
