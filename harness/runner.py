@@ -285,8 +285,9 @@ def run(
     }  # fmt: skip
     work = [(pair, the_plan.pending(pair)) for pair in the_plan.pairs]
     work = [(pair, jobs) for pair, jobs in work if jobs]
-    for pair, _ in work:  # metrics that need only predictions reuse them instead of running the model
-        pair.stored_clean = None if no_cache else store.examples_by_key(pair.examples_key)
+    for pair, jobs in work:  # metrics that need only predictions reuse stored ones instead of running the model
+        if not no_cache and any("predictions" in metrics.get(job.metric).needs for job in jobs):
+            pair.stored_clean = store.examples_by_key(pair.examples_key)
     cached = len(the_plan.jobs) - sum(len(jobs) for _, jobs in work)
     reporter.start(total=len(the_plan.jobs), cached=cached)
     measured, failures, status = 0, [], "failed"

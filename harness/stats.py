@@ -33,6 +33,11 @@ class Estimate:
     n: int
 
 
+def exact(value: float, n: int = 1) -> Estimate:
+    """A number known without sampling error (a count, a parameter total): its interval is itself."""
+    return Estimate(float(value), float(value), float(value), n)
+
+
 def _interval(value: float, draws: np.ndarray, n: int, confidence: float, contain: bool = False) -> Estimate:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), not {confidence}")

@@ -126,3 +126,13 @@ def test_energy_per_inference_is_labelled_estimated_without_rapl():
         assert r.params["method"] in ("measured", "estimated")
         if not rapl and not torch.cuda.is_available():
             assert r.params["method"] == "estimated" and r.flags == ("energy-estimated",)
+
+
+def test_latency_records_carry_the_summary_of_timing_percentiles():
+    from harness.metrics.efficiency import latency_statistics
+
+    ms = np.random.default_rng(0).gamma(2.0, 0.5, 300)
+    summary = timing.percentiles(ms / 1000)
+    everything = np.arange(len(ms))[None]
+    for name, statistic in latency_statistics(ms).items():
+        assert statistic(everything)[0] == pytest.approx(summary[name])

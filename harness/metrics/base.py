@@ -39,8 +39,9 @@ class Metric:
     ``Params`` validates the parameters a suite may set (unknown names are rejected with the allowed
     ones). ``version`` is part of the cache key: bump it whenever the computation changes, so stored
     results from the old computation are not served as new ones. ``needs`` says what the metric
-    uses: ``clean`` (the shared clean predictions), ``gradients``, ``device`` (results depend on the
-    device, which then joins the cache key).
+    uses: ``clean`` (the shared clean pass), ``predictions`` (top-1 predictions only, which an earlier
+    run's stored outputs can supply without running the model), ``gradients``, ``device`` (results
+    depend on the device, which then joins the cache key).
     """
 
     name: ClassVar[str]

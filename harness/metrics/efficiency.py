@@ -5,6 +5,7 @@ stores the settings it was measured with; the device joins the cache key."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -41,6 +42,16 @@ class EfficiencyParams(BaseModel):
         return values
 
 
+def latency_statistics(ms: np.ndarray) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """The latency summary of ``timing.percentiles`` as statistics of bootstrap rows of queries, so
+    that each figure gets its interval."""
+    return {
+        **{f"p{q}": lambda rows, q=q: np.percentile(ms[rows], q, axis=1) for q in (50, 90, 95, 99)},
+        "mean": lambda rows: ms[rows].mean(1),
+        "std": lambda rows: ms[rows].std(1, ddof=1),
+    }
+
+
 def out_of_memory(exc: BaseException) -> bool:
     import torch
 
@@ -66,14 +77,13 @@ class Efficiency(Metric):
         settings = {"warmup": params.warmup, "repeats": params.repeats, "threads": torch.get_num_threads()}
         out: list[Record] = []
 
-        def exact(value: float, n: int = 1) -> stats.Estimate:
-            return stats.Estimate(float(value), float(value), float(value), n)
-
         flops = size.flops_per_sample(module, inputs[0])
-        out.append(ctx.record("efficiency.params", exact(size.parameters(module)), "lower", "efficiency"))
-        out.append(ctx.record("efficiency.weights_mb", exact(size.weight_bytes(module) / 2**20), "lower", "efficiency"))
-        out.append(ctx.record("efficiency.flops_per_sample", exact(flops), "lower", "efficiency"))
-        out.append(ctx.record("efficiency.macs_per_sample", exact(flops / 2), "lower", "efficiency"))
+        out.append(ctx.record("efficiency.params", stats.exact(size.parameters(module)), "lower", "efficiency"))
+        out.append(
+            ctx.record("efficiency.weights_mb", stats.exact(size.weight_bytes(module) / 2**20), "lower", "efficiency")
+        )
+        out.append(ctx.record("efficiency.flops_per_sample", stats.exact(flops), "lower", "efficiency"))
+        out.append(ctx.record("efficiency.macs_per_sample", stats.exact(flops / 2), "lower", "efficiency"))
         for precision in params.precisions:
             if not timing.supports(device, precision):
                 continue  # not a figure to report on this device, and not a default
@@ -100,23 +110,12 @@ class Efficiency(Metric):
                             "interval": "min-max of repeats"},
                 ))  # fmt: skip
             if best:
-                out.append(ctx.record("efficiency.best_throughput", exact(best), "higher", "efficiency",
+                out.append(ctx.record("efficiency.best_throughput", stats.exact(best), "higher", "efficiency",
                                       slice=f"precision={precision}", params={**settings, "out_of_memory_at": oom_at},
                                       flags=(f"out-of-memory-at-batch={oom_at}",) if oom_at else ()))  # fmt: skip
             seconds = timing.latency(module, inputs, device, queries=params.latency_queries, precision=precision)
-            summary = timing.percentiles(seconds)
-            for name in ("p50", "p90", "p95", "p99", "mean", "std"):
-                value = summary[name]
-                if name == "std":
-                    estimate = exact(value, len(seconds))
-                else:  # a bootstrap interval over the queries for the percentile or mean
-                    q = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}.get(name)
-                    ms = seconds * 1000
-
-                    def stat(rows: np.ndarray, q: int | None = q, ms: np.ndarray = ms) -> np.ndarray:
-                        return ms[rows].mean(1) if q is None else np.percentile(ms[rows], q, axis=1)
-
-                    estimate = stats.bootstrap(stat, len(ms), **ctx.bootstrap_options)
+            for name, statistic in latency_statistics(seconds * 1000).items():
+                estimate = stats.bootstrap(statistic, len(seconds), **ctx.bootstrap_options)
                 latency_params = {**settings, "queries": params.latency_queries, "batch_size": 1}
                 out.append(ctx.record(f"efficiency.latency_{name}_ms", estimate, "lower", "efficiency",
                                       slice=f"precision={precision}", params=latency_params))  # fmt: skip
@@ -124,7 +123,7 @@ class Efficiency(Metric):
                 out += self._energy(ctx, params, module, inputs, precision, settings)
             if device.type == "cuda":
                 peak = torch.cuda.max_memory_allocated(device) / 2**20
-                out.append(ctx.record("efficiency.peak_memory_mb", exact(peak), "lower", "efficiency",
+                out.append(ctx.record("efficiency.peak_memory_mb", stats.exact(peak), "lower", "efficiency",
                                       slice=f"precision={precision}",
                                       params={**settings, "batch_sizes": list(params.batch_sizes)}))  # fmt: skip
         return out
@@ -153,10 +152,9 @@ class Efficiency(Metric):
         flags = ("energy-estimated",) if used.method == "estimated" else ()
         wh = used.kwh * 1e6 / samples  # kWh -> Wh (x1000), per sample -> per 1,000 (x1000)
         grams = used.kg_co2 * 1e6 / samples
-        exact = stats.Estimate
         return [
-            ctx.record("efficiency.energy_wh_per_1k", exact(wh, wh, wh, samples), "lower", "efficiency",
+            ctx.record("efficiency.energy_wh_per_1k", stats.exact(wh, samples), "lower", "efficiency",
                        slice=f"precision={precision}", params=info, flags=flags),
-            ctx.record("efficiency.carbon_g_per_1k", exact(grams, grams, grams, samples), "lower", "efficiency",
+            ctx.record("efficiency.carbon_g_per_1k", stats.exact(grams, samples), "lower", "efficiency",
                        slice=f"precision={precision}", params=info, flags=flags),
         ]  # fmt: skip

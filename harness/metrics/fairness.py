@@ -230,6 +230,7 @@ def metric_frame(y: np.ndarray, yhat: np.ndarray, groups: pd.Series, control: pd
 class Fairness(Metric):
     name = "fairness"
     category = "fairness"
+    needs = frozenset({"predictions"})  # top-1 predictions only: stored ones serve
     Params: type[BaseModel] = FairnessParams
 
     def check(self, task: Task, params: BaseModel) -> None:
@@ -298,7 +299,7 @@ class Fairness(Metric):
                 out.append(ctx.record(f"fairness.{metric}", estimate, direction, "fairness",
                                       slice=f"{feature}={group}{where}", flags=flags))  # fmt: skip
             n = int(sizes[i])
-            out.append(ctx.record("fairness.count", stats.Estimate(n, n, n, n), "higher", "fairness",
+            out.append(ctx.record("fairness.count", stats.exact(n, n), "higher", "fairness",
                                   slice=f"{feature}={group}{where}", flags=flags))  # fmt: skip
         flags = ("small-groups=" + ";".join(small),) if small else ()
         if undefined:
@@ -348,7 +349,7 @@ class Fairness(Metric):
                         failing.append(group)
             passed = float(not failing)
             out.append(ctx.record(
-                "fairness.verdict", stats.Estimate(passed, passed, passed, int(sizes.sum())), "higher", "fairness",
+                "fairness.verdict", stats.exact(passed, int(sizes.sum())), "higher", "fairness",
                 slice=f"feature={feature},criterion={criterion}{where}",
                 params={"reference": reference, "tolerance": [low, high], "ratios": ratios, "failing": failing,
                         "not_judged": {g: f"n < {params.min_count}" for g, n in zip(names, sizes, strict=True)
