@@ -107,6 +107,10 @@ def run(
         str | None,
         typer.Option(help="auto, cpu, cuda, cuda:N, mps, or several: cpu,cuda [default: the suite's, auto]"),
     ] = None,
+    country: Annotated[
+        str | None,
+        typer.Option(help="ISO 3166-1 alpha-3 code of the electricity grid, for carbon [default: the suite's, USA]"),
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate a seeded subset of N examples per task")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of subsets and bootstrap resampling [default: 0]")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 256]")] = None,
@@ -134,7 +138,7 @@ def run(
     spec = load_suite_file(config) if config else load_suite(suite or "quick")
     spec = spec.with_overrides(
         models=model, tasks=task, metrics=metric, checkpoint=checkpoint,
-        limit=limit, seed=seed, batch_size=batch_size, resamples=resamples,
+        limit=limit, seed=seed, batch_size=batch_size, resamples=resamples, country=country,
     )  # fmt: skip
     # --device cpu,cuda runs the suite once per device; metrics whose results depend on the device
     # (efficiency) are measured on each, the others come from the store after the first
@@ -163,13 +167,22 @@ def run(
             elif not quiet:
                 print_results(result.records, [(pair.name, pair.task) for pair in the_plan.pairs])
                 source = f"{result.cached} from the store (cached), {result.measured} measured"
-                timing = f"run {result.run_id} in {result.seconds:.1f} s"
+                timing = f"run {result.run_id} in {result.seconds:.1f} s{cost_text(result.cost)}"
                 err.print(f"{len(result.records)} records: {source}; {timing}; store {results.root}")
             failures += result.failures
     for failure in failures:
         err.print(f"[red]failed[/]: {failure.job.model} on {failure.job.task}, {failure.job.metric}: {failure.error}")
     if failures:
         raise typer.Exit(1)
+
+
+def cost_text(cost: dict[str, Any]) -> str:
+    """``, 0.41 Wh and 0.15 g CO2-eq (estimated, USA)`` for a run whose energy was tracked."""
+    used = cost.get("energy")
+    if not used:
+        return ""
+    wh, grams = used["kwh"] * 1000, used["kg_co2"] * 1000
+    return f", {wh:.3g} Wh and {grams:.3g} g CO2-eq ({used['method']}, {used['country']})"
 
 
 def print_json(data: Any) -> None:
@@ -251,6 +264,10 @@ def headline(record: Any) -> tuple[str, str] | None:
                  "peak_memory_mb": "peak MB", "energy_wh_per_1k": "Wh/1k", "carbon_g_per_1k": "gCO2e/1k"}.get(
             record.metric.removeprefix("efficiency."))  # fmt: skip
         return None if short is None else ("", f"{short} {precision}")
+    if record.metric.startswith("efficiency."):  # what the model is; MACs are half the FLOPs, left to the store
+        size = {"params": "params", "weights_mb": "weights MB", "flops_per_sample": "FLOPs/sample"}
+        column = size.get(record.metric.removeprefix("efficiency."))
+        return None if column is None else ("", column)
     column = _column(record)
     return None if column is None else ("", column)
 
@@ -335,7 +352,9 @@ def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
                 for c in chunk:
                     arrow = "↑" if directions[c] == "higher" else "↓"
                     table.add_column(f"{c} {arrow}", justify="right", no_wrap=True)
-                table.add_column("n", justify="right")
+                counted = family != "efficiency"  # its figures count repeats, queries or samples: see the store
+                if counted:
+                    table.add_column("n", justify="right")
                 last = k == len(chunks) - 1 and any(flags.values())
                 if last:
                     table.add_column("flags", style="red")
@@ -348,13 +367,15 @@ def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
                             f"[red]{text[model_name, c]}[/]" if r and r.flags else text.get((model_name, c), "")
                         )
                     extra = [", ".join(flags[model_name])] if last else []
-                    table.add_row(model_name, *cells, str(max(r.n for r in row.values())), *extra)
+                    n = [str(max(r.n for r in row.values()))] if counted else []
+                    table.add_row(model_name, *cells, *n, *extra)
                 out.print(table)
 
 
 class ExportWhat(StrEnum):
     records = "records"
     examples = "examples"
+    runs = "runs"
 
 
 class ExportFormat(StrEnum):
@@ -367,7 +388,7 @@ class ExportFormat(StrEnum):
 def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write")],
     what: Annotated[
-        ExportWhat, typer.Option(help="Records (one number each) or per-example outputs")
+        ExportWhat, typer.Option(help="Records (one number each), per-example outputs, or runs and their cost")
     ] = ExportWhat.records,
     fmt: Annotated[ExportFormat | None, typer.Option("--format", "-f", help="[default: from the file name]")] = None,
     suite: Annotated[str | None, typer.Option("--suite", "-s", help="Only what this suite measures")] = None,
@@ -375,7 +396,8 @@ def export(
     task: Annotated[list[str] | None, typer.Option("--task", "-t")] = None,
     store: StoreOpt = None,
 ) -> None:
-    """Export stored records or per-example outputs as a flat table (CSV, Parquet or JSON)."""
+    """Export stored records, per-example outputs or runs (with what each cost) as a flat table
+    (CSV, Parquet or JSON)."""
     from harness.export import export_table
 
     setup_logging(False, False)

@@ -126,6 +126,14 @@ class Suite(BaseModel):
     batch_size: int = Field(256, ge=1)
     resamples: int = Field(1000, ge=10, le=100_000, description="bootstrap resamples per confidence interval")
     device: str = "auto"
+    country: str = Field("USA", description="ISO 3166-1 alpha-3 code of the grid whose carbon intensity applies")
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, code: str) -> str:
+        from harness.hardware.energy import check_country
+
+        return check_country(code)
 
     def with_overrides(
         self,

@@ -72,6 +72,7 @@ class EvalContext:
     resamples: int
     run_id: str
     provenance: dict[str, Any]
+    country: str = "USA"  # ISO 3166-1 alpha-3: the grid whose carbon intensity converts energy to carbon
     on_batch: Callable[[int, int], None] | None = None  # (examples done, total) during the clean pass
     on_stage: Callable[[str, int, int], None] | None = None  # (stage, stages done, total) within a metric
     metric_params: dict[str, Any] = field(default_factory=dict)  # set by the runner for each metric

@@ -1,4 +1,4 @@
-"""Flat tables of what the store holds: records (one number each) or per-example outputs."""
+"""Flat tables of what the store holds: records (one number each), per-example outputs, or runs."""
 
 from __future__ import annotations
 
@@ -26,6 +26,24 @@ def records_frame(
         row["flags"] = ";".join(row["flags"])
         provenance = row.pop("provenance")
         rows.append({**row, **{f"provenance_{k}": v for k, v in provenance.items()}})
+    return pd.DataFrame(rows)
+
+
+def runs_frame(store: Store, suite: str | None) -> pd.DataFrame:
+    """One row per run: when, what, its status and what it cost (wall time, energy, carbon)."""
+    rows = []
+    for run in store.runs():
+        if suite and run["suite"] != suite:
+            continue
+        cost = run.pop("cost") or {}
+        energy = cost.get("energy") or {}
+        rows.append({
+            **run, "argv": " ".join(run["argv"]), "seconds": cost.get("seconds"),
+            "energy_wh": energy["kwh"] * 1000 if energy else None,
+            "carbon_g": energy["kg_co2"] * 1000 if energy else None,
+            "energy_method": energy.get("method"), "country": energy.get("country"),
+            "energy_missing": cost.get("energy_missing"),
+        })  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -58,9 +76,12 @@ def export_table(
     models: list[str] | None = None,
     tasks: list[str] | None = None,
 ) -> int:
-    """Write the matching records or per-example outputs to ``output``; returns the number of rows."""
+    """Write the matching records, per-example outputs or runs to ``output``; returns the number of rows."""
     if not (root / "results.sqlite").is_file():
         raise ExportError(f"no result store at {root}: run `harness run` first, or pass --store")
+    if what == "runs":
+        with Store(root) as store:
+            return _write(runs_frame(store, suite), output, fmt, f"the store at {root} holds no runs")
     scope = suite_scope(suite) if suite else [(None, None, None)]
     scope = [
         (m, t, metrics)
@@ -77,9 +98,13 @@ def export_table(
             else:
                 frames.append(store.examples(models=m, tasks=t))
     frames = [f for f in frames if not f.empty]
-    if not frames:
-        raise ExportError(f"the store at {root} holds no {what} for suite {suite}, models {models}, tasks {tasks}")
-    frame = pd.concat(frames, ignore_index=True)
+    empty = f"the store at {root} holds no {what} for suite {suite}, models {models}, tasks {tasks}"
+    return _write(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), output, fmt, empty)
+
+
+def _write(frame: pd.DataFrame, output: Path, fmt: str, empty: str) -> int:
+    if frame.empty:
+        raise ExportError(empty)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
     if fmt == "csv":

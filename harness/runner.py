@@ -24,7 +24,7 @@ from harness.config import ModelRef, Suite
 from harness.context import EvalContext
 from harness.errors import HarnessError
 from harness.executors import Executor, InProcessExecutor
-from harness.hardware import devices
+from harness.hardware import devices, energy
 from harness.models import check_model, fingerprint_model, load_model
 from harness.models.base import IncompatibleError, Model
 from harness.progress import NullReporter, Reporter
@@ -129,6 +129,7 @@ class RunResult:
     cached: int
     failures: list[Outcome]
     seconds: float
+    cost: dict[str, Any] = field(default_factory=dict)  # what the run cost to make, as stored in the runs table
 
 
 def library_versions() -> dict[str, str]:
@@ -190,6 +191,7 @@ def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
                         resamples=suite.resamples,
                         subset=None if pair.subset is None else {"limit": suite.limit, "seed": suite.seed},
                         device=devices.describe(devices.resolve(suite.device)) if "device" in metric.needs else None,
+                        country=suite.country if "country" in metric.needs else None,
                     )
                     if all(job.key != key for job in pair.jobs):
                         pair.jobs.append(Job(ref.name, task_name, metric_ref.name, metric_ref.params, key))
@@ -228,7 +230,8 @@ def evaluate_pair(
         raise RuntimeError(f"{pair.name} changed between planning and running (was its weights file replaced?)")
     ctx = EvalContext(
         model, task, split, device, settings["batch_size"], settings["seed"], settings["resamples"],
-        settings["run_id"], provenance, on_batch=reporter.batch, on_stage=reporter.stage, stored=pair.stored_clean,
+        settings["run_id"], provenance, settings["country"], on_batch=reporter.batch, on_stage=reporter.stage,
+        stored=pair.stored_clean,
     )  # fmt: skip
     for job in jobs:
         metric = metrics.get(job.metric)()
@@ -281,7 +284,7 @@ def run(
     store.start_run(run_id, suite.name, argv or [], __version__)
     settings = {
         "device": device, "seed": suite.seed, "batch_size": suite.batch_size, "resamples": suite.resamples,
-        "limit": suite.limit, "run_id": run_id, "versions": library_versions(),
+        "limit": suite.limit, "run_id": run_id, "versions": library_versions(), "country": suite.country,
     }  # fmt: skip
     work = [(pair, the_plan.pending(pair)) for pair in the_plan.pairs]
     work = [(pair, jobs) for pair, jobs in work if jobs]
@@ -291,6 +294,7 @@ def run(
     cached = len(the_plan.jobs) - sum(len(jobs) for _, jobs in work)
     reporter.start(total=len(the_plan.jobs), cached=cached)
     measured, failures, status = 0, [], "failed"
+    meter = start_meter(suite.country) if work else None
     try:
         for item in executor.map(lambda w: evaluate_pair(w, settings, reporter), work):
             if isinstance(item, Examples):
@@ -313,7 +317,34 @@ def run(
             reporter.job_done(item.job, item.error)
         status = "failed" if failures else "complete"
     finally:
-        store.finish_run(run_id, status)
+        cost = run_cost(meter, time.perf_counter() - started, measured=bool(work))
+        store.finish_run(run_id, status, cost)
         reporter.finish()
     records = store.records(keys=[job.key for job in the_plan.jobs])
-    return RunResult(run_id, records, measured, cached, failures, time.perf_counter() - started)
+    return RunResult(run_id, records, measured, cached, failures, cost["seconds"], cost)
+
+
+def start_meter(country: str) -> energy.Meter | None:
+    """codecarbon's tracker over the whole run; a tracker that cannot start costs the run nothing but
+    its energy figure (logged)."""
+    try:
+        return energy.Meter(country, measure_seconds=15).start()
+    except Exception as exc:  # codecarbon's hardware probing raises what the platform gives it
+        log.warning("the run's energy is not tracked: codecarbon could not start (%s)", exc)
+        return None
+
+
+def run_cost(meter: energy.Meter | None, seconds: float, *, measured: bool) -> dict[str, Any]:
+    """The run's provenance of cost: wall time always; codecarbon's energy and carbon when the run
+    measured something (a run served from the store is not tracked: starting the tracker costs more
+    than the run)."""
+    cost: dict[str, Any] = {"seconds": round(seconds, 3), "energy": None}
+    if meter is None:
+        cost["energy_missing"] = "no job was measured" if not measured else "codecarbon could not start"
+        return cost
+    try:
+        cost["energy"] = meter.stop().to_dict()
+    except Exception as exc:  # as above: the run's results matter more than its energy figure
+        log.warning("the run's energy is not tracked: codecarbon failed (%s)", exc)
+        cost["energy_missing"] = f"codecarbon failed: {exc}"
+    return cost

@@ -32,7 +32,7 @@ from harness.records import Record
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, started REAL NOT NULL, finished REAL, suite TEXT, argv TEXT,
-    harness_version TEXT, status TEXT NOT NULL DEFAULT 'running'
+    harness_version TEXT, status TEXT NOT NULL DEFAULT 'running', cost TEXT
 );
 CREATE TABLE IF NOT EXISTS jobs (
     key TEXT PRIMARY KEY, run_id TEXT NOT NULL, model TEXT NOT NULL, task TEXT NOT NULL,
@@ -101,10 +101,17 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
+            self._migrate()
         except (sqlite3.DatabaseError, OSError) as exc:
             raise StoreError(
                 f"cannot use {self.path} as a result store ({exc}); expected a harness SQLite store"
             ) from exc
+
+    def _migrate(self) -> None:
+        """Bring a store written by an earlier version up to this schema (columns are only added)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        if "cost" not in columns:
+            self._db.execute("ALTER TABLE runs ADD COLUMN cost TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -133,9 +140,23 @@ class Store:
                 (run_id, time.time(), suite, json.dumps(argv), version),
             )
 
-    def finish_run(self, run_id: str, status: str) -> None:
+    def finish_run(self, run_id: str, status: str, cost: dict[str, Any] | None = None) -> None:
+        """Mark a run finished with its status and what it cost to make (wall time, energy, carbon)."""
         with self._transaction() as db:
-            db.execute("UPDATE runs SET finished = ?, status = ? WHERE run_id = ?", (time.time(), status, run_id))
+            db.execute(
+                "UPDATE runs SET finished = ?, status = ?, cost = ? WHERE run_id = ?",
+                (time.time(), status, None if cost is None else json.dumps(cost, sort_keys=True), run_id),
+            )
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run, oldest first, with its command line and cost decoded."""
+        out = []
+        for row in self._db.execute("SELECT * FROM runs ORDER BY started"):
+            data = dict(row)
+            data["argv"] = json.loads(data["argv"] or "[]")
+            data["cost"] = json.loads(data["cost"]) if data["cost"] else None
+            out.append(data)
+        return out
 
     # jobs and records ---------------------------------------------------------------------------
     def stored_keys(self, keys: Iterable[str]) -> set[str]:

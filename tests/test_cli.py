@@ -132,6 +132,11 @@ def test_export_records_and_examples(quick_store, tmp_path):
     top1 = {r["model"]: r["value"] for r in records if r["metric"] == "accuracy.top1" and r["slice"] == "overall"}
     for model, value in acc.items():
         assert value == pytest.approx(top1[model])
+    harness("export", "--what", "runs", "-o", str(tmp_path / "runs.csv"), store=store)
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    measured = runs[runs["energy_wh"].notna()]
+    assert len(measured) >= 1 and (measured["seconds"] > 0).all() and (measured["carbon_g"] > 0).all()
+    assert set(measured["energy_method"]) <= {"measured", "estimated"} and set(measured["country"]) == {"USA"}
 
 
 def test_list_shows_everything_with_descriptions():
@@ -153,6 +158,7 @@ BAD_INPUTS = [
     (["run", "--model", "timm:resnet10t", "--task", "fashion-mnist", "--checkpoint", "CKPT"], "garbage.pth"),
     (["run", "--config", "CONFIG"], "broken.yaml:4: not valid YAML: expected ',' or ']'"),
     (["run", "--limit", "0"], "limit"),
+    (["run", "--country", "FRNC"], "alpha-3 code such as USA, FRA or IND. Did you mean FRA (France)"),
     (["export", "-o", "out.xlsx"], "--format"),
 ]
 

@@ -96,3 +96,19 @@ def test_overrides_replace_lists_and_settings():
         load_suite("quick").with_overrides(tasks=["adlt"])
     with pytest.raises(ConfigError, match="--metric acuracy: unknown metric"):
         load_suite("quick").with_overrides(metrics=["acuracy"])
+
+
+def test_country_is_a_run_setting_that_keys_only_country_dependent_jobs(tmp_path):
+    from harness import runner
+    from harness.store import Store
+
+    text = "name: s\ncountry: fra\nlimit: 50\ngroups:\n  - models: [zoo:fmnist-linear]\n    tasks: [fashion-mnist]\n"
+    suite = parse_suite(text + "    metrics: [accuracy, efficiency]\n", "s.yaml")
+    assert suite.country == "FRA"
+    with pytest.raises(ConfigError, match="unknown country 'XX'"):
+        suite.with_overrides(country="XX")
+    with Store(tmp_path) as store:
+        keys = {c: {j.metric: j.key for j in runner.plan(suite.with_overrides(country=c), store).jobs}
+                for c in ("FRA", "DEU")}  # fmt: skip
+    assert keys["FRA"]["accuracy"] == keys["DEU"]["accuracy"]
+    assert keys["FRA"]["efficiency"] != keys["DEU"]["efficiency"]

@@ -136,3 +136,100 @@ def test_latency_records_carry_the_summary_of_timing_percentiles():
     everything = np.arange(len(ms))[None]
     for name, statistic in latency_statistics(ms).items():
         assert statistic(everything)[0] == pytest.approx(summary[name])
+
+
+def test_peak_cpu_memory_of_a_child_process_matches_the_tensors_it_must_hold():
+    """The child's peak above torch imported against the bytes inference must hold at once: weights,
+    input and output. The excess is torch's CPU runtime (thread pools, oneDNN buffers: 4-14 MiB
+    measured here), so the bound is the tensors' size plus 48 MiB."""
+    from harness.hardware.memory import peak_cpu_memory
+
+    wide = nn.Linear(1024, 16384)  # 64 MiB of weights; a 4096-row batch gives a 256 MiB output
+    tensors_mib = (1024 * 16384 + 16384 + 4096 * 1024 + 4096 * 16384) * 4 / 2**20
+    measured = peak_cpu_memory(wide, torch.rand(4096, 1024))
+    assert tensors_mib <= measured.peak_mb <= tensors_mib + 48, (measured, tensors_mib)
+    assert measured.loaded_mb - measured.baseline_mb >= 64 + 16  # weights and input arrived before the pass
+    tiny = peak_cpu_memory(nn.Linear(8, 2), torch.rand(8, 8))
+    assert 0 < tiny.peak_mb < 48 and tiny.method == "clear_refs"
+
+
+def test_peak_cpu_memory_says_why_when_the_model_cannot_be_sent():
+    from harness.hardware.memory import peak_cpu_memory
+
+    class Local(nn.Module):  # a class defined in a function cannot be pickled
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    with pytest.raises(RuntimeError, match="cannot send the model to a measuring process"):
+        peak_cpu_memory(Local(), torch.rand(2, 2))
+
+
+def test_the_cpu_metric_records_peak_memory_and_the_device_in_full():
+    task = get_task("fashion-mnist")
+    ctx = EvalContext(load_model("zoo:fmnist-linear", task), task, task.load(), torch.device("cpu"), 64, 0, 50,
+                      "t", {})  # fmt: skip
+    records = Efficiency().compute(ctx, EfficiencyParams(batch_sizes=(1, 64), repeats=2, latency_queries=20,
+                                                         energy_seconds=0))  # fmt: skip
+    peak = next(r for r in records if r.metric == "efficiency.peak_memory_mb")
+    weights = 784 * 10 * 4 + 10 * 4
+    assert peak.params["batch_size"] == 64 and peak.value >= (weights + 64 * 784 * 4) / 2**20
+    assert peak.value < 64 and "child process" in peak.params["method"]
+    for r in records:
+        device = r.params.get("device") or {}
+        if r.metric != "efficiency.params" and r.metric.startswith("efficiency.") and "batch_size" in r.params:
+            assert device["cpu"] and device["threads"] == torch.get_num_threads() and device["torch"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_cuda_paths_synchronise_measure_peak_memory_and_half_precision():
+    task = get_task("fashion-mnist")
+    device = torch.device("cuda")
+    ctx = EvalContext(load_model("zoo:fmnist-cnn", task), task, task.load(), device, 256, 0, 50, "t", {})
+    params = EfficiencyParams(batch_sizes=(1, 256), precisions=("fp32", "fp16", "bf16"), repeats=3,
+                              latency_queries=50, energy_seconds=2)  # fmt: skip
+    records = Efficiency().compute(ctx, params)
+    precisions = {r.slice.split("precision=")[1] for r in records if r.metric == "efficiency.best_throughput"}
+    assert {"fp32", "fp16"} <= precisions
+    peaks = [r for r in records if r.metric == "efficiency.peak_memory_mb"]
+    assert peaks and all(r.value > 0 and "max_memory_allocated" in r.params["method"] for r in peaks)
+    device_info = peaks[0].params["device"]
+    assert device_info["gpu"] and device_info["cuda"] and device_info["gpu_memory_gib"] > 0
+    energy = [r for r in records if r.metric == "efficiency.energy_wh_per_1k"]
+    assert energy and all(r.value > 0 and r.params["gpu_wh_per_1k"] >= 0 for r in energy)
+
+
+def test_carbon_follows_the_country_of_the_run():
+    """The same energy costs carbon in proportion to the grid's intensity (codecarbon's table):
+    France's grid is about a seventh as carbon-intensive as the USA's."""
+    from codecarbon.input import DataSource
+
+    task = get_task("fashion-mnist")
+    model = load_model("zoo:fmnist-linear", task)
+    params = EfficiencyParams(batch_sizes=(8,), repeats=2, latency_queries=20, energy_seconds=1.0)
+    ratio = {}
+    for country in ("USA", "FRA"):
+        ctx = EvalContext(model, task, task.load(), torch.device("cpu"), 64, 0, 50, "t", {}, country)
+        by = {r.metric: r for r in Efficiency().compute(ctx, params)}
+        ratio[country] = by["efficiency.carbon_g_per_1k"].value / by["efficiency.energy_wh_per_1k"].value
+        assert by["efficiency.carbon_g_per_1k"].params["country"] == country
+    mix = DataSource().get_global_energy_mix_data()
+    expected = mix["FRA"]["carbon_intensity"] / mix["USA"]["carbon_intensity"]
+    assert ratio["FRA"] / ratio["USA"] == pytest.approx(expected, rel=0.02)
+
+
+def test_channels_last_and_compile_are_options_named_in_the_slices():
+    task = get_task("fashion-mnist")
+    model = load_model("zoo:fmnist-cnn", task)
+    ctx = EvalContext(model, task, task.load().subset(np.arange(64)), torch.device("cpu"), 64, 0, 50, "t", {})
+    params = EfficiencyParams(batch_sizes=(8,), repeats=2, latency_queries=10, energy_seconds=0, channels_last=True,
+                              compile=True)  # fmt: skip
+    records = Efficiency().compute(ctx, params)
+    best = next(r for r in records if r.metric == "efficiency.best_throughput")
+    assert best.slice == "precision=fp32+channels_last+compile" and best.value > 0
+    assert best.params["compile"] and best.params["channels_last"]
+    conv = next(m for m in model.module.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous()  # the model itself keeps its layout for the other metrics
+    with pytest.raises(ValueError, match="channels_last needs image inputs"):
+        Efficiency().check(get_task("adult"), EfficiencyParams(channels_last=True))
+    with pytest.raises(ValueError, match="compile needs warmup >= 1"):
+        EfficiencyParams(compile=True, warmup=0)

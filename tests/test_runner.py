@@ -126,3 +126,33 @@ def test_long_metrics_report_their_stages_and_figures_are_stored(tmp_path, monke
         assert reporter.stages == [("contrast@1", 0, 4), ("contrast@3", 1, 4), ("fog@1", 2, 4), ("fog@3", 3, 4)]
         (figure,) = store.figures(model="counting:")
         assert figure["name"] == "corruptions@3" and figure["path"].read_bytes().startswith(b"\x89PNG")
+
+
+def test_every_run_stores_what_it_cost_to_make(tmp_path):
+    """Wall time always; codecarbon's energy and carbon for a run that measured something (labelled
+    estimated on a machine without energy counters); a run served from the store says why it has none."""
+    with Store(tmp_path) as store:
+        first = runner.run(suite("counting:0", limit=200), store)
+        warm = runner.run(suite("counting:0", limit=200), store)
+        runs = {row["run_id"]: row for row in store.runs()}
+    cost = runs[first.run_id]["cost"]
+    assert cost == first.cost and cost["seconds"] > 0
+    energy = cost["energy"]
+    assert energy["kwh"] > 0 and energy["kg_co2"] > 0 and energy["country"] == "USA"
+    assert energy["method"] in ("measured", "estimated") and energy["seconds"] <= cost["seconds"]
+    assert energy["kwh"] == pytest.approx(energy["cpu_kwh"] + energy["gpu_kwh"] + energy["ram_kwh"], rel=1e-6)
+    assert runs[warm.run_id]["cost"]["energy"] is None
+    assert runs[warm.run_id]["cost"]["energy_missing"] == "no job was measured"
+
+
+def test_a_store_from_before_run_costs_is_migrated(tmp_path):
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        db.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, started REAL NOT NULL, finished REAL, suite TEXT, "
+                   "argv TEXT, harness_version TEXT, status TEXT NOT NULL DEFAULT 'running')")  # fmt: skip
+        db.execute("INSERT INTO runs VALUES ('old', 1.0, 2.0, 'quick', '[]', '0.0.1', 'complete')")
+    with Store(tmp_path) as store:
+        result = runner.run(suite("counting:0", limit=100), store)
+        runs = {row["run_id"]: row for row in store.runs()}
+    assert runs["old"]["cost"] is None and runs[result.run_id]["cost"]["seconds"] > 0

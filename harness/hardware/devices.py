@@ -57,3 +57,39 @@ def describe(device: torch.device) -> str:
     if device.type == "cpu":
         return f"cpu: {cpu_name()} ({torch.get_num_threads()} threads of {os.cpu_count()} cores)"
     return str(device)
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            version = pynvml.nvmlSystemGetDriverVersion()
+        finally:
+            pynvml.nvmlShutdown()
+        return version.decode() if isinstance(version, bytes) else str(version)
+    except Exception:  # no NVML library or no driver: the descriptor says unknown
+        return None
+
+
+def details(device: torch.device) -> dict[str, str | int | float | None]:
+    """Everything about the device that shapes a timing, for the records' reproducibility: the CPU
+    model, cores and threads used, and for a GPU its name, memory, compute capability, driver and
+    CUDA versions; always the torch version."""
+    out: dict[str, str | int | float | None] = {
+        "descriptor": describe(device),
+        "cpu": cpu_name(),
+        "cpu_cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        out.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
+                   compute_capability=f"{props.major}.{props.minor}", cuda=torch.version.cuda,
+                   driver=_nvidia_driver())  # fmt: skip
+    elif device.type == "mps":
+        out.update(gpu="Apple MPS", platform=platform.platform())
+    return out

@@ -9,7 +9,8 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import cache
 
 MEASURED_CPU_MODES = {"intel_rapl", "intel_power_gadget", "apple_powermetrics"}
 
@@ -26,29 +27,83 @@ class Energy:
     detail: str  # how each part was obtained, as codecarbon reports it
     country: str
 
+    def to_dict(self) -> dict[str, float | str]:
+        return asdict(self)
+
+
+DEFAULT_COUNTRY = "USA"
+
+
+@cache
+def countries() -> dict[str, str]:
+    """ISO 3166-1 alpha-3 code -> country name, for the countries codecarbon has a grid carbon
+    intensity for."""
+    from codecarbon.input import DataSource
+
+    return {code: row["country_name"] for code, row in DataSource().get_global_energy_mix_data().items()}
+
+
+def check_country(code: str) -> str:
+    """The upper-cased code, or ValueError suggesting codes whose code or name is close."""
+    import difflib
+
+    code = code.strip().upper()
+    known = countries()
+    if code in known:
+        return code
+    by_name = {name.upper(): c for c, name in known.items()}
+    close = difflib.get_close_matches(code, list(known), n=3, cutoff=0.6)
+    close += [by_name[n] for n in difflib.get_close_matches(code, list(by_name), n=3, cutoff=0.6)]
+    hint = f" Did you mean {' or '.join(f'{c} ({known[c]})' for c in dict.fromkeys(close))}?" if close else ""
+    raise ValueError(f"unknown country {code!r}: expected an ISO 3166-1 alpha-3 code such as USA, FRA or IND.{hint}")
+
+
+class Meter:
+    """codecarbon's offline tracker around a stretch of work: ``start()``, the work, ``stop()``.
+
+    Hardware detection costs about 1.5 s of CPU once per process (codecarbon matches the CPU's name
+    against its TDP table); later meters in the same process start in milliseconds."""
+
+    def __init__(self, country: str, *, measure_seconds: float = 1.0) -> None:
+        from codecarbon import OfflineEmissionsTracker
+
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        self.country = country
+        self._folder = tempfile.TemporaryDirectory()  # codecarbon's files stay out of the working directory
+        self._tracker = OfflineEmissionsTracker(
+            country_iso_code=country, output_methods=[], output_dir=self._folder.name, log_level="error",
+            measure_power_secs=measure_seconds, tracking_mode="process",
+        )  # fmt: skip
+        self._started = 0.0
+
+    def start(self) -> Meter:
+        self._tracker.start()
+        self._started = time.perf_counter()
+        return self
+
+    def stop(self) -> Energy:
+        try:
+            kg = self._tracker.stop()
+            seconds = time.perf_counter() - self._started
+            data = self._tracker.final_emissions_data
+        finally:
+            self._folder.cleanup()
+        modes = {type(h).__name__: getattr(h, "_mode", None) for h in getattr(self._tracker, "_hardware", [])}
+        measured = modes.get("CPU") in MEASURED_CPU_MODES or ("GPU" in modes and float(data.gpu_energy) > 0)
+        detail = ", ".join(f"{part}: {mode or 'estimated'}" for part, mode in modes.items())
+        return Energy(float(data.energy_consumed), float(data.cpu_energy), float(data.gpu_energy),
+                      float(data.ram_energy), float(kg or 0.0), seconds,
+                      "measured" if measured else "estimated", detail, self.country)  # fmt: skip
+
 
 def measure(step: Callable[[], int], *, min_seconds: float, country: str) -> tuple[Energy, int]:
     """Run ``step`` (which returns how many samples it processed) again and again for at least
     ``min_seconds`` under the tracker; return the energy and the samples processed."""
-    from codecarbon import OfflineEmissionsTracker
-
-    logging.getLogger("codecarbon").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory() as folder:  # codecarbon's files stay out of the working directory
-        tracker = OfflineEmissionsTracker(country_iso_code=country, save_to_file=False, output_dir=folder,
-                                          log_level="error", measure_power_secs=1, tracking_mode="process")  # fmt: skip
-        tracker.start()
-        started, samples = time.perf_counter(), 0
-        try:
-            while time.perf_counter() - started < min_seconds:
-                samples += step()
-        finally:
-            kg = tracker.stop()
-        data = tracker.final_emissions_data
-    modes = {type(h).__name__: getattr(h, "_mode", None) for h in getattr(tracker, "_hardware", [])}
-    cpu_mode = modes.get("CPU")
-    measured = cpu_mode in MEASURED_CPU_MODES or ("GPU" in modes and float(data.gpu_energy) > 0)
-    detail = ", ".join(f"{part}: {mode or 'estimated'}" for part, mode in modes.items())
-    energy = Energy(float(data.energy_consumed), float(data.cpu_energy), float(data.gpu_energy),
-                    float(data.ram_energy), float(kg or 0.0), time.perf_counter() - started,
-                    "measured" if measured else "estimated", detail, country)  # fmt: skip
+    meter = Meter(country).start()
+    started, samples = time.perf_counter(), 0
+    try:
+        while time.perf_counter() - started < min_seconds:
+            samples += step()
+    finally:
+        energy = meter.stop()
     return energy, samples

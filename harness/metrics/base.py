@@ -41,7 +41,8 @@ class Metric:
     results from the old computation are not served as new ones. ``needs`` says what the metric
     uses: ``clean`` (the shared clean pass), ``predictions`` (top-1 predictions only, which an earlier
     run's stored outputs can supply without running the model), ``gradients``, ``device`` (results
-    depend on the device, which then joins the cache key).
+    depend on the device, which then joins the cache key), ``country`` (results depend on the run's
+    country, whose grid carbon intensity converts energy to carbon; it joins the cache key).
     """
 
     name: ClassVar[str]
