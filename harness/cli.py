@@ -105,7 +105,7 @@ def run(
     checkpoint: Annotated[str | None, typer.Option(help="Weights file for the --model(s)")] = None,
     device: Annotated[
         str | None,
-        typer.Option(help="auto, cpu, cuda, cuda:N, mps, or several: cpu,cuda [default: the suite's, auto]"),
+        typer.Option(help="auto, cpu, cuda, cuda:N, mps, several (cpu,cuda) or all [default: the suite's, auto]"),
     ] = None,
     country: Annotated[
         str | None,
@@ -142,9 +142,7 @@ def run(
     )  # fmt: skip
     # --device cpu,cuda runs the suite once per device; metrics whose results depend on the device
     # (efficiency) are measured on each, the others come from the store after the first
-    device_names = [d.strip() for d in (device or spec.device).split(",") if d.strip()]
-    for name in device_names:
-        devices.resolve(name)  # an unavailable device fails before any work
+    device_names = devices.expand(device or spec.device)  # an unavailable device fails before any work
     from harness import runner
 
     failures = []

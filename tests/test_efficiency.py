@@ -233,3 +233,15 @@ def test_channels_last_and_compile_are_options_named_in_the_slices():
         Efficiency().check(get_task("adult"), EfficiencyParams(channels_last=True))
     with pytest.raises(ValueError, match="compile needs warmup >= 1"):
         EfficiencyParams(compile=True, warmup=0)
+
+
+def test_device_lists_expand_and_fail_before_any_work():
+    from harness.hardware import devices
+
+    assert devices.expand("all")[0] == "cpu" and len(devices.expand("all")) == 1 + torch.cuda.device_count()
+    assert devices.expand("cpu, cpu") == ["cpu", "cpu"]
+    with pytest.raises(devices.DeviceError, match="names several devices"):
+        devices.resolve("all")
+    if not torch.cuda.is_available():
+        with pytest.raises(devices.DeviceError, match="no usable CUDA GPU"):
+            devices.expand("cpu,cuda")

@@ -15,10 +15,30 @@ class DeviceError(HarnessError, ValueError):
     """A device that is unknown or not available on this machine."""
 
 
+def available() -> list[str]:
+    """Every device this machine can run on: ``cpu``, each ``cuda:N``, ``mps``."""
+    names = ["cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()) if torch.cuda.is_available())]
+    return names + (["mps"] if torch.backends.mps.is_available() else [])
+
+
+def expand(spec: str) -> list[str]:
+    """A device list as given to ``--device``: ``cpu,cuda`` -> each in turn, ``all`` -> every available
+    device; each is checked, so an unavailable one fails before any work."""
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    names = [d for n in names for d in (available() if n == "all" else [n])]
+    if not names:
+        raise DeviceError(f"no device in {spec!r}: expected auto, all, cpu, cuda, cuda:N or mps")
+    for name in names:
+        resolve(name)
+    return names
+
+
 def resolve(name: str) -> torch.device:
     """``auto`` -> the first GPU if there is one, else the CPU; anything else must be available."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "all" or "," in name:
+        raise DeviceError(f"device {name!r} names several devices: run each (harness run --device does)")
     try:
         device = torch.device(name)
     except RuntimeError as exc:
