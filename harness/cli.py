@@ -50,12 +50,14 @@ class What(StrEnum):
     tasks = "tasks"
     metrics = "metrics"
     attacks = "attacks"
+    explainers = "explainers"
     suites = "suites"
 
 
 @app.command("list")
 def list_(what: Annotated[What | None, typer.Argument(help="What to list [default: everything]")] = None) -> None:
-    """List the registered models, tasks, metrics, attacks and suites, with a one-line description each."""
+    """List the registered models, tasks, metrics, attacks, explainers and suites, with a one-line
+    description each."""
     from rich.table import Table
 
     from harness import registry
@@ -79,7 +81,8 @@ def list_(what: Annotated[What | None, typer.Argument(help="What to list [defaul
                 )
                 for n in suite_names()
             ]
-        reg = {What.tasks: registry.tasks, What.metrics: registry.metrics, What.attacks: registry.attacks}[kind]
+        reg = {What.tasks: registry.tasks, What.metrics: registry.metrics, What.attacks: registry.attacks,
+               What.explainers: registry.explainers}[kind]  # fmt: skip
         return [(e.name, e.description) for e in reg.entries()]
 
     for kind in [what] if what else list(What):
@@ -221,7 +224,7 @@ def print_plan(the_plan: Any, as_json: bool) -> None:
 
 def format_value(metric: str, value: float, low: float, high: float) -> str:
     """``91.8 ±0.5``: the value and the larger side of its CI (the exact bounds are in the store)."""
-    if metric == "fairness.verdict":
+    if metric in ("fairness.verdict", "interpretability.randomisation_pass"):
         return "pass" if value == 1 else "fail"
     if metric.startswith("efficiency."):  # counts and timings: no percent, spread only where there is one
         text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
@@ -242,7 +245,13 @@ UNITS = {
     "calibration": "ECE in %",
     "fairness": "accuracy in %, gaps and ratios as fractions",
     "efficiency": "on this run's device; timings: median and spread",
+    "interpretability": "a row per method; AUCs of the class probability",
 }
+INTERPRETABILITY_COLUMNS = {
+    "deletion_auc": "deletion AUC", "insertion_auc": "insertion AUC", "faithfulness_correlation": "faithfulness",
+    "infidelity": "infidelity", "sensitivity_max": "max sensitivity", "sparseness": "sparseness",
+    "randomisation_pass": "sanity",
+}  # fmt: skip
 VERDICT_COLUMNS = {"demographic_parity": "4/5 DP", "equalized_odds": "4/5 EO", "equal_opportunity": "4/5 EOpp"}
 
 
@@ -256,6 +265,10 @@ def headline(record: Any) -> tuple[str, str] | None:
             return feature, VERDICT_COLUMNS[rest.removeprefix("criterion=")]
         column = FAIRNESS_COLUMNS.get(record.metric.removeprefix("fairness."))
         return (feature, column) if column and not rest else None
+    if record.metric.startswith("interpretability.") and record.slice.startswith("method="):
+        method, _, rest = record.slice.removeprefix("method=").partition(",")
+        column = INTERPRETABILITY_COLUMNS.get(record.metric.removeprefix("interpretability."))
+        return (method, column) if column and not rest else None
     if record.metric.startswith("efficiency.") and record.slice.startswith("precision="):
         precision = record.slice.removeprefix("precision=")
         short = {"best_throughput": "best samples/s", "latency_p50_ms": "p50 ms", "latency_p99_ms": "p99 ms",
@@ -314,7 +327,8 @@ def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
                 seen.append(qualifier)
             label = f"{r.model} · {qualifier}" if qualifier else r.model
             tables.setdefault((r.task, family), {}).setdefault(label, {})[column] = r
-    first = ["top1", "top5", "balanced", "macro_f1", "clean", *FAIRNESS_COLUMNS.values(), *VERDICT_COLUMNS.values()]
+    first = ["top1", "top5", "balanced", "macro_f1", "clean", *FAIRNESS_COLUMNS.values(), *VERDICT_COLUMNS.values(),
+             *INTERPRETABILITY_COLUMNS.values()]  # fmt: skip
     tasks = list(dict.fromkeys(t for _, t in order))
     for task_name in tasks:
         for family in sorted(families.get(task_name, []), key=lambda f: f not in ("accuracy", "calibration")):

@@ -1,11 +1,11 @@
-"""One generic registry for models, tasks, metrics and attacks.
+"""One generic registry for models, tasks, metrics, attacks and explainers (attribution methods).
 
 Built-in entries register with a decorator when their module is imported; the modules to import are
 named per registry (``builtins``) so that a lookup finds them without the caller importing anything.
 Those modules keep heavy imports (torch, timm) inside functions, so listing what is registered stays
 fast. Third-party packages add entries through entry points (``harness.models``, ``harness.tasks``,
-``harness.metrics``, ``harness.attacks``): an entry point's name is the registered name and it is
-loaded only when that name is asked for.
+``harness.metrics``, ``harness.attacks``, ``harness.explainers``): an entry point's name is the
+registered name and it is loaded only when that name is asked for.
 """
 
 from __future__ import annotations
@@ -112,7 +112,9 @@ metrics: Registry = Registry(
         "harness.metrics.corruption",
         "harness.metrics.fairness",
         "harness.metrics.efficiency",
+        "harness.metrics.interpretability",
     ),
     "harness.metrics",
 )
 attacks: Registry = Registry("attack", ("harness.attacks.adversarial",), "harness.attacks")
+explainers: Registry = Registry("explainer", ("harness.explain.methods",), "harness.explainers")

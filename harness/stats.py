@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -138,6 +139,12 @@ def bootstrap(
         size = min(block, resamples - start)
         draws.append(np.asarray(statistic(rng.integers(0, n, size=(size, n), dtype=np.int32)), dtype=float))
     return _interval(value, np.concatenate(draws), n, confidence)
+
+
+def mean(values: np.ndarray, **options: Any) -> Estimate:
+    """The mean of per-example values with its bootstrap interval (``options`` as for ``bootstrap``)."""
+    values = np.asarray(values, dtype=float)
+    return bootstrap(lambda rows: values[rows].mean(1), len(values), **options)
 
 
 def subset_indices(n: int, limit: int | None, seed: int) -> np.ndarray | None:

@@ -285,3 +285,22 @@ def test_several_devices_run_the_suite_once_each(tmp_path):
         proc = harness("run", "--config", str(suite), "--device", "cpu,cuda", store=tmp_path / "other", check=False)
         assert proc.returncode == 2 and "no usable CUDA GPU" in proc.stderr
         assert not (tmp_path / "other" / "results.sqlite").exists()
+
+
+def test_interpretability_suite_runs_end_to_end_and_stores_its_figures(tmp_path):
+    from harness.store import Store
+
+    store = tmp_path / "store"
+    proc = harness("run", "--suite", "interpretability", "--model", "zoo:fmnist-linear", "--model",
+                   "zoo:adult-logreg", "--limit", "40", store=store)  # fmt: skip
+    assert "fashion-mnist · interpretability" in proc.stdout and "adult · interpretability" in proc.stdout
+    assert "zoo:fmnist-linear · integrated-gradients" in proc.stdout and "sanity" in proc.stdout
+    with Store(store) as results:
+        figures = {(f["model"], f["name"]) for f in results.figures()}
+        records = results.records(metrics=["interpretability"])
+    assert figures == {("zoo:fmnist-linear", "attributions"), ("zoo:adult-logreg", "feature-importance")}
+    methods = {r.slice.split(",")[0] for r in records if r.metric == "interpretability.randomisation_pass"}
+    assert methods == {"method=saliency", "method=integrated-gradients", "method=gradient-shap",
+                       "method=input-x-gradient", "method=deeplift", "method=occlusion", "method=feature-ablation",
+                       "method=shapley-value-sampling"}  # fmt: skip
+    assert harness("list", "explainers").stdout.count("\n") >= 8

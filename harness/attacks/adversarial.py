@@ -16,8 +16,7 @@ al., 2018) from a random start, with restarts, so that it is never weaker than F
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -167,20 +166,6 @@ def perturbation_norm(delta: torch.Tensor, norm: Norm) -> torch.Tensor:
     return flat.abs().amax(1) if norm == "linf" else flat.norm(dim=1)
 
 
-@contextmanager
-def frozen(module: torch.nn.Module) -> Iterator[None]:
-    """``module`` with ``requires_grad`` off for every parameter; restored afterwards."""
-    params = list(module.parameters())
-    before = [p.requires_grad for p in params]
-    try:
-        for p in params:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag in zip(params, before, strict=True):
-            p.requires_grad_(flag)
-
-
 def run_attack(
     attack: Attack,
     module: torch.nn.Module,
@@ -203,6 +188,8 @@ def run_attack(
     fb = foolbox()
     fmodel = fb.PyTorchModel(module, bounds=bounds, device=inputs.device)
     built = attack.build(budget)
+    from harness.models.base import frozen
+
     with frozen(module):
         if attack.kind == "fixed":
             restarts = budget["restarts"] if attack.name.startswith("pgd") else 1

@@ -42,10 +42,6 @@ def ece_statistic(confidence: np.ndarray, correct: np.ndarray, bins: int):
     return statistic
 
 
-def mean_statistic(values: np.ndarray):
-    return lambda rows: values[rows].mean(1)
-
-
 class CalibrationParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     bins: int = Field(15, ge=2, le=1000, description="equal-width confidence bins for ECE")
@@ -75,6 +71,6 @@ class Calibration(Metric):
                 stats.bootstrap(ece_statistic(confidence, correct, params.bins), n, **opts),
                 "lower", "calibration", params={"bins": params.bins},
             ),
-            ctx.record("calibration.brier", stats.bootstrap(mean_statistic(brier), n, **opts), "lower", "calibration"),
-            ctx.record("calibration.nll", stats.bootstrap(mean_statistic(nll), n, **opts), "lower", "calibration"),
+            ctx.record("calibration.brier", stats.mean(brier, **opts), "lower", "calibration"),
+            ctx.record("calibration.nll", stats.mean(nll, **opts), "lower", "calibration"),
         ]  # fmt: skip

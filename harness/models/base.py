@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -21,6 +22,21 @@ class ModelLoadError(HarnessError, ValueError):
 
 class IncompatibleError(HarnessError, ValueError):
     """A model that cannot be evaluated on a task (other modality, input shape or classes)."""
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """``module`` with ``requires_grad`` off for every parameter, restored afterwards: gradients with
+    respect to the inputs (attacks, attributions) then cost no weight gradients."""
+    params = list(module.parameters())
+    before = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in zip(params, before, strict=True):
+            p.requires_grad_(flag)
 
 
 def fingerprint_state(state: Mapping[str, torch.Tensor], config: dict[str, Any]) -> str:
