@@ -33,7 +33,7 @@ Inputs = "torch.Tensor | tuple[torch.Tensor]"
 class Settings:
     """The budgets of the methods (the interpretability metric's parameters fill them)."""
 
-    ig_steps: int = 32
+    ig_steps: int = 32  # captum batches the steps itself (internal_batch_size); occlusion and ablations too
     shap_samples: int = 16
     shap_stdev: float = 0.09
     occlusion_window: int = 4
@@ -49,15 +49,21 @@ class Method:
     modalities: tuple[str, ...]
     uses_baseline: bool
     random: bool  # draws random numbers (seeded by the caller)
+    passes: Callable[[Settings], int]  # forward passes one example costs in one call (memory, not time)
+
+    def chunk(self, settings: Settings) -> int:
+        """Examples per call, so that one call holds about ``settings.batch_size`` passes at once."""
+        return max(1, settings.batch_size // max(1, self.passes(settings)))
 
 
 def method(name: str, description: str, modalities: tuple[str, ...], *, uses_baseline: bool = True,
-           random: bool = False) -> Callable[[Callable[[nn.Module, Settings], Explain]], Method]:  # fmt: skip
+           random: bool = False, passes: Callable[[Settings], int] = lambda s: 1,
+           ) -> Callable[[Callable[[nn.Module, Settings], Explain]], Method]:  # fmt: skip
     def add(build: Callable[[nn.Module, Settings], Explain]) -> Method:
         def built(module: nn.Module, settings: Settings) -> Explain:
             return _gradient_free(build(module, settings), module)
 
-        entry = Method(name, built, modalities, uses_baseline, random)
+        entry = Method(name, built, modalities, uses_baseline, random, passes)
         explainers.register(name, description)(entry)
         return entry
 
@@ -109,7 +115,7 @@ def integrated_gradients(module: nn.Module, settings: Settings) -> Explain:
 
 
 @method("gradient-shap", "expected gradients from noisy points between baseline and input (SHAP)", IMAGE,
-        random=True)  # fmt: skip
+        random=True, passes=lambda s: s.shap_samples)  # fmt: skip
 def gradient_shap(module: nn.Module, settings: Settings) -> Explain:
     from captum.attr import GradientShap
 
@@ -131,7 +137,8 @@ def input_x_gradient(module: nn.Module, settings: Settings) -> Explain:
     return lambda x, target, baselines: method.attribute(x, target=target)
 
 
-@method("deeplift", "DeepLIFT rescale rule against the baseline (Shrikumar et al., 2017)", IMAGE)
+@method("deeplift", "DeepLIFT rescale rule against the baseline (Shrikumar et al., 2017)", IMAGE,
+        passes=lambda s: 2)  # fmt: skip
 def deeplift(module: nn.Module, settings: Settings) -> Explain:
     from captum.attr import DeepLift
     from torch import nn

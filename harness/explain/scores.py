@@ -16,11 +16,14 @@ tabular rows. Attributions are summed over channels to score a pixel; "removing"
   a flat explanation, towards 1 when a few features carry it all. Higher reads more easily.
 - Model-parameter randomisation (Adebayo et al., 2018): layers with parameters are re-initialised
   from the top (output) down, cumulatively; at each step, the Spearman rank correlation between the
-  absolute attributions of the trained and of the randomised model, over the features where the
-  input differs from the baseline (where it does not, methods that multiply by input minus baseline
-  give 0 whatever the weights, and on Fashion-MNIST's black background those ties alone would make
-  any two explanations agree). An explanation that still looks the same once the weights are random
-  does not explain the model.
+  attributions of the trained and of the randomised model, over the features where the input differs
+  from the baseline (where it does not, methods that multiply by input minus baseline give 0 whatever
+  the weights, and on Fashion-MNIST's black background those ties alone would make any two
+  explanations agree). Signed, because the sign is what the weights decide (evidence for or against
+  the class); Adebayo's absolute-value variant is kept beside it, but it measures in part how unusual
+  each input value is, the same for any weights: it fails an exact explanation of a logistic
+  regression. An explanation that still ranks the features alike once every weight is random does
+  not explain the model.
 
 Ties in an attribution order are broken at random (seeded), so a flat explanation scores as a random
 one would rather than as the pixel order would.

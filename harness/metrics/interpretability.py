@@ -143,7 +143,6 @@ class _Run:
             self.scale = self._feature_spread()
         self.settings = Settings(params.ig_steps, params.shap_samples, params.shap_stdev, params.occlusion_window,
                                  params.occlusion_stride, params.shapley_samples, params.batch_size)  # fmt: skip
-        self.chunk = max(1, params.batch_size // 16)  # examples per explanation call
 
     # model outputs -----------------------------------------------------------------------------------
     def _logits(self, z: torch.Tensor) -> torch.Tensor:
@@ -184,15 +183,16 @@ class _Run:
             torch.manual_seed(self.ctx.seed * 1000 + salt)
             yield
 
-    def _explain_all(self, explain: Explain, rows: slice | None = None) -> torch.Tensor:
+    def _explain_all(self, method: Method, explain: Explain, rows: slice | None = None) -> torch.Tensor:
         import torch
 
         x, t, b = (self.x, self.targets, self.baselines) if rows is None else (
             self.x[rows], self.targets[rows], self.baselines[rows])  # fmt: skip
-        return torch.cat([explain(x[i : i + self.chunk], target=t[i : i + self.chunk],
-                                  baselines=b[i : i + self.chunk]) for i in range(0, len(x), self.chunk)])  # fmt: skip
+        n = method.chunk(self.settings)
+        return torch.cat([explain(x[i : i + n], target=t[i : i + n], baselines=b[i : i + n])
+                          for i in range(0, len(x), n)])  # fmt: skip
 
-    def _captum_scores(self, explain: Explain, attributions: torch.Tensor, salt: int):
+    def _captum_scores(self, method: Method, explain: Explain, attributions: torch.Tensor, salt: int):
         import torch
         from captum.metrics import infidelity, sensitivity_max
 
@@ -213,9 +213,10 @@ class _Run:
             return (moved,) if packed else moved
 
         infid, sens = [], []
-        for i in range(0, len(self.x), self.chunk):
-            x, t = self.x[i : i + self.chunk], self.targets[i : i + self.chunk]
-            b, a = self.baselines[i : i + self.chunk], attributions[i : i + self.chunk]
+        n = max(1, method.chunk(self.settings) // max(p.infidelity_samples, p.sensitivity_samples))
+        for i in range(0, len(self.x), n):
+            x, t = self.x[i : i + n], self.targets[i : i + n]
+            b, a = self.baselines[i : i + n], attributions[i : i + n]
             infid.append(infidelity(self.module, perturb_infidelity, x, a, target=t, normalize=True,
                                     n_perturb_samples=p.infidelity_samples,
                                     max_examples_per_batch=len(x) * p.infidelity_samples))  # fmt: skip
@@ -249,7 +250,7 @@ class _Run:
             method = explainers.get(name)
             explain = method.build(self.module, self.settings)
             with self._seeded(salt):
-                attributions = self._explain_all(explain)
+                attributions = self._explain_all(method, explain)
             feature = S.feature_scores(attributions)
             rng = np.random.default_rng([ctx.seed, salt])
             deletion, insertion = S.deletion_insertion(self._class_scores(True), self.x, self.baselines, feature,
@@ -257,7 +258,7 @@ class _Run:
             subset = max(2, round(p.subset_fraction * feature.shape[1]))  # one feature: what ablation measures
             correlation = S.faithfulness_correlation(self._class_scores(False), self.x, self.baselines, feature,
                                                      subset=subset, runs=p.correlation_runs, rng=rng)  # fmt: skip
-            infid, sens = self._captum_scores(explain, attributions, salt)
+            infid, sens = self._captum_scores(method, explain, attributions, salt)
             per_example = {
                 "deletion_auc": (deletion, "lower"),
                 "insertion_auc": (insertion, "higher"),
@@ -285,12 +286,13 @@ class _Run:
                     )
                 )
                 outputs[f"{name}/{score}"] = values
-            for label, rho in cascade:
+            for label, rho, absolute in cascade:
                 estimate, undefined = self._mean(rho)
                 info = {
                     "examples": len(rho),
                     "undefined": undefined,
-                    "statistic": "Spearman of absolute attributions where the input differs from the baseline",
+                    "statistic": "Spearman of the attributions where the input differs from the baseline",
+                    "absolute": float(np.nanmean(absolute)) if np.isfinite(absolute).any() else None,
                 }
                 out.append(ctx.record("interpretability.randomisation_correlation", estimate, "lower",
                                       "interpretability", slice=f"{where},randomised={label}", params=info,
@@ -315,14 +317,16 @@ class _Run:
 
         p = self.params
         rows = slice(0, min(p.randomisation_examples or RANDOMISATION_EXAMPLES[self.modality], len(self.x)))
-        trained = np.abs(feature[rows])
+        trained = feature[rows]
         informative = S.differs(self.x[rows], self.baselines[rows])
         cascade = []
         for label, randomised in S.randomised_cascade(self.module, p.randomisation_steps, self.ctx.seed):
             with self._seeded(salt):
-                attributions = self._explain_all(method.build(randomised, self.settings), rows)
-            randomised_scores = np.abs(S.feature_scores(attributions))
-            cascade.append((label, S.spearman_rows(trained, randomised_scores, informative)))
+                attributions = self._explain_all(method, method.build(randomised, self.settings), rows)
+            scores = S.feature_scores(attributions)
+            signed = S.spearman_rows(trained, scores, informative)
+            absolute = S.spearman_rows(np.abs(trained), np.abs(scores), informative)
+            cascade.append((label, signed, absolute))
         final = cascade[-1][1]
         passed = bool(np.isfinite(final).any() and np.nanmean(final) < p.randomisation_threshold)
         return cascade, passed
