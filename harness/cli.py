@@ -222,19 +222,6 @@ def print_plan(the_plan: Any, as_json: bool) -> None:
     out.print(f"{len(rows)} jobs: {len(rows) - pending} stored, {pending} to run; {skipped}")
 
 
-def format_value(metric: str, value: float, low: float, high: float) -> str:
-    """``91.8 ±0.5``: the value and the larger side of its CI (the exact bounds are in the store)."""
-    if metric in ("fairness.verdict", "interpretability.randomisation_pass"):
-        return "pass" if value == 1 else "fail"
-    if metric.startswith("efficiency."):  # counts and timings: no percent, spread only where there is one
-        text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-        return text if high == low else f"{text} ±{max(high - value, value - low):.2g}"
-    percent = "accuracy" in metric or metric == "calibration.ece"
-    scale, digits = (100, 1) if percent else (1, 3)
-    half = max(high - value, value - low) * scale
-    return f"{value * scale:.{digits}f} ±{half:.{digits}f}"
-
-
 FAIRNESS_COLUMNS = {
     "demographic_parity_difference": "DP diff", "demographic_parity_ratio": "DP ratio",
     "equalized_odds_difference": "EO diff", "equalized_odds_ratio": "EO ratio",
@@ -311,6 +298,8 @@ def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
     models in the order the suite names them (``order``: the plan's (model, task) pairs)."""
     from rich.table import Table
 
+    from harness.leaderboard.render import format_value
+
     tables: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     families: dict[str, list[str]] = {}
     qualifiers: dict[tuple[str, str], list[str]] = {}  # (task, model) -> row qualifiers in order
@@ -382,6 +371,48 @@ def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
                     n = [str(max(r.n for r in row.values()))] if counted else []
                     table.add_row(model_name, *cells, *n, *extra)
                 out.print(table)
+
+
+class BoardFormat(StrEnum):
+    terminal = "terminal"
+    md = "md"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def leaderboard(
+    suite: Annotated[str | None, typer.Option("--suite", "-s", help="The suite whose models and headlines")] = None,
+    task: Annotated[str | None, typer.Option("--task", "-t", help="Only this task")] = None,
+    device: Annotated[str | None, typer.Option(help="Only rows on this device (e.g. cpu, cuda)")] = None,
+    sort: Annotated[str | None, typer.Option(help="Rank by this column label [default: the first]")] = None,
+    fmt: Annotated[BoardFormat, typer.Option("--format", "-f", help="Output format")] = BoardFormat.terminal,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write [default: stdout]")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Rank the models in the store on a suite's headline figures, with CIs and sanity flags."""
+    from harness.leaderboard import leaderboard as build
+    from harness.leaderboard import render
+    from harness.store import Store
+
+    setup_logging(False, False)
+    root = store_dir(store)
+    if not (root / "results.sqlite").is_file():
+        raise typer.BadParameter(f"no result store at {root}: run `harness run` first, or pass --store")
+    with Store(root) as results:
+        board = build(results, suite=suite, task=task, device=device, sort=sort)
+    title = f"harness leaderboard: {suite or 'every suite'}"
+    if fmt is BoardFormat.terminal and output is None:
+        render.terminal(board, out, title)
+        return
+    text = {"terminal": lambda: render.markdown(board, title), "md": lambda: render.markdown(board, title),
+            "csv": lambda: render.csv(board), "json": lambda: render.as_json(board)}[fmt.value]()  # fmt: skip
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    err.print(f"wrote {len(board.frame)} leaderboard rows to {output}")
 
 
 class ExportWhat(StrEnum):

@@ -116,6 +116,24 @@ class Group(BaseModel):
         return names
 
 
+class Headline(BaseModel):
+    """A figure a leaderboard shows for a suite (declared in its YAML, as HELM's schema does): a
+    record's metric and slice (a glob: ``shift=*`` matches the one worst shift a model has) and a
+    short label; its category tab is the records' own unless given."""
+
+    model_config = _STRICT
+    metric: str = Field(description="a record's metric, e.g. accuracy.top1")
+    slice: str = Field("overall", description="the record's slice, or a glob matching one per model")
+    label: str = ""
+    category: str | None = None
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Headline:
+        if not self.label:
+            object.__setattr__(self, "label", f"{self.metric} {self.slice}".replace(" overall", ""))
+        return self
+
+
 class Suite(BaseModel):
     model_config = _STRICT
     name: str
@@ -127,6 +145,7 @@ class Suite(BaseModel):
     resamples: int = Field(1000, ge=10, le=100_000, description="bootstrap resamples per confidence interval")
     device: str = "auto"
     country: str = Field("USA", description="ISO 3166-1 alpha-3 code of the grid whose carbon intensity applies")
+    leaderboard: list[Headline] = Field(default_factory=list, description="the figures its leaderboard shows")
 
     @field_validator("country")
     @classmethod

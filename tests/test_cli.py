@@ -304,3 +304,19 @@ def test_interpretability_suite_runs_end_to_end_and_stores_its_figures(tmp_path)
                        "method=input-x-gradient", "method=deeplift", "method=occlusion", "method=feature-ablation",
                        "method=shapley-value-sampling"}  # fmt: skip
     assert harness("list", "explainers").stdout.count("\n") >= 8
+
+
+def test_leaderboard_of_the_quick_suite_in_every_text_format(quick_store, tmp_path):
+    store, records = quick_store
+    md = harness("leaderboard", "--suite", "quick", "--format", "md", store=store).stdout
+    assert "## fashion-mnist · any (ranked by accuracy)" in md and "| 1 | zoo:fmnist-" in md
+    top1 = {r["model"]: r["value"] for r in records if r["metric"] == "accuracy.top1" and r["slice"] == "overall"}
+    harness("leaderboard", "--suite", "quick", "--task", "adult", "-f", "json", "-o", str(tmp_path / "b.json"),
+            store=store)  # fmt: skip
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == sorted((m for m in top1 if m.startswith("zoo:adult")), key=lambda m: -top1[m])
+    assert all(r["figures"]["accuracy"]["value"] == pytest.approx(top1[r["model"]]) for r in rows)
+    terminal = harness("leaderboard", "--suite", "quick", "--sort", "ECE", store=store).stdout
+    assert "ranked by ECE" in terminal
+    bad = harness("leaderboard", "--suite", "quick", "--sort", "speed", store=store, check=False)
+    assert bad.returncode == 2 and "cannot sort by 'speed'" in bad.stderr

@@ -1,0 +1,126 @@
+"""Leaderboards as text: terminal tables (rich), Markdown, CSV and JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from harness.leaderboard.table import Board, Column
+
+
+def format_value(metric: str, value: float, low: float, high: float) -> str:
+    """``91.8 ±0.5``: the value and the larger side of its CI (the exact bounds are in the store)."""
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    if metric in ("fairness.verdict", "interpretability.randomisation_pass"):
+        return "pass" if value == 1 else "fail"
+    if metric.startswith("efficiency."):  # counts and timings: no percent, spread only where there is one
+        text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+        return text if high == low else f"{text} ±{max(high - value, value - low):.2g}"
+    percent = "accuracy" in metric or metric == "calibration.ece"
+    scale, digits = (100, 1) if percent else (1, 3)
+    half = max(high - value, value - low) * scale
+    return f"{value * scale:.{digits}f} ±{half:.{digits}f}"
+
+
+def cells(board: Board) -> list[dict[str, str]]:
+    """Each row as display strings: rank, model, one formatted figure per column, flags."""
+    out = []
+    for _, row in board.frame.iterrows():
+        rank = "" if row["rank"] is pd.NA or row["rank"] is None else str(row["rank"])
+        shown = {"task": row["task"], "device": row["device"], "rank": rank, "model": row["model"]}
+        for c in board.columns:
+            label = c.headline.label
+            shown[label] = format_value(c.headline.metric, row[label], row[f"{label} low"], row[f"{label} high"])
+        shown["flags"] = row["flags"].replace(";", ", ")
+        out.append(shown)
+    return out
+
+
+@dataclass
+class Group:
+    """The rows of one (task, device), the columns that have a figure there, and the ranking column."""
+
+    task: str
+    device: str
+    columns: list[Column]
+    ranked_by: str
+    rows: list[dict[str, str]]
+
+    @property
+    def headers(self) -> list[str]:
+        arrows = [f"{c.headline.label} {'↑' if c.direction == 'higher' else '↓'}" for c in self.columns]
+        return ["rank", "model", *arrows, "flags"]
+
+    def values(self, row: dict[str, str]) -> list[str]:
+        return [row["rank"], row["model"], *[row[c.headline.label] for c in self.columns], row["flags"]]
+
+
+def groups(board: Board) -> list[Group]:
+    """The (task, device) groups in order."""
+    out: list[Group] = []
+    shown = cells(board)
+    for (task, device), part in board.frame.groupby(["task", "device"], sort=False):
+        columns = [c for c in board.columns if part[c.headline.label].notna().any()]
+        rows = [row for row in shown if (row["task"], row["device"]) == (task, device)]
+        out.append(Group(str(task), str(device), columns, str(part["ranked_by"].iloc[0]), rows))
+    return out
+
+
+def markdown(board: Board, title: str) -> str:
+    def escape(text: str) -> str:
+        return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+    lines = [f"# {escape(title)}", "", "± the half-width of the 95% bootstrap CI; ↑ higher is better, ↓ lower.", ""]
+    for group in groups(board):
+        lines += [f"## {escape(group.task)} · {escape(group.device)} (ranked by {escape(group.ranked_by)})", ""]
+        lines.append("| " + " | ".join(escape(h) for h in group.headers) + " |")
+        lines.append("|" + "|".join(" --- " for _ in group.headers) + "|")
+        for row in group.rows:
+            lines.append("| " + " | ".join(escape(v) for v in group.values(row)) + " |")
+        lines.append("")
+    lines.append(f"Runs: {', '.join(board.runs)}")
+    return "\n".join(lines) + "\n"
+
+
+def as_json(board: Board) -> str:
+    rows: list[dict[str, Any]] = []
+    for _, row in board.frame.iterrows():  # every column, with the ranking column of its group
+        figures = {}
+        for c in board.columns:
+            label = c.headline.label
+            if not math.isnan(row[label]):
+                figures[label] = {
+                    "metric": c.headline.metric, "slice": c.headline.slice, "value": row[label],
+                    "ci_low": row[f"{label} low"], "ci_high": row[f"{label} high"], "n": int(row[f"{label} n"]),
+                    "direction": c.direction, "category": c.category,
+                }  # fmt: skip
+        rank = None if row["rank"] is None or row["rank"] is pd.NA else int(row["rank"])
+        rows.append({
+            "task": row["task"], "device": row["device"], "rank": rank, "ranked_by": row["ranked_by"],
+            "model": row["model"], "figures": figures,
+            "flags": [f for f in row["flags"].split(";") if f], "runs": row["runs"].split(";"),
+        })  # fmt: skip
+    return json.dumps({"sort": board.sort, "rows": rows}, indent=1, default=float) + "\n"
+
+
+def csv(board: Board) -> str:
+    return board.frame.to_csv(index=False)
+
+
+def terminal(board: Board, console: Any, title: str) -> None:
+    from rich.table import Table
+    from rich.text import Text  # strings from the store are text, never rich markup
+
+    for group in groups(board):
+        heading = f"{title}: {group.task} · {group.device} (ranked by {group.ranked_by}; ± the 95% bootstrap CI)"
+        table = Table(title=Text(heading), title_justify="left")
+        for h in group.headers:
+            table.add_column(h, justify="left" if h in ("model", "flags") else "right", no_wrap=h == "model")
+        for row in group.rows:
+            table.add_row(*[Text(v) for v in group.values(row)])
+        console.print(table)

@@ -1,0 +1,91 @@
+"""Leaderboards: rows, ranks, headline matching, devices kept apart, every format escaped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.config import Headline, parse_suite
+from harness.leaderboard import render
+from harness.leaderboard.table import build
+from harness.records import Record
+
+CATEGORY = {"tabular_shift": "robustness"}
+CPU, GPU = "cpu: Test CPU (2 threads of 2 cores)", "cuda:0: Test GPU"
+
+
+def record(model, metric, value, *, task="fashion-mnist", slice="overall", direction="higher", device=CPU,
+           flags=(), category=None) -> Record:  # fmt: skip
+    family = metric.split(".")[0]
+    return Record(model=model, task=task, metric=metric, slice=slice, value=value, ci_low=value - 0.01,
+                  ci_high=value + 0.01, n=100, direction=direction, category=category or CATEGORY.get(family, family),
+                  params={}, flags=tuple(flags), run_id="r1", provenance={"device": device})  # fmt: skip
+
+
+HEADLINES = [
+    Headline(metric="accuracy.top1", label="accuracy"),
+    Headline(metric="calibration.ece", label="ECE"),
+    Headline(metric="tabular_shift.worst_accuracy", slice="shift=*", label="worst shift"),
+    Headline(metric="efficiency.best_throughput", slice="precision=fp32", label="samples/s"),
+]
+
+
+def test_rows_rank_by_the_first_headline_in_its_direction_and_match_slice_globs():
+    records = [
+        record("a", "accuracy.top1", 0.80), record("b", "accuracy.top1", 0.90), record("c", "accuracy.top1", 0.90),
+        record("a", "calibration.ece", 0.05, direction="lower"),
+        record("b", "calibration.ece", 0.02, direction="lower"),
+        record("a", "tabular_shift.worst_accuracy", 0.7, slice="shift=age"),
+        record("b", "tabular_shift.worst_accuracy", 0.6, slice="shift=hours"),
+        record("a", "accuracy.per_class", 0.1, slice="class=Bag"),  # not a headline
+    ]  # fmt: skip
+    board = build(records, HEADLINES)
+    frame = board.frame
+    assert list(frame["model"]) == ["b", "c", "a"] and list(frame["rank"]) == [1, 1, 3]
+    assert [c.headline.label for c in board.columns] == ["accuracy", "ECE", "worst shift"]  # no efficiency record
+    assert frame.set_index("model").loc["a", "worst shift"] == 0.7
+    by_ece = build(records, HEADLINES, sort="ECE").frame
+    assert list(by_ece["model"][:2]) == ["b", "a"]  # lower is better; c has no ECE and comes last
+    with pytest.raises(ValueError, match="cannot sort by 'speed'"):
+        build(records, HEADLINES, sort="speed")
+
+
+def test_device_dependent_figures_put_a_model_on_one_row_per_device():
+    records = [
+        record("a", "accuracy.top1", 0.9),
+        record("a", "efficiency.best_throughput", 1000, slice="precision=fp32", device=CPU),
+        record("a", "efficiency.best_throughput", 50000, slice="precision=fp32", device=GPU),
+        record("b", "accuracy.top1", 0.8),
+    ]
+    frame = build(records, HEADLINES).frame.set_index(["model", "device"])
+    assert frame.loc[("a", CPU), "samples/s"] == 1000 and frame.loc[("a", GPU), "samples/s"] == 50000
+    assert frame.loc[("a", CPU), "accuracy"] == frame.loc[("a", GPU), "accuracy"] == 0.9
+    assert ("b", "any") in frame.index
+
+
+def test_every_format_shows_figures_and_escapes_what_comes_from_the_store():
+    evil = "<img src=x onerror=alert(1)>|"
+    records = [record(evil, "accuracy.top1", 0.9, flags=("energy-estimated",)), record("b", "accuracy.top1", 0.8)]
+    board = build(records, HEADLINES)
+    md = render.markdown(board, "t")
+    assert "&lt;img src=x onerror=alert(1)&gt;\\|" in md and "<img" not in md
+    assert "| 1 | &lt;img" in md and "90.0 ±1.0" in md and "energy-estimated" in md
+    data = json.loads(render.as_json(board))
+    first = data["rows"][0]
+    assert first["model"] == evil and first["figures"]["accuracy"]["value"] == 0.9
+    assert first["figures"]["accuracy"]["ci_low"] == pytest.approx(0.89) and first["flags"] == ["energy-estimated"]
+    assert "accuracy low" in render.csv(board).splitlines()[0]
+
+
+def test_suites_declare_their_headlines_in_yaml():
+    suite = parse_suite(
+        "name: s\ngroups:\n  - models: [zoo:fmnist-cnn]\n    tasks: [fashion-mnist]\n    metrics: [accuracy]\n"
+        "leaderboard:\n  - {metric: accuracy.top1, label: acc}\n  - {metric: fairness.worst_group_accuracy, "
+        "slice: 'feature=sex'}\n",
+        "s.yaml",
+    )
+    assert [(h.metric, h.slice, h.label) for h in suite.leaderboard] == [
+        ("accuracy.top1", "overall", "acc"),
+        ("fairness.worst_group_accuracy", "feature=sex", "fairness.worst_group_accuracy feature=sex"),
+    ]
