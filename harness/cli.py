@@ -378,6 +378,7 @@ class BoardFormat(StrEnum):
     md = "md"
     csv = "csv"
     json = "json"
+    html = "html"
 
 
 @app.command()
@@ -388,6 +389,10 @@ def leaderboard(
     sort: Annotated[str | None, typer.Option(help="Rank by this column label [default: the first]")] = None,
     fmt: Annotated[BoardFormat, typer.Option("--format", "-f", help="Output format")] = BoardFormat.terminal,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write [default: stdout]")] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Compare leaderboards/ with a fresh run of the fast reference suites")
+    ] = False,
+    folder: Annotated[Path, typer.Option("--dir", help="The committed leaderboards")] = Path("leaderboards"),
     store: StoreOpt = None,
 ) -> None:
     """Rank the models in the store on a suite's headline figures, with CIs and sanity flags."""
@@ -396,17 +401,35 @@ def leaderboard(
     from harness.store import Store
 
     setup_logging(False, False)
+    if check:
+        from harness.leaderboard.check import CHECKED
+        from harness.leaderboard.check import check as compare
+
+        problems = compare(folder)
+        for problem in problems:
+            err.print(problem, markup=False, highlight=False)
+        if problems:
+            raise typer.Exit(1)
+        err.print(f"{folder}: {', '.join(CHECKED)} match a fresh run")
+        return
     root = store_dir(store)
     if not (root / "results.sqlite").is_file():
         raise typer.BadParameter(f"no result store at {root}: run `harness run` first, or pass --store")
+    title = f"harness leaderboard: {suite or 'every suite'}"
     with Store(root) as results:
         board = build(results, suite=suite, task=task, device=device, sort=sort)
-    title = f"harness leaderboard: {suite or 'every suite'}"
+        if fmt is BoardFormat.html:
+            from harness.leaderboard.html import page
+
+            shown = set(board.frame["model"])
+            records = [r for r in results.records() if r.model in shown and r.task in set(board.frame["task"])]
+            html_text = page(board, records, title, figures=results.figures(), runs=results.runs())
     if fmt is BoardFormat.terminal and output is None:
         render.terminal(board, out, title)
         return
     text = {"terminal": lambda: render.markdown(board, title), "md": lambda: render.markdown(board, title),
-            "csv": lambda: render.csv(board), "json": lambda: render.as_json(board)}[fmt.value]()  # fmt: skip
+            "csv": lambda: render.csv(board), "json": lambda: render.as_json(board),
+            "html": lambda: html_text}[fmt.value]()  # fmt: skip
     if output is None:
         sys.stdout.write(text)
         return

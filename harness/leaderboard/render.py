@@ -83,8 +83,7 @@ def markdown(board: Board, title: str) -> str:
         for row in group.rows:
             lines.append("| " + " | ".join(escape(v) for v in group.values(row)) + " |")
         lines.append("")
-    lines.append(f"Runs: {', '.join(board.runs)}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 def as_json(board: Board) -> str:
@@ -103,13 +102,14 @@ def as_json(board: Board) -> str:
         rows.append({
             "task": row["task"], "device": row["device"], "rank": rank, "ranked_by": row["ranked_by"],
             "model": row["model"], "figures": figures,
-            "flags": [f for f in row["flags"].split(";") if f], "runs": row["runs"].split(";"),
+            "flags": [f for f in row["flags"].split(";") if f],
         })  # fmt: skip
     return json.dumps({"sort": board.sort, "rows": rows}, indent=1, default=float) + "\n"
 
 
 def csv(board: Board) -> str:
-    return board.frame.to_csv(index=False)
+    """Every column (run ids, which change with every run, are in the HTML page's provenance)."""
+    return board.frame.drop(columns=["runs"]).to_csv(index=False)
 
 
 def terminal(board: Board, console: Any, title: str) -> None:

@@ -1,0 +1,142 @@
+"""The leaderboard page's plots, drawn from the records (PNG bytes; None where the store lacks the
+figures a plot needs)."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import numpy as np
+
+from harness.figures import _png, _pyplot
+from harness.records import Record
+
+
+def _by_model(records: list[Record], metric: str, slice: str) -> dict[str, Record]:
+    return {r.model: r for r in records if r.metric == metric and r.slice == slice}
+
+
+def _scatter(points: dict[str, tuple[float, float]], xlabel: str, ylabel: str, title: str,
+             pareto: tuple[bool, bool] | None = None) -> bytes:  # fmt: skip
+    """Labelled points; with ``pareto`` = (x higher is better, y higher is better), the front drawn."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for name, (x, y) in points.items():
+        ax.scatter([x], [y], s=36)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if pareto is not None:
+        front = pareto_front(points, *pareto)
+        xs, ys = zip(*sorted(points[name] for name in front), strict=True)
+        ax.plot(xs, ys, "--", color="#C44E52", linewidth=1, label="Pareto front")
+        ax.legend(fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def pareto_front(points: dict[str, tuple[float, float]], x_higher: bool, y_higher: bool) -> list[str]:
+    """The names no other point beats on both coordinates (each in its better direction)."""
+    sx, sy = (1 if x_higher else -1), (1 if y_higher else -1)
+    front = []
+    for name, (x, y) in points.items():
+        beaten = any(sx * ox >= sx * x and sy * oy >= sy * y and (ox, oy) != (x, y) for ox, oy in points.values())
+        if not beaten:
+            front.append(name)
+    return front
+
+
+def accuracy_vs_robust(records: list[Record], task: str) -> bytes | None:
+    records = [r for r in records if r.task == task]
+    clean = _by_model(records, "accuracy.top1", "overall")
+    robust = _by_model(records, "adversarial.robust_accuracy", "attack=worst-linf@0.1")
+    points = {m: (100 * clean[m].value, 100 * robust[m].value) for m in clean if m in robust}
+    if len(points) < 2:
+        return None
+    return _scatter(points, "accuracy (%)", "robust accuracy, worst case Linf 0.1 (%)",
+                    f"{task}: accuracy against robust accuracy", pareto=(True, True))  # fmt: skip
+
+
+def accuracy_vs_energy(records: list[Record], task: str, device: str) -> bytes | None:
+    records = [r for r in records if r.task == task]
+    clean = _by_model(records, "accuracy.top1", "overall")
+    energy = {r.model: r for r in records if r.metric == "efficiency.energy_wh_per_1k" and
+              r.slice == "precision=fp32" and str(r.provenance.get("device")) == device}  # fmt: skip
+    points = {m: (energy[m].value, 100 * clean[m].value) for m in clean if m in energy}
+    if len(points) < 2:
+        return None
+    estimated = any("energy-estimated" in energy[m].flags for m in points)
+    xlabel = "Wh per 1,000 inferences" + (" (estimated)" if estimated else "")
+    return _scatter(points, xlabel, "accuracy (%)", f"{task}: accuracy against energy on {device}",
+                    pareto=(False, True))  # fmt: skip
+
+
+def robust_curves(records: list[Record], task: str) -> bytes | None:
+    curves: dict[str, dict[float, float]] = defaultdict(dict)
+    for r in records:
+        found = re.fullmatch(r"attack=worst-linf@([0-9.]+)", r.slice)
+        if r.task == task and r.metric == "adversarial.robust_accuracy" and found:
+            curves[r.model][float(found.group(1))] = 100 * r.value
+    if not curves:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for model, curve in sorted(curves.items()):
+        eps = sorted(curve)
+        ax.plot(eps, [curve[e] for e in eps], marker="o", label=model)
+    ax.set_xlabel("Linf epsilon")
+    ax.set_ylabel("robust accuracy, worst case (%)")
+    ax.set_title(f"{task}: robust accuracy against epsilon", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def group_accuracy(records: list[Record], task: str, feature: str) -> bytes | None:
+    rows = [r for r in records if r.task == task and r.metric == "fairness.accuracy"
+            and re.fullmatch(rf"{re.escape(feature)}=[^,]+", r.slice)]  # fmt: skip
+    if not rows:
+        return None
+    models = sorted({r.model for r in rows})
+    groups = sorted({r.slice.split("=", 1)[1] for r in rows})
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    width = 0.8 / len(models)
+    for i, model in enumerate(models):
+        values = {r.slice.split("=", 1)[1]: r for r in rows if r.model == model}
+        xs = np.arange(len(groups)) + i * width
+        heights = [100 * values[g].value if g in values else np.nan for g in groups]
+        errors = [[100 * (values[g].value - values[g].ci_low) if g in values else 0 for g in groups],
+                  [100 * (values[g].ci_high - values[g].value) if g in values else 0 for g in groups]]  # fmt: skip
+        ax.bar(xs, heights, width, yerr=errors, capsize=2, label=model)
+    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups, fontsize=8, rotation=20)
+    ax.set_ylabel("accuracy (%) with 95% CI")
+    ax.set_title(f"{task}: accuracy by {feature}", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def corruption_severity(records: list[Record], task: str) -> bytes | None:
+    by: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        found = re.fullmatch(r"corruption=[a-z_-]+@([0-9]+)", r.slice)
+        if r.task == task and r.metric == "corruption.accuracy" and found:
+            by[r.model][int(found.group(1))].append(100 * r.value)
+    if not by:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for model, severities in sorted(by.items()):
+        levels = sorted(severities)
+        ax.plot(levels, [np.mean(severities[s]) for s in levels], marker="o", label=model)
+    ax.set_xlabel("severity")
+    ax.set_ylabel("accuracy, mean over corruptions (%)")
+    ax.set_title(f"{task}: corruption accuracy by severity", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)

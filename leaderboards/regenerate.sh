@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Regenerate the committed leaderboards: every reference suite into a new store, then each suite's
+# leaderboard in md, csv, json and html. About 22 minutes on 2 CPU cores (robustness alone: 13).
+# `harness leaderboard --check` re-runs the fast suites (quick, fairness) and compares.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+store=$(mktemp -d)
+for suite in "${@:-quick fairness robustness interpretability efficiency}"; do
+  for name in $suite; do
+    harness run --suite "$name" --store "$store" --quiet
+    for fmt in md csv json html; do
+      harness leaderboard --suite "$name" --format "$fmt" -o "leaderboards/$name.$fmt" --store "$store"
+    done
+  done
+done
+rm -rf "$store"
