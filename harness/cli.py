@@ -438,6 +438,45 @@ def leaderboard(
     err.print(f"wrote {len(board.frame)} leaderboard rows to {output}")
 
 
+@app.command()
+def compare(
+    a: Annotated[str, typer.Argument(help="Model A, e.g. zoo:fmnist-cnn")],
+    b: Annotated[str, typer.Argument(help="Model B, e.g. zoo:fmnist-cnn-adv")],
+    task: Annotated[str | None, typer.Option("--task", "-t", help="Only this task")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Every comparison as JSON on stdout")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Paired comparison of two models on the same examples: both values, the difference with its CI,
+    McNemar's exact test or a paired bootstrap, Holm-adjusted p-values and a verdict per figure."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness.leaderboard.compare import compare as paired
+    from harness.store import Store
+
+    setup_logging(False, False)
+    root = store_dir(store)
+    if not (root / "results.sqlite").is_file():
+        raise typer.BadParameter(f"no result store at {root}: run `harness run` first, or pass --store")
+    with Store(root) as results:
+        rows = paired(results, a, b, task=task, resamples=1000)
+    if as_json:
+        print_json([{"task": c.task, "figure": c.figure, "a": c.a.value, "a_ci": [c.a.ci_low, c.a.ci_high],
+                     "b": c.b.value, "b_ci": [c.b.ci_low, c.b.ci_high], "difference": c.difference.value,
+                     "difference_ci": [c.difference.ci_low, c.difference.ci_high], "n": c.difference.n,
+                     "test": c.test, "p": c.p, "p_holm": c.p_holm, "verdict": c.verdict} for c in rows])  # fmt: skip
+        return
+    table = Table(title=Text(f"A = {a}, B = {b}: paired on the same examples; p adjusted by Holm over "
+                             f"{len(rows)} figures"), title_justify="left")  # fmt: skip
+    for column in ("task", "figure", "A", "B", "A - B (95% CI)", "n", "test", "p (Holm)", "verdict"):
+        table.add_column(column, justify="left" if column in ("task", "figure", "test", "verdict") else "right")
+    for c in rows:
+        diff = f"{c.difference.value:+.3f} [{c.difference.ci_low:+.3f}, {c.difference.ci_high:+.3f}]"
+        table.add_row(*[Text(v) for v in (c.task, c.figure, f"{c.a.value:.3f}", f"{c.b.value:.3f}", diff,
+                                          str(c.difference.n), c.test, f"{c.p_holm:.2g}", c.verdict)])  # fmt: skip
+    out.print(table)
+
+
 class ExportWhat(StrEnum):
     records = "records"
     examples = "examples"

@@ -269,11 +269,15 @@ class Store:
         tasks: Iterable[str] | None = None,
         kind: str | None = None,
     ):
-        """Per-example outputs as one DataFrame, with ``model``, ``task``, ``kind`` and ``run_id`` columns
-        (a pair evaluated on two subsets has two sets of rows, told apart by ``run_id``)."""
+        """Per-example outputs as one DataFrame, with ``model``, ``task``, ``kind``, ``run_id`` and
+        ``task_fingerprint`` columns (a pair evaluated on two subsets has two sets of rows, told apart by
+        ``run_id``)."""
         import pandas as pd
 
-        sql = "SELECT model, task, kind, run_id, path FROM examples ORDER BY model, task, kind, finished"
+        sql = (
+            "SELECT model, task, kind, run_id, task_fingerprint, path FROM examples "
+            "ORDER BY model, task, kind, finished"
+        )
         wanted = {
             name: set(v) for name, v in (("model", models), ("task", tasks), ("kind", [kind] if kind else None)) if v
         }
@@ -284,7 +288,7 @@ class Store:
             path = self.root / row["path"]
             if path.is_file():
                 frame = pd.read_parquet(path)
-                for position, column in enumerate(("model", "task", "kind", "run_id")):
+                for position, column in enumerate(("model", "task", "kind", "run_id", "task_fingerprint")):
                     frame.insert(position, column, row[column])
                 frames.append(frame)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

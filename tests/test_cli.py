@@ -320,3 +320,20 @@ def test_leaderboard_of_the_quick_suite_in_every_text_format(quick_store, tmp_pa
     assert "ranked by ECE" in terminal
     bad = harness("leaderboard", "--suite", "quick", "--sort", "speed", store=store, check=False)
     assert bad.returncode == 2 and "cannot sort by 'speed'" in bad.stderr
+
+
+def test_compare_two_zoo_models_on_the_quick_suite(quick_store):
+    store, records = quick_store
+    rows = json.loads(harness("compare", "zoo:fmnist-cnn", "zoo:fmnist-mlp", "--json", store=store).stdout)
+    top1 = {r["model"]: r["value"] for r in records if r["metric"] == "accuracy.top1" and r["slice"] == "overall"}
+    accuracy = next(r for r in rows if r["figure"] == "accuracy.top1")
+    assert accuracy["a"] == pytest.approx(top1["zoo:fmnist-cnn"]) and accuracy["b"] == pytest.approx(
+        top1["zoo:fmnist-mlp"]
+    )
+    assert accuracy["test"] == "McNemar exact" and accuracy["verdict"] in (
+        "A better",
+        "B better",
+        "no significant difference",
+    )
+    bad = harness("compare", "zoo:fmnist-cnn", "zoo:adult-mlp", store=store, check=False)
+    assert bad.returncode == 2 and "never evaluated on the same task" in bad.stderr

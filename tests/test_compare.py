@@ -1,0 +1,65 @@
+"""Paired comparisons: McNemar's exact test and Holm's adjustment against direct computations, the
+pairing of per-example outputs, and the refusal of unpaired comparisons."""
+
+from __future__ import annotations
+
+from math import comb
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.leaderboard.compare import CompareError, compare, holm, mcnemar_exact
+from harness.store import Store
+
+
+def test_mcnemar_exact_is_the_binomial_test_of_the_discordant_pairs():
+    rng = np.random.default_rng(0)
+    a, b = rng.random(300) < 0.8, rng.random(300) < 0.7
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    n, k = only_a + only_b, min(only_a, only_b)
+    direct = min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n)
+    assert mcnemar_exact(a, b) == pytest.approx(direct)
+    assert mcnemar_exact(a, a) == 1.0
+
+
+def test_holm_steps_down_and_keeps_the_order():
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def save(store: Store, model: str, frame: pd.DataFrame, kind: str = "clean", task_fp: str = "t1") -> None:
+    store.save_examples(f"{model}-{kind}", frame, model=model, task="fashion-mnist", kind=kind,
+                        fingerprints=("m", task_fp), run_id="r1")  # fmt: skip
+
+
+def test_a_paired_comparison_tests_each_outcome_and_gives_a_verdict(tmp_path):
+    rng = np.random.default_rng(1)
+    examples = np.arange(500)
+    a, b = rng.random(500) < 0.9, rng.random(500) < 0.6
+    with Store(tmp_path) as store:
+        save(store, "A", pd.DataFrame({"example": examples, "label": 0, "correct": a}))
+        save(store, "B", pd.DataFrame({"example": examples[::-1], "label": 0, "correct": b[::-1]}))  # other order
+        save(store, "A", pd.DataFrame({"example": examples, "saliency/deletion_auc": a * 0.1}), "interpretability")
+        save(store, "B", pd.DataFrame({"example": examples, "saliency/deletion_auc": b * 0.1}), "interpretability")
+        rows = {c.figure: c for c in compare(store, "A", "B")}
+    accuracy = rows["accuracy.top1"]
+    assert accuracy.a.value == pytest.approx(a.mean()) and accuracy.b.value == pytest.approx(b.mean())
+    assert accuracy.difference.value == pytest.approx(a.mean() - b.mean())
+    assert accuracy.test == "McNemar exact" and accuracy.p == pytest.approx(mcnemar_exact(a, b))
+    assert accuracy.verdict == "A better"
+    deletion = rows["interpretability saliency/deletion_auc"]
+    assert deletion.test == "paired bootstrap" and deletion.verdict == "B better"  # lower deletion AUC is better
+    assert [accuracy.p_holm, deletion.p_holm] == pytest.approx(holm([accuracy.p, deletion.p]))
+
+
+def test_unpaired_comparisons_are_refused_with_the_reason(tmp_path):
+    with Store(tmp_path) as store:
+        save(store, "A", pd.DataFrame({"example": np.arange(100), "correct": True}))
+        save(store, "B", pd.DataFrame({"example": np.arange(50), "correct": True}))
+        save(store, "C", pd.DataFrame({"example": np.arange(100), "correct": True}), task_fp="other")
+        with pytest.raises(CompareError, match=r"different examples of fashion-mnist \(clean: 100 and 50 examples"):
+            compare(store, "A", "B")
+        with pytest.raises(CompareError, match="different data"):
+            compare(store, "A", "C")
+        with pytest.raises(CompareError, match="no per-example outputs of D"):
+            compare(store, "A", "D")
