@@ -4,7 +4,7 @@
 # `harness leaderboard --check` re-runs the fast suites (quick, fairness) and compares.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-store=$(mktemp -d)
+store=${HARNESS_STORE:-$(mktemp -d)}  # keep a store to re-render without measuring again
 for suite in "${@:-quick fairness robustness interpretability efficiency}"; do
   for name in $suite; do
     harness run --suite "$name" --store "$store" --quiet
@@ -13,4 +13,4 @@ for suite in "${@:-quick fairness robustness interpretability efficiency}"; do
     done
   done
 done
-rm -rf "$store"
+[ -n "${HARNESS_STORE:-}" ] || rm -rf "$store"

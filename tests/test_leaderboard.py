@@ -89,3 +89,41 @@ def test_suites_declare_their_headlines_in_yaml():
         ("accuracy.top1", "overall", "acc"),
         ("fairness.worst_group_accuracy", "feature=sex", "fairness.worst_group_accuracy feature=sex"),
     ]
+
+
+def test_models_not_significantly_different_from_the_leader_are_marked(tmp_path):
+    """Accuracy: McNemar on the stored per-example outcomes (Holm over the models); ECE, which has no
+    per-example outcome: overlapping intervals."""
+    import numpy as np
+    import pandas as pd
+
+    from harness.leaderboard import leaderboard
+    from harness.store import JobRow, Store
+
+    rng = np.random.default_rng(0)
+    a = rng.random(2000) < 0.9
+    b = a.copy()
+    b[rng.choice(np.flatnonzero(a), 20, replace=False)] = False  # 20 discordant pairs each way: a tie
+    b[rng.choice(np.flatnonzero(~a), 18, replace=False)] = True
+    correct = {"a": a, "b": b, "c": rng.random(2000) < 0.6}
+    with Store(tmp_path) as store:
+        for model, outcome in correct.items():
+            ece = {"a": (0.02, 0.01, 0.03), "b": (0.025, 0.015, 0.035), "c": (0.10, 0.08, 0.12)}[model]
+            acc = outcome.mean()
+            records = [
+                Record(model, "fashion-mnist", "accuracy.top1", acc, acc - 0.01, acc + 0.01, 2000, "higher",
+                       "accuracy", run_id="r1"),
+                Record(model, "fashion-mnist", "calibration.ece", *ece, 2000, "lower", "calibration", run_id="r1"),
+            ]  # fmt: skip
+            store.save_job(JobRow(f"k-{model}", "r1", model, "fashion-mnist", "accuracy", {}, "m", "t"), records, 1.0)
+            frame = pd.DataFrame({"example": np.arange(2000), "correct": outcome})
+            store.save_examples(f"e-{model}", frame, model=model, task="fashion-mnist", kind="clean",
+                                fingerprints=("m", "t"), run_id="r1")  # fmt: skip
+        board = leaderboard(store)
+    frame = board.frame.set_index("model")
+    assert frame.loc["b", "accuracy tie"] and frame.loc["b", "accuracy tie by"] == "paired test, Holm-adjusted"
+    assert not frame.loc["c", "accuracy tie"]
+    assert frame.loc["b", "ECE tie"] and frame.loc["b", "ECE tie by"] == "overlapping 95% CIs"
+    assert not frame.loc["c", "ECE tie"]
+    assert pd.isna(frame.loc["a", "accuracy tie"])  # the leader
+    assert "≈" in render.markdown(board, "t").split("| b |")[1].split("\n")[0]

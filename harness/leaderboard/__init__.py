@@ -54,4 +54,7 @@ def leaderboard(store: Store, *, suite: str | None = None, task: str | None = No
         board.frame = kept.reset_index(drop=True)
     if not board.columns:
         raise LeaderboardError(f"none of the headline figures of suite {suite or 'any'} is in the store yet")
+    from harness.leaderboard.ties import mark
+
+    mark(board, store)
     return board

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.leaderboard import plots
-from harness.leaderboard.render import groups
+from harness.leaderboard.render import LEGEND, groups
 from harness.leaderboard.table import Board
 from harness.records import Record
 
@@ -86,8 +86,7 @@ def page(board: Board, records: list[Record], title: str, *, figures: list[dict]
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        '<p class="note">Each figure with ± the half-width of its 95% bootstrap CI; ↑ higher is better, ↓ lower. '
-        "Click a column to sort; the tabs show one category.</p>",
+        f'<p class="note">{escape(LEGEND)}. Click a column to sort; the tabs show one category.</p>',
         f'<nav><button data-tab="all" class="active">all</button>{tabs}</nav>',
     ]
     frame = board.frame

@@ -10,6 +10,11 @@ from typing import Any
 import pandas as pd
 
 from harness.leaderboard.table import Board, Column
+from harness.leaderboard.ties import tie_mark
+
+LEGEND = ("± the half-width of the 95% bootstrap CI; ↑ higher is better, ↓ lower; ≈ not significantly "
+          "different from the best in its column (paired test on the same examples where the store has them, "
+          "Holm-adjusted; otherwise overlapping CIs)")  # fmt: skip
 
 
 def format_value(metric: str, value: float, low: float, high: float) -> str:
@@ -35,7 +40,8 @@ def cells(board: Board) -> list[dict[str, str]]:
         shown = {"task": row["task"], "device": row["device"], "rank": rank, "model": row["model"]}
         for c in board.columns:
             label = c.headline.label
-            shown[label] = format_value(c.headline.metric, row[label], row[f"{label} low"], row[f"{label} high"])
+            text = format_value(c.headline.metric, row[label], row[f"{label} low"], row[f"{label} high"])
+            shown[label] = text + tie_mark(row.get(f"{label} tie"))
         shown["flags"] = row["flags"].replace(";", ", ")
         out.append(shown)
     return out
@@ -75,7 +81,7 @@ def markdown(board: Board, title: str) -> str:
     def escape(text: str) -> str:
         return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
-    lines = [f"# {escape(title)}", "", "± the half-width of the 95% bootstrap CI; ↑ higher is better, ↓ lower.", ""]
+    lines = [f"# {escape(title)}", "", f"{escape(LEGEND)}.", ""]
     for group in groups(board):
         lines += [f"## {escape(group.task)} · {escape(group.device)} (ranked by {escape(group.ranked_by)})", ""]
         lines.append("| " + " | ".join(escape(h) for h in group.headers) + " |")
@@ -98,6 +104,10 @@ def as_json(board: Board) -> str:
                     "ci_low": row[f"{label} low"], "ci_high": row[f"{label} high"], "n": int(row[f"{label} n"]),
                     "direction": c.direction, "category": c.category,
                 }  # fmt: skip
+                tie = row.get(f"{label} tie")
+                if tie is not None and tie is not pd.NA:
+                    figures[label]["tie_with_best"] = bool(tie)
+                    figures[label]["tie_by"] = row[f"{label} tie by"]
         rank = None if row["rank"] is None or row["rank"] is pd.NA else int(row["rank"])
         rows.append({
             "task": row["task"], "device": row["device"], "rank": rank, "ranked_by": row["ranked_by"],
@@ -117,10 +127,11 @@ def terminal(board: Board, console: Any, title: str) -> None:
     from rich.text import Text  # strings from the store are text, never rich markup
 
     for group in groups(board):
-        heading = f"{title}: {group.task} · {group.device} (ranked by {group.ranked_by}; ± the 95% bootstrap CI)"
+        heading = f"{title}: {group.task} · {group.device} (ranked by {group.ranked_by})"
         table = Table(title=Text(heading), title_justify="left")
         for h in group.headers:
             table.add_column(h, justify="left" if h in ("model", "flags") else "right", no_wrap=h == "model")
         for row in group.rows:
             table.add_row(*[Text(v) for v in group.values(row)])
         console.print(table)
+    console.print(Text(LEGEND))

@@ -1,0 +1,91 @@
+"""Which models are not significantly different from the best one in a leaderboard column.
+
+Where the store holds per-example outcomes of the figure for both models (accuracy, robust accuracy,
+accuracy under a corruption, explanation scores), the paired test of ``compare`` decides (McNemar's
+exact test or a paired bootstrap), with Holm's adjustment over the models compared with the leader
+in that column. Other figures (ECE, fairness gaps, timings) have no per-example outcome to pair:
+there, overlapping 95% intervals count as not significantly different, which is the cautious side.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from harness.leaderboard.compare import ALPHA, _latest, holm, mcnemar_exact, paired_bootstrap_p
+from harness.leaderboard.table import Board
+
+
+def per_example(metric: str, slice: str) -> tuple[str, str] | None:
+    """(kind, column) of the per-example outcome behind a figure, or None."""
+    where = slice.split("=", 1)[1] if "=" in slice else ""
+    if metric == "accuracy.top1" and slice == "overall":
+        return "clean", "correct"
+    if metric == "adversarial.robust_accuracy":
+        return "adversarial", f"robust_{where}"
+    if metric == "adversarial.clean_accuracy":
+        return "adversarial", "correct"
+    if metric == "corruption.accuracy":
+        return "corruption", where
+    if metric.startswith("interpretability.") and slice.startswith("method=") and "," not in slice:
+        return "interpretability", f"{where}/{metric.removeprefix('interpretability.')}"
+    return None
+
+
+def _outcomes(store, model: str, task: str, kind: str, column: str) -> pd.Series | None:
+    frame = store.examples(models=[model], tasks=[task], kind=kind)
+    if frame.empty:
+        return None
+    frame = _latest(frame)
+    return frame.set_index("example")[column] if column in frame else None
+
+
+def _paired_p(a: pd.Series, b: pd.Series) -> float | None:
+    if set(a.index) != set(b.index):
+        return None  # not paired: different examples
+    b = b.loc[a.index]
+    keep = a.notna().to_numpy() & b.notna().to_numpy()
+    va, vb = a.to_numpy()[keep], b.to_numpy()[keep]
+    if a.dtype == bool and b.dtype == bool:
+        return mcnemar_exact(va.astype(bool), vb.astype(bool))
+    return paired_bootstrap_p(va.astype(float) - vb.astype(float), resamples=1000, seed=0)
+
+
+def mark(board: Board, store) -> None:
+    """Add ``<label> tie`` columns to ``board.frame``: True for a model not significantly different
+    from the column's best in its (task, device), False where it is, NA for the best itself and for
+    missing figures; and ``<label> tie by`` naming how it was decided."""
+    frame = board.frame
+    for c in board.columns:
+        label = c.headline.label
+        ties = pd.Series(pd.NA, index=frame.index, dtype="boolean")
+        how = pd.Series("", index=frame.index, dtype=object)
+        for (task, _device), part in frame.groupby(["task", "device"]):
+            part = part[part[label].notna()]
+            if len(part) < 2:
+                continue
+            best = part[label].idxmax() if c.direction == "higher" else part[label].idxmin()
+            if part.loc[best, f"{label} low"] == part.loc[best, f"{label} high"]:
+                continue  # an exact figure (a count, a verdict): no sampling error to test against
+            source = per_example(c.headline.metric, c.headline.slice)
+            leader = _outcomes(store, part.loc[best, "model"], task, *source) if source else None
+            tested: dict[int, float] = {}
+            for i in part.index.drop(best):
+                other = _outcomes(store, part.loc[i, "model"], task, *source) if leader is not None else None
+                p = _paired_p(leader, other) if other is not None else None
+                if p is not None:
+                    tested[i] = p
+                else:
+                    overlap = part.loc[i, f"{label} low"] <= part.loc[best, f"{label} high"] and \
+                        part.loc[best, f"{label} low"] <= part.loc[i, f"{label} high"]  # fmt: skip
+                    ties[i], how[i] = bool(overlap), "overlapping 95% CIs"
+            for i, p in zip(tested, holm(list(tested.values())) if tested else [], strict=True):
+                ties[i], how[i] = bool(p >= ALPHA or math.isnan(p)), "paired test, Holm-adjusted"
+        frame[f"{label} tie"] = ties
+        frame[f"{label} tie by"] = how
+
+
+def tie_mark(value: object) -> str:
+    return " ≈" if value is True or (isinstance(value, np.bool_) and bool(value)) else ""
