@@ -477,6 +477,35 @@ def compare(
     out.print(table)
 
 
+class CardFormat(StrEnum):
+    md = "md"
+    html = "html"
+
+
+@app.command()
+def card(
+    model: Annotated[str, typer.Argument(help="The model, e.g. zoo:fmnist-cnn")],
+    task: Annotated[str | None, typer.Option("--task", "-t", help="The task [default: the only one]")] = None,
+    fmt: Annotated[CardFormat, typer.Option("--format", "-f", help="Markdown (Hugging Face) or HTML")] = CardFormat.md,
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write")] = Path("MODEL_CARD.md"),
+    info: Annotated[
+        Path | None, typer.Option(help="YAML with what the store cannot know: intended_use, training_data, ...")
+    ] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Write a model card (Mitchell et al.) from the store, with findings and figures beside it."""
+    from harness.cards import write_card
+    from harness.store import Store
+
+    setup_logging(False, False)
+    root = store_dir(store)
+    if not (root / "results.sqlite").is_file():
+        raise typer.BadParameter(f"no result store at {root}: run `harness run` first, or pass --store")
+    with Store(root) as results:
+        path = write_card(results, model, task, output, fmt=fmt.value, info_file=info)
+    err.print(f"wrote the card of {model} to {path}")
+
+
 class ExportWhat(StrEnum):
     records = "records"
     examples = "examples"

@@ -337,3 +337,39 @@ def test_compare_two_zoo_models_on_the_quick_suite(quick_store):
     )
     bad = harness("compare", "zoo:fmnist-cnn", "zoo:adult-mlp", store=store, check=False)
     assert bad.returncode == 2 and "never evaluated on the same task" in bad.stderr
+
+
+def test_model_card_of_the_mitigated_adult_model_round_trips_through_huggingface_hub(quick_store, tmp_path):
+    import shutil
+
+    from huggingface_hub import ModelCard
+
+    store = tmp_path / "store"
+    shutil.copytree(quick_store[0], store)
+    run = harness("run", "--suite", "fairness", "--model", "zoo:adult-mlp-fair", "--limit", "400", "--resamples",
+                  "200", "--json", store=store)  # fmt: skip
+    records = json.loads(run.stdout)
+    info = tmp_path / "info.yaml"
+    info.write_text("intended_use: ranking income-survey rows for <research> only\n")
+    path = tmp_path / "card" / "MODEL_CARD.md"
+    harness("card", "zoo:adult-mlp-fair", "--task", "adult", "--info", str(info), "-o", str(path), store=store)
+    text = path.read_text()
+    for section in ("Model Details", "Intended Use", "Factors", "Metrics", "Evaluation Data", "Training Data",
+                    "Quantitative Analyses", "Ethical Considerations", "Caveats and Recommendations"):  # fmt: skip
+        assert f"## {section}" in text
+    assert "ranking income-survey rows for &lt;research&gt; only" in text
+    assert "Out-of-scope uses: not provided." in text
+    assert "Weakest sex group:" in text and "accuracy gap between sex groups" in text
+    assert "(accuracy-by-sex.png)" not in text and "MODEL_CARD_figures/accuracy-by-sex.png" in text
+    assert (path.parent / "MODEL_CARD_figures" / "accuracy-by-sex.png").read_bytes()[:4] == b"\x89PNG"
+    loaded = ModelCard.load(path)  # Hugging Face's own parser
+    accuracy = next(r for r in records if r["metric"] == "accuracy.top1" and r["slice"] == "overall")
+    result = next(e for e in loaded.data.eval_results if e.metric_type == "accuracy.top1")
+    assert result.metric_value == pytest.approx(accuracy["value"], abs=1e-6) and result.dataset_name == "adult"
+    assert loaded.data.co2_eq_emissions["emissions"] > 0 and "codecarbon" in loaded.data.co2_eq_emissions["source"]
+    html = tmp_path / "card.html"
+    harness("card", "zoo:adult-mlp-fair", "--task", "adult", "--info", str(info), "-f", "html", "-o", str(html),
+            store=store)  # fmt: skip
+    assert "&lt;research&gt;" in html.read_text() and "<research>" not in html.read_text()
+    missing = harness("card", "zoo:german-logreg", "--task", "adult", store=store, check=False)
+    assert missing.returncode == 2 and "no records of zoo:german-logreg on adult" in missing.stderr

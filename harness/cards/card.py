@@ -1,0 +1,339 @@
+"""A model card built from the store, rendered as Markdown (with Hugging Face front matter) or HTML."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import HarnessError
+from harness.leaderboard import plots
+from harness.leaderboard.render import format_value
+from harness.records import Record
+
+NOT_PROVIDED = "not provided"
+TASK_TYPES = {"image": "image-classification", "tabular": "tabular-classification", "text": "text-classification"}
+FRONT_FIGURES = (("accuracy.top1", "overall", "accuracy"), ("calibration.ece", "overall", "expected calibration error"),
+                 ("corruption.mce", "overall", "mean corruption error"),
+                 ("adversarial.robust_accuracy", "attack=worst-linf@0.1", "robust accuracy (Linf 0.1)"))  # fmt: skip
+
+
+class CardError(HarnessError, ValueError):
+    """A card that cannot be written: no records of the model, or an unreadable --info file."""
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Image:
+    path: str  # relative to the card
+    caption: str
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[str | Table | Image] = field(default_factory=list)
+
+
+class Facts:
+    """The records of one model on one task, looked up by metric and slice."""
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = records
+
+    def get(self, metric: str, slice: str = "overall") -> Record | None:
+        return next((r for r in self.records if r.metric == metric and r.slice == slice), None)
+
+    def all(self, metric: str, pattern: str = ".*") -> list[Record]:
+        return [r for r in self.records if r.metric == metric and re.fullmatch(pattern, r.slice)]
+
+
+def shown(r: Record) -> str:
+    return format_value(r.metric, r.value, r.ci_low, r.ci_high) + f" (n={r.n})"
+
+
+def _interval(r: Record, scale: float = 1.0) -> str:
+    return f"{r.value * scale:.3g} [{r.ci_low * scale:.3g}, {r.ci_high * scale:.3g}]"
+
+
+# sections -----------------------------------------------------------------------------------------
+
+
+def details(name: str, task: Any, info: dict, facts: Facts) -> Section:
+    fingerprint = next((r.provenance.get("model_fingerprint") for r in facts.records), None)
+    versions = next((r.provenance for r in facts.records), {})
+    rows = [["model", name], ["description", info.get("description", NOT_PROVIDED)],
+            ["source", info.get("source", NOT_PROVIDED)], ["architecture", str(info.get("architecture", NOT_PROVIDED))],
+            ["parameters", f"{info['parameters']:,}" if "parameters" in info else NOT_PROVIDED],
+            ["license", info.get("license", NOT_PROVIDED)], ["weights fingerprint", fingerprint or NOT_PROVIDED],
+            ["evaluated with", f"harness {versions.get('harness', '?')}, torch {versions.get('torch', '?')}"],
+            ["card written", datetime.now(UTC).strftime("%Y-%m-%d")]]  # fmt: skip
+    return Section("Model Details", [Table(["", ""], rows)])
+
+
+def intended_use(info: dict) -> Section:
+    return Section("Intended Use", [
+        f"Primary intended uses: {info.get('intended_use', NOT_PROVIDED)}.",
+        f"Primary intended users: {info.get('intended_users', NOT_PROVIDED)}.",
+        f"Out-of-scope uses: {info.get('out_of_scope', NOT_PROVIDED)}.",
+    ])  # fmt: skip
+
+
+def factors(task: Any, facts: Facts) -> Section:
+    devices = sorted({str(r.provenance.get("device")) for r in facts.records if r.category == "efficiency"})
+    blocks = [f"Groups evaluated: the task's sensitive attributes ({', '.join(task.sensitive) or 'none declared'}) "
+              "and the intersections the fairness suite names.",
+              "Environmental conditions: adversarial perturbations, image corruptions at five severities and "
+              "feature shifts, where the robustness suite ran."]  # fmt: skip
+    if devices:
+        blocks.append(f"Instrumentation: cost measured on {', '.join(devices)}.")
+    return Section("Factors", blocks)
+
+
+def metrics_section(facts: Facts) -> Section:
+    families = sorted({r.metric.split(".")[0] for r in facts.records})
+    return Section("Metrics", [
+        f"Measured: {', '.join(families)}. Every figure has a 95% bootstrap confidence interval over the "
+        "evaluated examples and its sample count; definitions in the harness's docs/metrics.md.",
+    ])  # fmt: skip
+
+
+def evaluation_data(task: Any, facts: Facts) -> Section:
+    accuracy = facts.get("accuracy.top1")
+    n = accuracy.n if accuracy else None
+    fingerprint = next((r.provenance.get("task_fingerprint") for r in facts.records), NOT_PROVIDED)
+    return Section("Evaluation Data", [
+        f"{task.name}: {task.description} Split: {task.eval_split}"
+        + (f", {n:,} examples." if n else ".") + f" License: {task.license or NOT_PROVIDED}. "
+        f"Citation: {(task.citation or NOT_PROVIDED).rstrip('.')}. Data fingerprint: {fingerprint}.",
+    ])  # fmt: skip
+
+
+def training_data(info: dict) -> Section:
+    recipe = info.get("recipe")
+    text = f"{info.get('training_data', NOT_PROVIDED)}."
+    if recipe:
+        text += f" Recipe: {recipe}."
+    return Section("Training Data", [text])
+
+
+def quantitative(facts: Facts, figures: list[Image]) -> Section:
+    blocks: list[str | Table | Image] = []
+    headline = [[label, shown(r)] for metric, s, label in FRONT_FIGURES if (r := facts.get(metric, s))]
+    headline += [[r.metric.split(".", 1)[1], shown(r)] for r in facts.all("accuracy.balanced")]
+    if headline:
+        blocks += ["Overall:", Table(["figure", "value ± CI"], headline)]
+    groups = facts.all("fairness.accuracy", r"[^,=]+=[^,]+")
+    if groups:
+        rows = [[r.slice, _interval(r, 100), str(r.n)] for r in groups]
+        blocks += ["Disaggregated by group (accuracy in %, 95% CI):", Table(["group", "accuracy", "n"], rows)]
+    robust = facts.all("adversarial.robust_accuracy", r"attack=worst-.*")
+    if robust:
+        blocks += ["Robust accuracy, worst case over attacks:",
+                   Table(["norm@epsilon", "robust accuracy"], [[r.slice.removeprefix("attack=worst-"), shown(r)]
+                                                               for r in robust])]  # fmt: skip
+    corruptions = facts.all("corruption.ce", r"corruption=.*")
+    if corruptions:
+        rows = [[r.slice.removeprefix("corruption="), shown(r)] for r in corruptions]
+        blocks += [
+            "Corruption error relative to the baseline (CE, lower is better):",
+            Table(["corruption", "CE"], rows),
+        ]
+    scores = ("deletion_auc", "insertion_auc", "faithfulness_correlation", "randomisation_pass")
+    explained = [r for r in facts.records if r.metric.removeprefix("interpretability.") in scores
+                 and r.metric.startswith("interpretability.") and r.slice.count("=") == 1]  # fmt: skip
+    if explained:
+        blocks += ["Explanation quality (captum methods):",
+                   Table(["method", "score", "value"], [[r.slice.removeprefix("method="),
+                                                         r.metric.removeprefix("interpretability."), shown(r)]
+                                                        for r in explained])]  # fmt: skip
+    cost = [r for r in facts.records if r.category == "efficiency" and (r.slice in ("overall", "precision=fp32"))]
+    if cost:
+        blocks += ["Cost per device:", Table(["device", "figure", "value", "flags"], [
+            [str(r.provenance.get("device", "")), r.metric.removeprefix("efficiency."),
+             format_value(r.metric, r.value, r.ci_low, r.ci_high), ", ".join(r.flags)] for r in cost])]  # fmt: skip
+    blocks += figures
+    return Section("Quantitative Analyses", blocks or [f"No figures in the store: {NOT_PROVIDED}."])
+
+
+def findings(facts: Facts) -> tuple[list[str], list[str]]:
+    """(ethical considerations, caveats and recommendations) written from the records."""
+    ethics, caveats = [], []
+    for gap in facts.all("fairness.accuracy_difference", r"feature=[^,]+"):
+        feature = gap.slice.removeprefix("feature=")
+        groups = facts.all("fairness.accuracy", rf"{re.escape(feature)}=[^,]+")
+        if groups:
+            weakest = min(groups, key=lambda r: r.value)
+            ethics.append(f"Weakest {feature} group: {weakest.slice.split('=', 1)[1]} at accuracy "
+                          f"{_interval(weakest, 100)}% (n={weakest.n}); the largest accuracy gap between {feature} "
+                          f"groups is {_interval(gap, 100)} points.")  # fmt: skip
+    for verdict in facts.all("fairness.verdict"):
+        if verdict.value == 0:
+            where = dict(part.split("=", 1) for part in verdict.slice.split(","))
+            failing = ", ".join(verdict.params.get("failing", [])) or "?"
+            ethics.append(f"Fails the four-fifths criterion for {where.get('criterion', '?').replace('_', ' ')} by "
+                          f"{where.get('feature', '?')} (groups outside the band: {failing}).")  # fmt: skip
+    clean = facts.get("adversarial.clean_accuracy", "attack=none")
+    curve = sorted((float(r.slice.split("@")[1]), r) for r in facts.all("adversarial.robust_accuracy",
+                                                                            r"attack=worst-linf@[0-9.]+"))  # fmt: skip
+    if clean and curve:
+        halved = next((eps for eps, r in curve if r.value <= clean.value / 2), None)
+        if halved is not None:
+            caveats.append(f"Robust accuracy falls to half the clean accuracy at Linf epsilon {halved:g}.")
+        else:
+            caveats.append(f"Robust accuracy stays above half the clean accuracy up to Linf epsilon {curve[-1][0]:g}.")
+    ce = facts.all("corruption.ce", r"corruption=.*")
+    if ce:
+        worst = max(ce, key=lambda r: r.value)
+        caveats.append(f"Worst corruption: {worst.slice.removeprefix('corruption=')} (CE {_interval(worst)}).")
+    flags = sorted({f for r in facts.records for f in r.flags if f != "energy-estimated"})
+    if flags:
+        caveats.append(f"Evaluation flags (figures to read with care): {', '.join(flags)}.")
+    if any("energy-estimated" in r.flags for r in facts.records):
+        caveats.append("Energy and carbon figures are estimated (codecarbon's CPU load model: no energy "
+                       "counters were readable), not measured.")  # fmt: skip
+    if not ethics:
+        ethics.append("No fairness evaluation in the store for this model: disaggregated performance is "
+                      f"{NOT_PROVIDED}; run `harness run --suite fairness`.")  # fmt: skip
+    return ethics, caveats or ["No evaluation flags were raised."]
+
+
+# rendering ----------------------------------------------------------------------------------------
+
+
+def _markdown(title: str, sections: list[Section]) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+    lines = [f"# Model card: {cell(title)}", ""]
+    for section in sections:
+        lines += [f"## {section.title}", ""]
+        for block in section.blocks:
+            if isinstance(block, Table):
+                lines.append("| " + " | ".join(cell(h) for h in block.headers) + " |")
+                lines.append("|" + "|".join(" --- " for _ in block.headers) + "|")
+                lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in block.rows]
+            elif isinstance(block, Image):
+                lines.append(f"![{cell(block.caption)}]({block.path})")
+            elif section.title in ("Ethical Considerations", "Caveats and Recommendations"):
+                lines.append(f"- {cell(block)}")
+            else:
+                lines.append(cell(block))
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _html(title: str, sections: list[Section]) -> str:
+    out = ['<!doctype html><html lang="en"><head><meta charset="utf-8">',
+           f"<title>Model card: {escape(title)}</title>",
+           "<style>body{font:14px/1.45 system-ui,sans-serif;margin:1.5rem;max-width:60rem}"
+           "td,th{border-bottom:1px solid #ddd;padding:.2rem .6rem;text-align:left}table{border-collapse:collapse}"
+           "img{max-width:640px}</style></head><body>", f"<h1>Model card: {escape(title)}</h1>"]  # fmt: skip
+    for section in sections:
+        out.append(f"<h2>{escape(section.title)}</h2>")
+        for block in section.blocks:
+            if isinstance(block, Table):
+                out.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in block.headers) + "</tr>"
+                           + "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in row) + "</tr>"
+                                     for row in block.rows) + "</table>")  # fmt: skip
+            elif isinstance(block, Image):
+                out.append(f'<figure><img src="{escape(block.path)}" alt="{escape(block.caption)}">'
+                           f"<figcaption>{escape(block.caption)}</figcaption></figure>")  # fmt: skip
+            else:
+                out.append(f"<p>{escape(block)}</p>")
+    return "\n".join(out) + "\n</body></html>\n"
+
+
+def front_matter(name: str, task: Any, info: dict, facts: Facts, runs: list[dict]) -> str:
+    from huggingface_hub import EvalResult, ModelCardData
+
+    results = [EvalResult(task_type=TASK_TYPES.get(task.modality, "classification"), dataset_type=task.name,
+                          dataset_name=task.name, dataset_split=task.eval_split, metric_type=metric,
+                          metric_name=label, metric_value=round(r.value, 6))
+               for metric, s, label in FRONT_FIGURES if (r := facts.get(metric, s))]  # fmt: skip
+    used = {r.run_id for r in facts.records}
+    energy = [run["cost"]["energy"] for run in runs if run["run_id"] in used and (run.get("cost") or {}).get("energy")]
+    co2 = None
+    if energy:
+        co2 = {"emissions": round(sum(e["kg_co2"] for e in energy) * 1000, 6),
+               "source": "codecarbon offline tracker via harness (" + ", ".join(sorted({e["method"] for e in energy}))
+               + "): the whole evaluation runs that measured this card's figures, all their models",
+               "training_type": "evaluation",
+               "geographical_location": ", ".join(sorted({e["country"] for e in energy}))}  # fmt: skip
+    data = ModelCardData(model_name=name, license=str(info.get("license", "other")).lower(), library_name="pytorch",
+                         tags=["harness", task.modality], datasets=[task.name], eval_results=results or None,
+                         co2_eq_emissions=co2)  # fmt: skip
+    return "---\n" + data.to_yaml() + "\n---\n"
+
+
+def write_card(store: Any, name: str, task_name: str | None, output: Path, *, fmt: str = "md",
+               info_file: Path | None = None) -> Path:  # fmt: skip
+    """Write the card of ``name`` (and its figures beside it); returns the card's path."""
+    from harness.models import load_model
+    from harness.tasks import get_task
+
+    records = store.records(models=[name])
+    tasks = sorted({r.task for r in records})
+    if not records:
+        raise CardError(f"the store at {store.root} holds no records of {name}: run a suite with it first")
+    if task_name is None:
+        if len(tasks) > 1:
+            raise CardError(f"{name} was evaluated on {', '.join(tasks)}: pass --task")
+        task_name = tasks[0]
+    if task_name not in tasks:
+        raise CardError(f"the store holds no records of {name} on {task_name}; it has {', '.join(tasks)}")
+    task = get_task(task_name)
+    info = dict(load_model(name, task).info)
+    if info_file is not None:
+        try:
+            extra = yaml.safe_load(info_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise CardError(f"cannot read --info {info_file}: {exc}") from None
+        if not isinstance(extra, dict):
+            raise CardError(f"--info {info_file} must be a YAML mapping (intended_use: ..., training_data: ...)")
+        info.update(extra)
+    facts = Facts([r for r in records if r.task == task_name])
+    figures = _figures(store, name, task_name, facts, output)
+    ethics, caveats = findings(facts)
+    sections = [details(name, task, info, facts), intended_use(info), factors(task, facts), metrics_section(facts),
+                evaluation_data(task, facts), training_data(info), quantitative(facts, figures),
+                Section("Ethical Considerations", ethics), Section("Caveats and Recommendations", caveats)]  # fmt: skip
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "html":
+        output.write_text(_html(name, sections))
+    else:
+        output.write_text(front_matter(name, task, info, facts, store.runs()) + "\n" + _markdown(name, sections))
+    return output
+
+
+def _figures(store: Any, name: str, task: str, facts: Facts, output: Path) -> list[Image]:
+    """Stored figures and plots of the model's records, as PNG files beside the card."""
+    folder = output.parent / f"{output.stem}_figures"
+    drawn = [(plots.robust_curves(facts.records, task), "robust accuracy against epsilon"),
+             (plots.corruption_severity(facts.records, task), "corruption accuracy by severity")]  # fmt: skip
+    for feature in sorted({r.slice.split("=")[0] for r in facts.all("fairness.accuracy", r"[^,=]+=[^,]+")}):
+        drawn.append((plots.group_accuracy(facts.records, task, feature), f"accuracy by {feature}"))
+    images = []
+    for png, caption in drawn:
+        if png is not None:
+            images.append(_save(folder, f"{caption.replace(' ', '-')}.png", png, output, caption))
+    for f in store.figures(model=name, task=task):
+        if not any(i.path.endswith(f"{f['name']}.png") for i in images):
+            images.append(_save(folder, f"{f['name']}.png", Path(f["path"]).read_bytes(), output, f["name"]))
+    return images
+
+
+def _save(folder: Path, filename: str, png: bytes, output: Path, caption: str) -> Image:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / filename).write_bytes(png)
+    return Image(f"{folder.name}/{filename}", caption)
