@@ -373,3 +373,21 @@ def test_model_card_of_the_mitigated_adult_model_round_trips_through_huggingface
     assert "&lt;research&gt;" in html.read_text() and "<research>" not in html.read_text()
     missing = harness("card", "zoo:german-logreg", "--task", "adult", store=store, check=False)
     assert missing.returncode == 2 and "no records of zoo:german-logreg on adult" in missing.stderr
+
+
+def test_committed_leaderboards_match_a_fresh_run_of_the_fast_suites(tmp_path):
+    """``--check`` re-runs quick and fairness and compares with leaderboards/; a changed figure in one
+    file is reported for that file only, with exit status 1."""
+    import shutil
+
+    folder = tmp_path / "leaderboards"
+    shutil.copytree(Path(__file__).parent.parent / "leaderboards", folder)
+    quick = folder / "quick.md"
+    lines = quick.read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("| 1 | "))
+    lines[row] = lines[row].replace("| 1 | ", "| 1 | zoo:tampered-", 1)
+    quick.write_text("\n".join(lines) + "\n")
+    proc = harness("leaderboard", "--check", "--dir", str(folder), check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "quick.md" in proc.stderr and "zoo:tampered-" in proc.stderr
+    assert "fairness" not in proc.stderr and "quick.json" not in proc.stderr
