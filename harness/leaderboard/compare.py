@@ -96,7 +96,7 @@ def _figure(kind: str, column: str) -> tuple[str, bool] | None:
     return None
 
 
-def _latest(frame: pd.DataFrame) -> pd.DataFrame:
+def latest_run(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of the most recent run (a pair evaluated on two subsets has one set of rows per run),
     with only the columns of their kind and those columns' own types (outputs of several kinds come
     concatenated, each kind's columns empty in the others' rows)."""
@@ -124,7 +124,7 @@ def compare(store, a: str, b: str, *, task: str | None = None, resamples: int = 
             raise CompareError(f"{a} and {b} were evaluated on different data for {t} (task fingerprints "
                                f"{prints_a} and {prints_b})")  # fmt: skip
         for kind in sorted(set(fa["kind"]) & set(fb["kind"])):
-            ka, kb = _latest(fa[fa["kind"] == kind]), _latest(fb[fb["kind"] == kind])
+            ka, kb = latest_run(fa[fa["kind"] == kind]), latest_run(fb[fb["kind"] == kind])
             if set(ka["example"]) != set(kb["example"]):
                 raise CompareError(f"{a} and {b} were evaluated on different examples of {t} ({kind}: "
                                    f"{len(ka)} and {len(kb)} examples, {len(set(ka['example']) & set(kb['example']))} "

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.leaderboard.compare import ALPHA, _latest, holm, mcnemar_exact, paired_bootstrap_p
+from harness.leaderboard.compare import ALPHA, holm, latest_run, mcnemar_exact, paired_bootstrap_p
 from harness.leaderboard.table import Board
 
 
@@ -38,7 +38,7 @@ def _outcomes(store, model: str, task: str, kind: str, column: str) -> pd.Series
     frame = store.examples(models=[model], tasks=[task], kind=kind)
     if frame.empty:
         return None
-    frame = _latest(frame)
+    frame = latest_run(frame)
     return frame.set_index("example")[column] if column in frame else None
 
 
