@@ -127,3 +127,11 @@ def test_models_not_significantly_different_from_the_leader_are_marked(tmp_path)
     assert not frame.loc["c", "ECE tie"]
     assert pd.isna(frame.loc["a", "accuracy tie"])  # the leader
     assert "≈" in render.markdown(board, "t").split("| b |")[1].split("\n")[0]
+
+
+def test_pareto_front_keeps_the_points_no_other_beats_on_both_axes():
+    from harness.leaderboard.plots import pareto_front
+
+    points = {"cheap": (1.0, 0.90), "accurate": (2.0, 0.95), "dominated": (3.0, 0.80), "middle": (1.5, 0.92)}
+    assert sorted(pareto_front(points, x_higher=False, y_higher=True)) == ["accurate", "cheap", "middle"]
+    assert pareto_front(points, x_higher=True, y_higher=True) == ["accurate"]

@@ -37,6 +37,24 @@ def _scatter(points: dict[str, tuple[float, float]], xlabel: str, ylabel: str, t
     return _png(fig)
 
 
+def _lines(curves: dict[str, dict[float, float]], xlabel: str, ylabel: str, title: str) -> bytes | None:
+    """One line per model through its (x, y) points; None when there is none."""
+    if not curves:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for model, curve in sorted(curves.items()):
+        xs = sorted(curve)
+        ax.plot(xs, [curve[x] for x in xs], marker="o", label=model)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def pareto_front(points: dict[str, tuple[float, float]], x_higher: bool, y_higher: bool) -> list[str]:
     """The names no other point beats on both coordinates (each in its better direction)."""
     sx, sy = (1 if x_higher else -1), (1 if y_higher else -1)
@@ -79,20 +97,7 @@ def robust_curves(records: list[Record], task: str) -> bytes | None:
         found = re.fullmatch(r"attack=worst-linf@([0-9.]+)", r.slice)
         if r.task == task and r.metric == "adversarial.robust_accuracy" and found:
             curves[r.model][float(found.group(1))] = 100 * r.value
-    if not curves:
-        return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for model, curve in sorted(curves.items()):
-        eps = sorted(curve)
-        ax.plot(eps, [curve[e] for e in eps], marker="o", label=model)
-    ax.set_xlabel("Linf epsilon")
-    ax.set_ylabel("robust accuracy, worst case (%)")
-    ax.set_title(f"{task}: robust accuracy against epsilon", fontsize=10)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return _png(fig)
+    return _lines(curves, "Linf epsilon", "robust accuracy, worst case (%)", f"{task}: robust accuracy against epsilon")
 
 
 def group_accuracy(records: list[Record], task: str, feature: str) -> bytes | None:
@@ -126,17 +131,5 @@ def corruption_severity(records: list[Record], task: str) -> bytes | None:
         found = re.fullmatch(r"corruption=[a-z_-]+@([0-9]+)", r.slice)
         if r.task == task and r.metric == "corruption.accuracy" and found:
             by[r.model][int(found.group(1))].append(100 * r.value)
-    if not by:
-        return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for model, severities in sorted(by.items()):
-        levels = sorted(severities)
-        ax.plot(levels, [np.mean(severities[s]) for s in levels], marker="o", label=model)
-    ax.set_xlabel("severity")
-    ax.set_ylabel("accuracy, mean over corruptions (%)")
-    ax.set_title(f"{task}: corruption accuracy by severity", fontsize=10)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return _png(fig)
+    means = {model: {s: float(np.mean(v)) for s, v in severities.items()} for model, severities in by.items()}
+    return _lines(means, "severity", "accuracy, mean over corruptions (%)", f"{task}: corruption accuracy by severity")
