@@ -157,7 +157,18 @@ def quantitative(facts: Facts, figures: list[Image]) -> Section:
                    Table(["method", "score", "value"], [[r.slice.removeprefix("method="),
                                                          r.metric.removeprefix("interpretability."), shown(r)]
                                                         for r in explained])]  # fmt: skip
-    cost = [r for r in facts.records if r.category == "efficiency" and (r.slice in ("overall", "precision=fp32"))]
+    shown_cost = (
+        "best_throughput",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "peak_memory_mb",
+        "energy_wh_per_1k",
+        "carbon_g_per_1k",
+        "params",
+        "flops_per_sample",
+    )
+    cost = [r for r in facts.records if r.category == "efficiency" and r.slice in ("overall", "precision=fp32")
+            and r.metric.removeprefix("efficiency.") in shown_cost]  # fmt: skip
     if cost:
         blocks += ["Cost per device:", Table(["device", "figure", "value", "flags"], [
             [str(r.provenance.get("device", "")), r.metric.removeprefix("efficiency."),
