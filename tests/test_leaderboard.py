@@ -60,6 +60,8 @@ def test_device_dependent_figures_put_a_model_on_one_row_per_device():
     ]
     frame = build(records, HEADLINES).frame.set_index(["model", "device"])
     assert frame.loc[("a", CPU), "samples/s"] == 1000 and frame.loc[("a", GPU), "samples/s"] == 50000
+    accuracy_only = build(records, HEADLINES[:1]).frame  # device figures not shown: one row per model
+    assert list(accuracy_only["device"]) == ["any", "any"]
     assert frame.loc[("a", CPU), "accuracy"] == frame.loc[("a", GPU), "accuracy"] == 0.9
     assert ("b", "any") in frame.index
 

@@ -111,14 +111,15 @@ def page(board: Board, records: list[Record], title: str, *, figures: list[dict]
             cells.append(f'<td class="flags">{escape(shown["flags"])}</td>')
             out.append("<tr>" + "".join(cells) + "</tr>")
         out.append("</tbody></table></section>")
-    out += _plots(board, records)
-    out += _stored_figures(figures or [], {m for m in frame["model"]})
+    out += _plots(board, records, set(categories))
+    out += _stored_figures(figures or [], {m for m in frame["model"]}, set(categories))
     out += _provenance(records, board, runs or [])
     out.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(out) + "\n"
 
 
-def _plots(board: Board, records: list[Record]) -> list[str]:
+def _plots(board: Board, records: list[Record], categories: set[str]) -> list[str]:
+    """The plots of the categories the board shows."""
     out = ["<h2>Plots</h2>"]
     tasks = list(dict.fromkeys(board.frame["task"]))
     devices = [d for d in dict.fromkeys(board.frame["device"]) if d != "any"]
@@ -134,11 +135,12 @@ def _plots(board: Board, records: list[Record]) -> list[str]:
         features = sorted({r.slice.split("=", 1)[0] for r in records if r.task == task
                            and r.metric == "fairness.accuracy" and "," not in r.slice})  # fmt: skip
         drawn += [(plots.group_accuracy(records, task, f), f"{task}: accuracy by {f}", "fairness") for f in features]
-        out += [_image(png, caption, category) for png, caption, category in drawn if png is not None]
+        out += [_image(png, caption, category) for png, caption, category in drawn
+                if png is not None and category in categories]  # fmt: skip
     return out if len(out) > 1 else []
 
 
-def _stored_figures(figures: list[dict], models: set[str]) -> list[str]:
+def _stored_figures(figures: list[dict], models: set[str], categories: set[str]) -> list[str]:
     kinds = {"attributions": "interpretability", "feature-importance": "interpretability"}
     out, seen = [], set()
     for f in figures:
@@ -146,6 +148,8 @@ def _stored_figures(figures: list[dict], models: set[str]) -> list[str]:
             continue
         seen.add((f["model"], f["task"], f["name"]))
         category = kinds.get(f["name"], "robustness" if f["name"].startswith("corruptions") else "accuracy")
+        if category not in categories:
+            continue
         out.append(_image(Path(f["path"]).read_bytes(), f"{f['model']} on {f['task']}: {f['name']}", category))
     return ["<h2>Figures</h2>", *out] if out else []
 

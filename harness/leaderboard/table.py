@@ -65,8 +65,8 @@ def build(records: list[Record], headlines: list[Headline], *, sort: str | None 
         columns.append(Column(h, h.category or first.category, first.direction))
     cells: dict[tuple[str, str, str], dict[str, Record]] = {}
     devices: dict[tuple[str, str], set[str]] = {}
-    for r in records:
-        if device_dependent(r.metric.split(".", 1)[0]):
+    for r in records:  # the devices a model has headline figures on
+        if device_dependent(r.metric.split(".", 1)[0]) and any(match(r, c.headline) for c in columns):
             devices.setdefault((r.task, r.model), set()).add(str(r.provenance.get("device", ANY_DEVICE)))
     for r in records:
         for c in columns:
