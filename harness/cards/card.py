@@ -177,7 +177,7 @@ def quantitative(facts: Facts, figures: list[Image]) -> Section:
     return Section("Quantitative Analyses", blocks or [f"No figures in the store: {NOT_PROVIDED}."])
 
 
-def findings(facts: Facts) -> tuple[list[str], list[str]]:
+def findings(facts: Facts, sensitive: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
     """(ethical considerations, caveats and recommendations) written from the records."""
     ethics, caveats = [], []
     for gap in facts.all("fairness.accuracy_difference", r"feature=[^,]+"):
@@ -213,7 +213,10 @@ def findings(facts: Facts) -> tuple[list[str], list[str]]:
     if any("energy-estimated" in r.flags for r in facts.records):
         caveats.append("Energy and carbon figures are estimated (codecarbon's CPU load model: no energy "
                        "counters were readable), not measured.")  # fmt: skip
-    if not ethics:
+    if not ethics and not sensitive:
+        ethics.append("The evaluation data declares no sensitive attributes, so performance is not "
+                      "disaggregated by group (per-class accuracy is in the store).")  # fmt: skip
+    elif not ethics:
         ethics.append("No fairness evaluation in the store for this model: disaggregated performance is "
                       f"{NOT_PROVIDED}; run `harness run --suite fairness`.")  # fmt: skip
     return ethics, caveats or ["No evaluation flags were raised."]
@@ -315,7 +318,7 @@ def write_card(store: Any, name: str, task_name: str | None, output: Path, *, fm
         info.update(extra)
     facts = Facts([r for r in records if r.task == task_name])
     figures = _figures(store, name, task_name, facts, output)
-    ethics, caveats = findings(facts)
+    ethics, caveats = findings(facts, tuple(task.sensitive))
     sections = [details(name, task, info, facts), intended_use(info), factors(task, facts), metrics_section(facts),
                 evaluation_data(task, facts), training_data(info), quantitative(facts, figures),
                 Section("Ethical Considerations", ethics), Section("Caveats and Recommendations", caveats)]  # fmt: skip
