@@ -34,12 +34,20 @@ def per_example(metric: str, slice: str) -> tuple[str, str] | None:
     return None
 
 
-def _outcomes(store, model: str, task: str, kind: str, column: str) -> pd.Series | None:
-    frame = store.examples(models=[model], tasks=[task], kind=kind)
-    if frame.empty:
-        return None
-    frame = latest_run(frame)
-    return frame.set_index("example")[column] if column in frame else None
+class Outcomes:
+    """Per-example outputs read from the store once per (model, task, kind), whatever the columns."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.frames: dict[tuple[str, str, str], pd.DataFrame | None] = {}
+
+    def get(self, model: str, task: str, kind: str, column: str) -> pd.Series | None:
+        key = (model, task, kind)
+        if key not in self.frames:
+            frame = self.store.examples(models=[model], tasks=[task], kind=kind)
+            self.frames[key] = None if frame.empty else latest_run(frame).set_index("example")
+        frame = self.frames[key]
+        return frame[column] if frame is not None and column in frame else None
 
 
 def _paired_p(a: pd.Series, b: pd.Series) -> float | None:
@@ -58,6 +66,7 @@ def mark(board: Board, store) -> None:
     from the column's best in its (task, device), False where it is, NA for the best itself and for
     missing figures; and ``<label> tie by`` naming how it was decided."""
     frame = board.frame
+    outcomes = Outcomes(store)
     for c in board.columns:
         label = c.headline.label
         ties = pd.Series(pd.NA, index=frame.index, dtype="boolean")
@@ -70,10 +79,10 @@ def mark(board: Board, store) -> None:
             if part.loc[best, f"{label} low"] == part.loc[best, f"{label} high"]:
                 continue  # an exact figure (a count, a verdict): no sampling error to test against
             source = per_example(c.headline.metric, c.headline.slice)
-            leader = _outcomes(store, part.loc[best, "model"], task, *source) if source else None
+            leader = outcomes.get(part.loc[best, "model"], task, *source) if source else None
             tested: dict[int, float] = {}
             for i in part.index.drop(best):
-                other = _outcomes(store, part.loc[i, "model"], task, *source) if leader is not None else None
+                other = outcomes.get(part.loc[i, "model"], task, *source) if leader is not None else None
                 p = _paired_p(leader, other) if other is not None else None
                 if p is not None:
                     tested[i] = p
