@@ -58,6 +58,7 @@ class What(StrEnum):
 def list_(what: Annotated[What | None, typer.Argument(help="What to list [default: everything]")] = None) -> None:
     """List the registered models, tasks, metrics, attacks, explainers and suites, with a one-line
     description each."""
+    from rich.markup import escape
     from rich.table import Table
 
     from harness import registry
@@ -90,7 +91,7 @@ def list_(what: Annotated[What | None, typer.Argument(help="What to list [defaul
         table.add_column(style="bold cyan", no_wrap=True)
         table.add_column()
         for name, description in rows(kind):
-            table.add_row(name, description)
+            table.add_row(escape(name), escape(description))  # plugins' text is not rich markup
         out.print(table)
 
 
@@ -106,6 +107,22 @@ def run(
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Task(s) instead of the suite's")] = None,
     metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s) instead of the suite's")] = None,
     checkpoint: Annotated[str | None, typer.Option(help="Weights file for the --model(s)")] = None,
+    model_option: Annotated[
+        list[str] | None,
+        typer.Option("--model-option", help="KEY=VALUE for the models (YAML values), e.g. pretrained=true"),
+    ] = None,
+    task_option: Annotated[
+        list[str] | None,
+        typer.Option("--task-option", help="KEY=VALUE for the tasks (YAML values), e.g. label=income, size=32"),
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option(help="The split to evaluate (tasks that take one: hf:, imagefolder:)")
+    ] = None,
+    revision: Annotated[str | None, typer.Option(help="hf: models: the branch, tag or commit to load")] = None,
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option("--trust-remote-code", help="hf: models: run the code their repository ships (review it first)"),
+    ] = False,
     device: Annotated[
         str | None,
         typer.Option(help="auto, cpu, cuda, cuda:N, mps, several (cpu,cuda) or all [default: the suite's, auto]"),
@@ -139,9 +156,12 @@ def run(
     if checkpoint and not model:
         raise typer.BadParameter("--checkpoint needs the --model whose weights it holds")
     spec = load_suite_file(config) if config else load_suite(suite or "quick")
+    model_options = key_values(model_option, "--model-option")
+    model_options.update({k: v for k, v in (("revision", revision), ("trust_remote_code", trust_remote_code)) if v})
+    task_options = key_values(task_option, "--task-option") | ({"split": split} if split else {})
     spec = spec.with_overrides(
-        models=model, tasks=task, metrics=metric, checkpoint=checkpoint,
-        limit=limit, seed=seed, batch_size=batch_size, resamples=resamples, country=country,
+        models=model, tasks=task, metrics=metric, checkpoint=checkpoint, model_options=model_options,
+        task_options=task_options, limit=limit, seed=seed, batch_size=batch_size, resamples=resamples, country=country,
     )  # fmt: skip
     # --device cpu,cuda runs the suite once per device; metrics whose results depend on the device
     # (efficiency) are measured on each, the others come from the store after the first
@@ -155,6 +175,8 @@ def run(
             the_plan = runner.plan(spec_on, results, no_cache=no_cache)
             for model_name, task_name, why in the_plan.skipped:
                 log.info("skipping %s on %s: %s", model_name, task_name, why)
+                if (model or task) and not (quiet or as_json):  # the user named them: say what will not run
+                    err.print(f"[dim]skipped: {model_name} on {task_name}: {why}[/]")
             if dry_run:
                 print_plan(the_plan, as_json)
                 continue
@@ -175,6 +197,22 @@ def run(
         err.print(f"[red]failed[/]: {failure.job.model} on {failure.job.task}, {failure.job.metric}: {failure.error}")
     if failures:
         raise typer.Exit(1)
+
+
+def key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
+    """``["size=32", "sensitive=[sex, race]"]`` -> ``{"size": 32, "sensitive": ["sex", "race"]}``."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{flag} {pair!r}: expected KEY=VALUE, e.g. {flag} label=income")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
 
 
 def cost_text(cost: dict[str, Any]) -> str:

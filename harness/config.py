@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import HarnessError
-from harness.registry import RegistryError, metrics, models, tasks, unknown_name_message
+from harness.registry import RegistryError, metrics, models, unknown_name_message
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -61,6 +61,28 @@ class ModelRef(BaseModel):
                 entry(arg)
             except RegistryError as exc:
                 raise ValueError(str(exc)) from None
+        return name
+
+
+class TaskRef(BaseModel):
+    model_config = _STRICT
+    name: str = Field(description="a task (fashion-mnist, cifar10) or source:argument (csv:loans.csv, hf:imdb)")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from harness.tasks import check_task
+
+        try:
+            check_task(name)
+        except RegistryError as exc:
+            raise ValueError(str(exc)) from None
         return name
 
 
@@ -104,16 +126,8 @@ class MetricRef(BaseModel):
 class Group(BaseModel):
     model_config = _STRICT
     models: list[ModelRef] = Field(min_length=1)
-    tasks: list[str] = Field(min_length=1)
+    tasks: list[TaskRef] = Field(min_length=1)
     metrics: list[MetricRef] = Field(min_length=1)
-
-    @field_validator("tasks")
-    @classmethod
-    def _known_tasks(cls, names: list[str]) -> list[str]:
-        for name in names:
-            if name not in tasks.names():
-                raise ValueError(unknown_name_message("task", name, tasks.names()))
-        return names
 
 
 class Headline(BaseModel):
@@ -161,6 +175,8 @@ class Suite(BaseModel):
         tasks: list[str] | None = None,
         metrics: list[str] | None = None,
         checkpoint: str | None = None,
+        model_options: dict[str, Any] | None = None,
+        task_options: dict[str, Any] | None = None,
         **settings: Any,
     ) -> Suite:
         """A copy with the given lists replacing each group's, and the given run settings.
@@ -168,7 +184,7 @@ class Suite(BaseModel):
         Each given name is checked on its own first, so an error names the option that carried it.
         """
         checks = [("--model", models, lambda m: ModelRef(name=m)), ("--metric", metrics, MetricRef.model_validate)]
-        checks.append(("--task", tasks, lambda t: Group._known_tasks([t])))
+        checks.append(("--task", tasks, lambda t: TaskRef(name=t)))
         for flag, values, check in checks:
             for value in values or ():
                 try:
@@ -182,9 +198,16 @@ class Suite(BaseModel):
         data = self.model_dump()
         for group in data["groups"]:
             if models:
-                group["models"] = [{"name": m, "checkpoint": checkpoint} for m in models]
+                options = model_options or {}
+                group["models"] = [{"name": m, "checkpoint": checkpoint, "options": options} for m in models]
+            elif model_options:
+                group["models"] = [{**m, "options": {**m["options"], **model_options}} for m in group["models"]]
             if tasks:
-                group["tasks"] = list(tasks)
+                group["tasks"] = [{"name": t, "options": task_options or {}} for t in tasks]
+                if not metrics:  # the suite's settings for its own tasks' columns do not carry to others
+                    group["metrics"] = [_without_task_params(m) for m in group["metrics"]]
+            elif task_options:
+                group["tasks"] = [{**t, "options": {**t["options"], **task_options}} for t in group["tasks"]]
             if metrics:
                 group["metrics"] = list(metrics)
         data.update({k: v for k, v in settings.items() if v is not None})
@@ -193,6 +216,11 @@ class Suite(BaseModel):
         except ValidationError as exc:
             message = _describe(exc, "", None).replace(": ", " ", 1).lstrip()
             raise ConfigError(f"invalid option: --{message.replace('_', '-')}") from None
+
+
+def _without_task_params(metric: dict[str, Any]) -> dict[str, Any]:
+    drop = set(metrics.get(metric["name"]).task_params)
+    return {"name": metric["name"], "params": {k: v for k, v in metric["params"].items() if k not in drop}}
 
 
 # loading --------------------------------------------------------------------------------------------
@@ -267,7 +295,7 @@ def _allowed(loc: list[Any]) -> str:
     model: type[BaseModel] = Suite
     for part in loc[:-1]:
         if isinstance(part, str) and part in model.model_fields:
-            inner = {"groups": Group, "models": ModelRef, "metrics": MetricRef}.get(part)
+            inner = {"groups": Group, "models": ModelRef, "tasks": TaskRef, "metrics": MetricRef}.get(part)
             if inner is None:
                 break
             model = inner

@@ -98,9 +98,23 @@ def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
     return f"unknown {kind} {name!r}.{hint} Known {kind}s: {listing}."
 
 
-models: Registry = Registry("model source", ("harness.models.zoo", "harness.models.timm_source"), "harness.models")
+models: Registry = Registry(
+    "model source",
+    ("harness.models.zoo", "harness.models.timm_source", "harness.models.hf_source", "harness.models.torch_source"),
+    "harness.models",
+)
 tasks: Registry = Registry(
-    "task", ("harness.tasks.fashion_mnist", "harness.tasks.adult", "harness.tasks.german_credit"), "harness.tasks"
+    "task",
+    (
+        "harness.tasks.fashion_mnist",
+        "harness.tasks.adult",
+        "harness.tasks.german_credit",
+        "harness.tasks.benchmarks",
+        "harness.tasks.images",
+        "harness.tasks.csv_file",
+        "harness.tasks.hf",
+    ),
+    "harness.tasks",
 )
 metrics: Registry = Registry(
     "metric",

@@ -7,6 +7,7 @@ committed at once, so a killed run loses only the job in flight.
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import time
@@ -31,7 +32,7 @@ from harness.progress import NullReporter, Reporter
 from harness.records import Record
 from harness.registry import metrics
 from harness.store import JobRow, Store, key_of
-from harness.tasks import get_task
+from harness.tasks import Task, get_task
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Pair:
 
     ref: ModelRef
     task: str
+    task_options: dict[str, Any]
     fingerprint: str
     jobs: list[Job]
     examples_key: str
@@ -70,8 +72,11 @@ class Pair:
     def load(self) -> Model:
         if self.model is None:
             ref = self.ref
-            self.model = load_model(ref.name, get_task(self.task), checkpoint=ref.checkpoint, **ref.options)
+            self.model = load_model(ref.name, self.get_task(), checkpoint=ref.checkpoint, **ref.options)
         return self.model
+
+    def get_task(self) -> Task:
+        return get_task(self.task, **self.task_options)
 
 
 @dataclass
@@ -149,18 +154,20 @@ def library_versions() -> dict[str, str]:
 
 def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
     """Resolve every group to its runnable pairs and jobs, loading each model once for its fingerprint."""
-    pairs: dict[tuple[str, str | None, str], Pair] = {}
+    pairs: dict[tuple[str, str | None, str, str, str], Pair] = {}
     skipped: list[tuple[str, str, str]] = []
     for group in suite.groups:
-        for task_name in group.tasks:
-            task = get_task(task_name)
+        for task_ref in group.tasks:
+            task = get_task(task_ref.name, **task_ref.options)
+            task_name = task.name
             for ref in group.models:
                 try:
-                    check_model(ref.name, task)
+                    check_model(ref.name, task, **ref.options)
                 except IncompatibleError as exc:
                     skipped.append((ref.name, task_name, str(exc)))
                     continue
-                pair_id = (ref.name, ref.checkpoint, task_name)
+                pair_id = (ref.name, ref.checkpoint, json.dumps(ref.options, sort_keys=True, default=str), task_name,
+                           json.dumps(task_ref.options, sort_keys=True, default=str))  # fmt: skip
                 if pair_id not in pairs:
                     model = None
                     fingerprint = fingerprint_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
@@ -172,10 +179,15 @@ def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
                     examples_key = key_of(
                         kind="clean", model=ref.name, model_fp=fingerprint, task_fp=task.fingerprint, subset=sub
                     )
-                    pairs[pair_id] = Pair(ref, task_name, fingerprint, [], examples_key, subset, model)
+                    pairs[pair_id] = Pair(ref, task_name, dict(task_ref.options), fingerprint, [], examples_key, subset,
+                                          model)  # fmt: skip
                 pair = pairs[pair_id]
                 for metric_ref in group.metrics:
                     metric = metrics.get(metric_ref.name)
+                    if task.modality not in metric.modalities:
+                        why = f"{metric_ref.name} measures {' and '.join(sorted(metric.modalities))} tasks"
+                        skipped.append((ref.name, f"{task_name} ({metric_ref.name})", why))
+                        continue
                     try:
                         metric().check(task, metric.Params(**metric_ref.params))
                     except ValueError as exc:
@@ -210,7 +222,7 @@ def evaluate_pair(
     last, the pair's clean per-example outputs."""
     pair, jobs = work
     reporter.pair_started(pair.name, pair.task)
-    task = get_task(pair.task)
+    task = pair.get_task()
     split = task.load() if pair.subset is None else task.load().subset(pair.subset)
     device = settings["device"]
     provenance = {
@@ -223,6 +235,9 @@ def evaluate_pair(
         "dtype": "float32",
         "model_fingerprint": pair.fingerprint,
         "task_fingerprint": task.fingerprint,
+        "task_options": pair.task_options,
+        "model_checkpoint": pair.ref.checkpoint,
+        "model_options": pair.ref.options,
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     model = pair.load()
@@ -308,7 +323,7 @@ def run(
                                   run_id=run_id)  # fmt: skip
                 continue
             if item.error is None:
-                job, fingerprints = item.job, (item.pair.fingerprint, get_task(item.job.task).fingerprint)
+                job, fingerprints = item.job, (item.pair.fingerprint, item.pair.get_task().fingerprint)
                 row = JobRow(job.key, run_id, job.model, job.task, job.metric, job.params, *fingerprints)
                 store.save_job(row, item.records, item.seconds)
                 measured += 1

@@ -43,7 +43,7 @@ def test_shorthands_expand_and_params_get_defaults():
         ),
         (
             "name: s\ngroups:\n  - models: [zoo:fmnist-cnn]\n    tasks: [fashion-mnst]\n    metrics: [accuracy]\n",
-            r"s\.yaml:4: groups\[0\]\.tasks: unknown task 'fashion-mnst'\. Did you mean 'fashion-mnist'",
+            r"s\.yaml:4: groups\[0\]\.tasks\[0\]\.name: unknown task 'fashion-mnst'\. Did you mean 'fashion-mnist'",
         ),
         (
             "name: s\ngroups:\n  - models: [zoo:fmnist-cnn]\n    tasks: [fashion-mnist]\n"

@@ -120,23 +120,26 @@ def _hopskipjump(budget: dict[str, Any]) -> Any:
     )
 
 
-def decision_starts(fmodel: Any, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def decision_starts(fmodel: Any, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
     """A starting point for each example that the model already misclassifies, found from labels alone:
     the nearest (Linf) other example whose predicted class differs from this example's label, as the
     boundary attack starts (Brendel et al., 2018). Uniform-noise blending, foolbox's default start,
-    fails on robust models and stops the whole batch."""
+    fails on robust models and stops the whole batch. Also returns which examples have a start: a
+    model that predicts one class everywhere leaves that class's examples without one."""
     import torch
 
     with torch.no_grad():
         preds = fmodel(inputs).argmax(1)
     flat = inputs.flatten(1)
     starts = inputs.clone()
+    found = np.zeros(len(labels), dtype=bool)
     for i in range(len(labels)):
         candidates = (preds != labels[i]).nonzero().flatten()
         if len(candidates):
             distance = (flat[candidates] - flat[i]).abs().amax(1)
             starts[i] = inputs[candidates[distance.argmin()]]
-    return starts
+            found[i] = True
+    return starts, found
 
 
 def _fixed(built: Any, fmodel: Any, inputs: torch.Tensor, labels: torch.Tensor, correct: np.ndarray,
@@ -198,8 +201,11 @@ def run_attack(
             return Outcome(attack, robust=robust)
         torch.manual_seed(seed)
         norms = np.zeros(len(labels))  # a misclassified example needs no perturbation
-        starts = decision_starts(fmodel, inputs, labels) if attack.kind == "blackbox" else None
-        todo = np.flatnonzero(correct)
+        starts, startable = None, np.ones(len(labels), dtype=bool)
+        if attack.kind == "blackbox":
+            starts, startable = decision_starts(fmodel, inputs, labels)
+        norms[correct & ~startable] = np.inf  # no example of another class to start from: not broken
+        todo = np.flatnonzero(correct & startable)
         for start in range(0, len(todo), batch_size):
             rows = todo[start : start + batch_size]
             index = torch.as_tensor(rows, device=inputs.device)

@@ -81,7 +81,7 @@ def _gradient_free(explain: Explain, module: nn.Module) -> Explain:
         with frozen(module), warnings.catch_warnings():
             for message in QUIET:
                 warnings.filterwarnings("ignore", message=message)
-            out = explain(x, target=target, baselines=base).detach()
+            out = explain(x, target=target, baselines=base).detach().contiguous()  # captum's metrics .view() it
         return (out,) if packed else out
 
     return run
@@ -192,5 +192,22 @@ def shapley_value_sampling(module: nn.Module, settings: Settings) -> Explain:
         per_eval = max(1, settings.batch_size // len(x))
         return method.attribute(x, baselines=baselines, target=target, n_samples=settings.shapley_samples,
                                 perturbations_per_eval=per_eval)  # fmt: skip
+
+    return explain
+
+
+@method("layer-integrated-gradients", "integrated gradients on the token embeddings, summed per token (text)",
+        ("text",), passes=lambda s: s.ig_steps)  # fmt: skip
+def layer_integrated_gradients(module: nn.Module, settings: Settings) -> Explain:
+    """``module`` maps token ids to logits and names its embedding layer (``harness.models.text.TokenIds``);
+    the baseline replaces the explained tokens by padding."""
+    from captum.attr import LayerIntegratedGradients
+
+    method = LayerIntegratedGradients(module, module.embeddings)
+
+    def explain(x: torch.Tensor, target: torch.Tensor, baselines: torch.Tensor) -> torch.Tensor:
+        attributions = method.attribute(x, baselines=baselines, target=target, n_steps=settings.ig_steps,
+                                        internal_batch_size=settings.batch_size)  # fmt: skip
+        return attributions.sum(-1)
 
     return explain

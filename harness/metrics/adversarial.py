@@ -56,6 +56,7 @@ class Adversarial(Metric):
     name = "adversarial"
     version = 2
     category = "robustness"
+    modalities = frozenset({"image"})
     needs = frozenset({"clean", "gradients"})
     Params: type[BaseModel] = AdversarialParams
 

@@ -43,6 +43,9 @@ class Metric:
     run's stored outputs can supply without running the model), ``gradients``, ``device`` (results
     depend on the device, which then joins the cache key), ``country`` (results depend on the run's
     country, whose grid carbon intensity converts energy to carbon; it joins the cache key).
+    ``modalities``: the kinds of task it measures; a suite that names it with another kind of task
+    skips that pair (with the reason) instead of failing. ``task_params``: the parameters that only make
+    sense for the suite's own tasks (column names); ``--task`` resets them to their defaults.
     """
 
     name: ClassVar[str]
@@ -50,6 +53,8 @@ class Metric:
     description: ClassVar[str] = ""
     version: ClassVar[int] = 1
     needs: ClassVar[frozenset[str]] = frozenset({"clean"})
+    modalities: ClassVar[frozenset[str]] = frozenset({"image", "tabular", "text"})  # tasks it can measure
+    task_params: ClassVar[tuple[str, ...]] = ()  # parameters that name a task's columns or groups
     Params: ClassVar[type[BaseModel]] = NoParams
 
     def check(self, task: Task, params: BaseModel) -> None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from harness.context import EvalContext
     from harness.models.base import Model
     from harness.records import Record
+    from harness.tasks.base import Task
 
 # The 15 ImageNet-C corruptions, the default set; the 4 extra (speckle_noise, gaussian_blur, spatter,
 # saturate) are held out for validation, as in the paper, and can be named in the suite.
@@ -39,25 +40,43 @@ BASELINES = {"fashion-mnist": "zoo:fmnist-linear"}
 CHUNK = 500  # images corrupted per call: bounded memory; each chunk draws its own randomness
 
 
+def known() -> dict[str, str]:
+    """Every corruption name and the modality it perturbs."""
+    from harness.attacks.corruptions import CORRUPTIONS
+    from harness.attacks.text import TEXT_CORRUPTIONS
+
+    return {**dict.fromkeys(CORRUPTIONS, "image"), **dict.fromkeys(TEXT_CORRUPTIONS, "text")}
+
+
 class CorruptionParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    corruptions: tuple[str, ...] = STANDARD
+    corruptions: tuple[str, ...] | None = Field(
+        None, description="default: the 15 ImageNet-C corruptions (images), every text perturbation (text)"
+    )
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)  # sorted; the figure shows the last
     examples: int | None = Field(
         None, ge=1, description="seeded subset of the evaluated examples (default: 1,000, or all under --limit)"
     )
-    baseline: str | None = Field(None, description="model whose errors normalise CE; default per task")
+    baseline: str | None = Field(
+        None, description="model whose errors normalise CE (default per task; without one, no CE or mCE)"
+    )
 
     @field_validator("corruptions")
     @classmethod
-    def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        from harness.attacks.corruptions import CORRUPTIONS
+    def _known(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
         from harness.registry import unknown_name_message
 
-        for name in names:
-            if name not in CORRUPTIONS:
-                raise ValueError(unknown_name_message("corruption", name, sorted(CORRUPTIONS)))
+        for name in names or ():
+            if name not in known():
+                raise ValueError(unknown_name_message("corruption", name, sorted(known())))
         return names
+
+    def names(self, modality: str) -> tuple[str, ...]:
+        if self.corruptions is not None:
+            return self.corruptions
+        from harness.attacks.text import TEXT_CORRUPTIONS
+
+        return STANDARD if modality == "image" else tuple(TEXT_CORRUPTIONS)
 
     @field_validator("severities")
     @classmethod
@@ -119,27 +138,38 @@ def weights_from_rows(rows: np.ndarray, n: int) -> np.ndarray:
     return np.bincount((rows + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n).astype(np.float32)
 
 
-@metrics.register("corruption", "accuracy under ImageNet-C corruptions; CE and mCE against a baseline model")
+@metrics.register("corruption", "accuracy under ImageNet-C corruptions or text perturbations; CE and mCE "
+                                "against a baseline model")  # fmt: skip
 class Corruption(Metric):
     name = "corruption"
     version = 2
     category = "robustness"
+    modalities = frozenset({"image", "text"})
     Params: type[BaseModel] = CorruptionParams
+
+    def check(self, task: Task, params: BaseModel) -> None:
+        assert isinstance(params, CorruptionParams)
+        kinds = known()
+        wrong = [n for n in params.names(task.modality) if kinds[n] != task.modality]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)} perturb {kinds[wrong[0]]} inputs; {task.name} is {task.modality}")
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
         from harness.models import load_model
 
         assert isinstance(params, CorruptionParams)
-        if ctx.task.modality != "image":
-            raise ValueError(f"corruptions need an image task; {ctx.task.name} is {ctx.task.modality}")
         baseline = params.baseline or BASELINES.get(ctx.task.name)
-        if baseline is None:
-            raise ValueError(f"no baseline model for {ctx.task.name}: set the corruption metric's 'baseline' parameter")
         picked = costly_subset(ctx, params.examples)
         split = ctx.split.subset(picked)
         images, labels, clean_correct = split.inputs, ctx.clean.labels[picked], ctx.clean.correct[picked]
         split_fp = split.fingerprint
-        names, sevs = params.corruptions, params.severities
+        names, sevs = params.names(ctx.task.modality), params.severities
+        text = ctx.task.modality == "text"
+        if text:
+            from harness.attacks.text import perturb
+            from harness.tasks.text import decode_texts, encode_texts
+
+            strings, example_ids = decode_texts(images), split.attributes["index"].to_numpy()
         loaded: list[Model] = []
 
         def base_predictions(corruption: str | None, severity: int, pixels: Callable[[], torch.Tensor]) -> np.ndarray:
@@ -150,6 +180,12 @@ class Corruption(Metric):
                 _BASELINE[key] = predictions(loaded[0], pixels(), ctx.batch_size)
             return _BASELINE[key]
 
+        def perturbed(name: str, severity: int) -> torch.Tensor:
+            """The evaluated inputs under ``name`` at ``severity``, in the task's raw space."""
+            if text:
+                return encode_texts(perturb(strings, example_ids, name, severity, ctx.seed))
+            return corrupted(ctx.task.fingerprint, split_fp, images, name, severity, ctx.seed).float() / 255
+
         model_err = np.zeros((len(names), len(sevs), len(labels)), dtype=np.float32)
         base_err = np.zeros_like(model_err)
         out: list[Record] = []
@@ -158,34 +194,44 @@ class Corruption(Metric):
                          "examples": len(picked)}  # fmt: skip
         outcomes: dict[str, np.ndarray] = {"example": split.attributes["index"].to_numpy(), "clean": clean_correct}
         shown = grid_examples(labels)
-        grid_rows = [images[shown].numpy()]
+        grid_rows = [] if text else [images[shown].numpy()]
         for i, name in enumerate(names):
             for j, severity in enumerate(sevs):
                 ctx.stage(f"{name}@{severity}", i * len(sevs) + j, len(names) * len(sevs))
-                pixels = corrupted(ctx.task.fingerprint, split_fp, images, name, severity, ctx.seed)
-                if severity == sevs[-1]:
-                    grid_rows.append(pixels[shown].float().numpy() / 255)
-                correct = ctx.predict(pixels.float() / 255) == labels
+                inputs = perturbed(name, severity)
+                if severity == sevs[-1] and not text:
+                    grid_rows.append(inputs[shown].numpy())
+                correct = ctx.predict(inputs) == labels
                 outcomes[f"{name}@{severity}"] = correct
                 model_err[i, j] = ~correct
-                base_err[i, j] = base_predictions(name, severity, lambda p=pixels: p.float() / 255) != labels
+                if baseline is not None:
+                    base_err[i, j] = base_predictions(name, severity, lambda x=inputs: x) != labels
                 out.append(ctx.record("corruption.accuracy", stats.proportion(correct, **opts), "higher", "robustness",
                                       slice=f"corruption={name}@{severity}", params=record_params))  # fmt: skip
         ctx.outputs["corruption"] = pd.DataFrame(outcomes)  # correct or not per example, for paired comparisons
-        ctx.figures[f"corruptions@{sevs[-1]}"] = image_grid(
-            np.stack(grid_rows), ["clean", *names], [ctx.task.classes[k] for k in labels[shown]],
-            title=f"{ctx.task.name}: each corruption at severity {sevs[-1]}",
-        )  # fmt: skip
-        clean_err = (~clean_correct).astype(np.float32)
-        base_clean_err = (base_predictions(None, 0, lambda: images) != labels).astype(np.float32)
+        if not text:
+            ctx.figures[f"corruptions@{sevs[-1]}"] = image_grid(
+                np.stack(grid_rows), ["clean", *names], [ctx.task.classes[k] for k in labels[shown]],
+                title=f"{ctx.task.name}: each corruption at severity {sevs[-1]}",
+            )  # fmt: skip
         n = len(labels)
         flat_m = model_err.reshape(-1, n).T  # [n, C*S]
-        flat_b = base_err.reshape(-1, n).T
-        c, s = len(names), len(sevs)
 
         def sums(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
             w = weights_from_rows(rows, n)
             return (w @ values) / w.sum(1, keepdims=True)  # [B, k] mean error of each column
+
+        def mean_accuracy(rows: np.ndarray) -> np.ndarray:
+            return 1 - sums(rows, flat_m).mean(1)
+
+        out.append(ctx.record("corruption.mean_accuracy", stats.bootstrap(mean_accuracy, n, **opts), "higher",
+                              "robustness", params=record_params))  # fmt: skip
+        if baseline is None:  # CE needs a baseline's errors: the task has none and the suite named none
+            return out
+        clean_err = (~clean_correct).astype(np.float32)
+        base_clean_err = (base_predictions(None, 0, lambda: images) != labels).astype(np.float32)
+        flat_b = base_err.reshape(-1, n).T
+        c, s = len(names), len(sevs)
 
         def ce_per_corruption(rows: np.ndarray) -> np.ndarray:
             m = sums(rows, flat_m).reshape(-1, c, s).sum(2)
@@ -200,11 +246,6 @@ class Corruption(Metric):
             b = sums(rows, flat_b).reshape(-1, c, s).sum(2) - s * sums(rows, base_clean_err[:, None])
             return (m / np.where(np.abs(b) > 1e-12, b, np.nan)).mean(1)
 
-        def mean_accuracy(rows: np.ndarray) -> np.ndarray:
-            return 1 - sums(rows, flat_m).mean(1)
-
-        out.append(ctx.record("corruption.mean_accuracy", stats.bootstrap(mean_accuracy, n, **opts), "higher",
-                              "robustness", params=record_params))  # fmt: skip
         out.append(ctx.record("corruption.mce", stats.bootstrap(mce, n, **opts), "lower", "robustness",
                               params=record_params))  # fmt: skip
         out.append(ctx.record("corruption.relative_mce", stats.bootstrap(relative_mce, n, **opts), "lower",

@@ -229,12 +229,18 @@ def metric_frame(y: np.ndarray, yhat: np.ndarray, groups: pd.Series, control: pd
 @metrics.register("fairness", "per-group metrics (fairlearn MetricFrame), disparities with CIs, audit verdicts")
 class Fairness(Metric):
     name = "fairness"
+    task_params = ("features", "buckets", "intersections", "control_features", "reference")
     category = "fairness"
     needs = frozenset({"predictions"})  # top-1 predictions only: stored ones serve
     Params: type[BaseModel] = FairnessParams
 
     def check(self, task: Task, params: BaseModel) -> None:
         assert isinstance(params, FairnessParams)
+        if not (params.features or task.sensitive):
+            raise ValueError(
+                f"task {task.name} declares no sensitive attributes: name the columns that hold them (for hf: and "
+                "csv: tasks the task option attributes=[...] or sensitive=[...]), or the metric's features"
+            )
         group_columns(task.load().attributes, params, task.sensitive)
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:

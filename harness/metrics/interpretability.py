@@ -33,9 +33,9 @@ if TYPE_CHECKING:
     from harness.tasks.base import Task
 
 log = logging.getLogger(__name__)
-DEFAULT_EXAMPLES = {"image": 64, "tabular": 500}
-RANDOMISATION_EXAMPLES = {"image": 32, "tabular": 200}
-BASELINES = {"image": ("black", "blurred"), "tabular": ("train-mean",)}
+DEFAULT_EXAMPLES = {"image": 64, "tabular": 500, "text": 64}
+RANDOMISATION_EXAMPLES = {"image": 32, "tabular": 200, "text": 32}
+BASELINES = {"image": ("black", "blurred"), "tabular": ("train-mean",), "text": ("pad",)}
 FAILS = "fails-randomisation-test"
 
 
@@ -57,7 +57,9 @@ class InterpretabilityParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     methods: tuple[str, ...] | None = Field(None, description="explainers; default: every one for the modality")
     examples: int | None = Field(None, ge=4, description="explained; default 64 images, 500 rows; all under --limit")
-    baseline: str | None = Field(None, description="black or blurred (images; default black), train-mean (tabular)")
+    baseline: str | None = Field(
+        None, description="black or blurred (images; default black), train-mean (tabular), pad (text)"
+    )
     deletion_steps: int = Field(20, ge=2)
     subset_fraction: float = Field(0.1, gt=0, lt=1, description="faithfulness correlation: features per subset")
     correlation_runs: int = Field(50, ge=3)
@@ -94,8 +96,6 @@ class Interpretability(Metric):
 
     def check(self, task: Task, params: BaseModel) -> None:
         assert isinstance(params, InterpretabilityParams)
-        if task.modality not in BASELINES:
-            raise ValueError(f"explains image and tabular tasks; {task.name} is {task.modality}")
         for name in method_names(task, params):
             method = explainers.get(name)  # unknown names: a did-you-mean error
             if task.modality not in method.modalities:
@@ -125,6 +125,10 @@ class _Run:
         self.task, self.device = ctx.task, ctx.device
         self.modality = self.task.modality
         self.module = ctx.model.to(self.device).module.eval()
+        if self.modality == "text":  # explained in token ids: the tokenizer is not differentiable
+            from harness.models.text import token_ids_model
+
+            self.module = token_ids_model(self.module).eval()
         inputs = ctx.split.inputs
         # rows with a missing value are not explained: captum's perturbations of NaN stay NaN
         candidates = np.flatnonzero(~torch.isnan(inputs.reshape(len(inputs), -1)).any(1).numpy())
@@ -132,13 +136,19 @@ class _Run:
         wanted = params.examples or default
         picked = stats.subset_indices(len(candidates), wanted, ctx.seed)
         self.index = candidates if picked is None else candidates[np.sort(picked)]
-        self.x = inputs[self.index].float().to(self.device)
-        self.targets = self._logits(self.x).argmax(1)
         self.baseline_kind = params.baseline or BASELINES[self.modality][0]
+        if self.modality == "text":  # token ids; the baseline pads every token but the special ones
+            text = self.module.text
+            self.x = text.tokenize(inputs[self.index])["input_ids"]
+            special = torch.isin(self.x, torch.as_tensor(sorted(text.special_ids), device=self.x.device))
+            self.baselines = torch.where(special, self.x, torch.full_like(self.x, text.pad_id))
+        else:
+            self.x = inputs[self.index].float().to(self.device)
+        self.targets = self._logits(self.x).argmax(1)
         if self.modality == "image":
             self.baselines = baselines.image_baseline(self.baseline_kind, self.x)
             self.scale = torch.ones_like(self.x[:1])  # noise in pixel units
-        else:
+        elif self.modality == "tabular":
             self.baselines = baselines.tabular_baseline(self.task).to(self.device).expand_as(self.x).clone()
             self.scale = self._feature_spread()
         self.settings = Settings(params.ig_steps, params.shap_samples, params.shap_stdev, params.occlusion_window,
@@ -258,15 +268,15 @@ class _Run:
             subset = max(2, round(p.subset_fraction * feature.shape[1]))  # one feature: what ablation measures
             correlation = S.faithfulness_correlation(self._class_scores(False), self.x, self.baselines, feature,
                                                      subset=subset, runs=p.correlation_runs, rng=rng)  # fmt: skip
-            infid, sens = self._captum_scores(method, explain, attributions, salt)
             per_example = {
                 "deletion_auc": (deletion, "lower"),
                 "insertion_auc": (insertion, "higher"),
                 "faithfulness_correlation": (correlation, "higher"),
-                "infidelity": (infid, "lower"),
-                "sensitivity_max": (sens, "lower"),
-                "sparseness": (S.sparseness(feature), "higher"),
             }
+            if self.modality != "text":  # both perturb inputs with noise: token ids have no neighbourhood
+                infid, sens = self._captum_scores(method, explain, attributions, salt)
+                per_example |= {"infidelity": (infid, "lower"), "sensitivity_max": (sens, "lower")}
+            per_example["sparseness"] = (S.sparseness(feature), "higher")
             cascade, passed = self._randomisation(method, feature, salt)
             flags = () if passed else (FAILS,)
             settings = {"baseline": self.baseline_kind, "target": "predicted class", "examples": len(self.index)}
@@ -301,11 +311,12 @@ class _Run:
             verdict = {"threshold": p.randomisation_threshold, "final_correlation": float(np.nanmean(final))}
             out.append(ctx.record("interpretability.randomisation_pass", stats.exact(float(passed), len(final)),
                                   "higher", "interpretability", slice=where, params=verdict, flags=flags))  # fmt: skip
-            if self.modality == "tabular":
-                importance[name] = self._importance(name, feature, flags, out)
+            if self.modality != "image":
                 out += self._group_gaps(name, {"deletion_auc": deletion, "faithfulness_correlation": correlation},
                                         flags)  # fmt: skip
-            else:
+            if self.modality == "tabular":
+                importance[name] = self._importance(name, feature, flags, out)
+            elif self.modality == "image":
                 maps[name] = feature[: p.grid_examples].reshape(-1, *self.x.shape[2:])
         ctx.stage("explained", len(names), len(names))
         ctx.outputs["interpretability"] = pd.DataFrame(outputs)

@@ -34,6 +34,7 @@ def shift_seed(task: str, shift: str, seed: int) -> int:
 class TabularShift(Metric):
     name = "tabular-shift"
     category = "robustness"
+    modalities = frozenset({"tabular"})
     Params: type[BaseModel] = TabularShiftParams
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:

@@ -19,7 +19,7 @@ class ModelSource(Protocol):
     def catalog(self) -> list[tuple[str, str]]:
         """(name, one-line description) of each model this source can name, if it has a list."""
 
-    def check(self, arg: str, task: Task) -> None:
+    def check(self, arg: str, task: Task, **options: Any) -> None:
         """Raise ``RegistryError`` for an unknown name, ``IncompatibleError`` if it cannot run on task."""
 
     def load(self, arg: str, task: Task, checkpoint: str | None = None, **options: Any) -> Model: ...
@@ -42,8 +42,9 @@ def source(name: str) -> ModelSource:
     return models.get(parse(name)[0])()
 
 
-def check_model(name: str, task: Task) -> None:
-    source(name).check(parse(name)[1], task)
+def check_model(name: str, task: Task, **options: Any) -> None:
+    """Raise ``IncompatibleError`` when the model cannot run on ``task`` (cheap: nothing is built)."""
+    source(name).check(parse(name)[1], task, **options)
 
 
 def load_model(name: str, task: Task, checkpoint: str | None = None, **options: Any) -> Model:

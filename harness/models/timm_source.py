@@ -23,7 +23,7 @@ class TimmSource:
     def catalog(self) -> list[tuple[str, str]]:
         return []
 
-    def check(self, arg: str, task: Task) -> None:
+    def check(self, arg: str, task: Task, **options: Any) -> None:
         import timm
 
         from harness.models.base import IncompatibleError
@@ -35,48 +35,75 @@ class TimmSource:
 
     def load(self, arg: str, task: Task, checkpoint: str | None = None, **options: Any) -> Model:
         import timm
-        import torch
+        from timm.data import resolve_data_config
 
-        from harness.models.architectures import Normalize
-        from harness.models.base import Model, ModelLoadError
+        from harness.models.base import IncompatibleError, Model, ModelLoadError
+        from harness.models.preprocess import ImageInput, per_channel
 
         self.check(arg, task)
+        name = f"timm:{arg}"
         mean, std = options.pop("mean", None), options.pop("std", None)
-        kwargs: dict[str, Any] = dict(num_classes=task.num_classes, in_chans=task.input_shape[0], **options)
+        hub = bool(options.get("pretrained")) and not checkpoint
+        channels = task.input_shape[0]
+        if hub:  # the model as published: its classes, channels and input size (resized inside the module)
+            kwargs: dict[str, Any] = dict(options)
+        else:  # sized for the task: random, or a checkpoint trained on it (loaded strictly, head and stem)
+            kwargs = dict(num_classes=task.num_classes, in_chans=channels, **options)
         if checkpoint:
             path = Path(checkpoint)
             if not path.is_file():
-                raise ModelLoadError(f"timm:{arg}: checkpoint {path} does not exist")
+                raise ModelLoadError(f"{name}: checkpoint {path} does not exist")
             overlay = dict(file=str(path), num_classes=task.num_classes, input_size=tuple(task.input_shape))
             kwargs.update(pretrained=True, pretrained_cfg_overlay=overlay)
         try:
             body = timm.create_model(arg, **kwargs)
         except (RuntimeError, ValueError, KeyError, OSError, EOFError) as exc:
-            where = f" from {checkpoint}" if checkpoint else ""
+            where = f" from {checkpoint}" if checkpoint else " from the Hugging Face hub" if hub else ""
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"timm:{arg}: could not build the model{where}: {first}") from exc
+            hint = " (HF_HUB_OFFLINE=1 is set: only cached weights load)" if hub and _offline() else ""
+            raise ModelLoadError(f"{name}: could not build the model{where}: {first}{hint}") from exc
         except Exception as exc:  # torch.load(weights_only=True) raises UnpicklingError and kin
             if not checkpoint:
                 raise
             raise ModelLoadError(
-                f"timm:{arg}: {checkpoint} is not a tensor file that can be loaded safely ({type(exc).__name__})"
+                f"{name}: {checkpoint} is not a tensor file that can be loaded safely ({type(exc).__name__})"
             ) from exc
-        channels = task.input_shape[0]
+        if body.num_classes != task.num_classes:
+            raise IncompatibleError(
+                f"{name} predicts {body.num_classes} classes; task {task.name!r} has {task.num_classes}"
+            )
         cfg = body.pretrained_cfg
-        mean = mean if mean is not None else _per_channel(cfg.get("mean", (0.5,)), channels)
-        std = std if std is not None else _per_channel(cfg.get("std", (0.5,)), channels)
-        module = torch.nn.Sequential(Normalize(mean, std, channels), body)
-        config = {"source": "timm", "arch": arg, "options": options, "mean": mean, "std": std}
+        data = resolve_data_config({}, model=body)
+        model_channels = data["input_size"][0] if hub else channels  # sized for the task: in_chans=channels
+        mean = mean if mean is not None else per_channel(data["mean"], model_channels)
+        std = std if std is not None else per_channel(data["std"], model_channels)
+        size, resize = None, None
+        if hub:
+            size = tuple(data["input_size"][1:])
+            if data.get("crop_mode", "center") == "center":
+                resize = round(min(size) / data.get("crop_pct", 1.0))
+        preprocess = ImageInput(size, mean, std, model_channels, resize=resize, interpolation=data["interpolation"])
+        module = torch_sequential(preprocess, body)
+        config = {"source": "timm", "arch": arg, "options": options, "mean": mean, "std": std, "size": size,
+                  "resize": resize, "interpolation": data["interpolation"]}  # fmt: skip
+        weights = f"checkpoint {checkpoint}" if checkpoint else cfg.get("hf_hub_id") or "hub" if hub else None
         info = {
             "source": f"timm {timm.__version__}: {arg}",
-            "weights": f"checkpoint {checkpoint}" if checkpoint else "random initialisation",
+            "weights": weights or "random initialisation",
             "license": cfg.get("license", "unknown"),
+            "revision": cfg.get("tag") or "unknown",
+            "input": f"{data['input_size']}, {data['interpolation']}, crop {data.get('crop_pct')}",
         }
-        return Model(f"timm:{arg}", module, "image", config=config, info=info)
+        return Model(name, module, "image", config=config, info=info)
 
 
-def _per_channel(values: tuple[float, ...] | list[float], channels: int) -> list[float]:
-    values = list(values)
-    if len(values) == channels:
-        return values
-    return [sum(values) / len(values)] * channels
+def torch_sequential(*modules: Any) -> Any:
+    import torch
+
+    return torch.nn.Sequential(*modules)
+
+
+def _offline() -> bool:
+    import os
+
+    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")

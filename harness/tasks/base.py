@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
@@ -18,12 +18,17 @@ from harness.errors import HarnessError
 if TYPE_CHECKING:
     import pandas as pd
     import torch
+    from pydantic import BaseModel
 
 Modality = Literal["image", "tabular", "text"]
 
 
 class DataNotFoundError(HarnessError, FileNotFoundError):
     """A data source is missing; the message says where it was looked for and how to get it."""
+
+
+class TaskError(HarnessError, ValueError):
+    """Data or task options that cannot make a task; the message names the input and what was expected."""
 
 
 def shipped(*parts: str) -> Path:
@@ -90,7 +95,9 @@ class Task(ABC):
     license: ClassVar[str] = ""
     citation: ClassVar[str] = ""
 
-    def __init__(self) -> None:
+    def __init__(self, **options: object) -> None:
+        if options:
+            raise TaskError(f"task {self.name!r} takes no options; got {', '.join(sorted(options))}")
         self._cache: dict[str, Split] = {}
 
     @abstractmethod
@@ -99,7 +106,7 @@ class Task(ABC):
     def load(self, split: str | None = None) -> Split:
         split = split or self.eval_split
         if split not in self.splits:
-            raise ValueError(f"task {self.name!r} has no split {split!r}; its splits are {list(self.splits)}")
+            raise TaskError(f"task {self.name!r} has no split {split!r}; its splits are {list(self.splits)}")
         if split not in self._cache:
             self._cache[split] = self._load(split)
         return self._cache[split]
@@ -112,3 +119,19 @@ class Task(ABC):
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+
+def parse_options(model: type[BaseModel], options: dict[str, Any], task: str) -> Any:
+    """Validate a task source's options, naming the task, the option and what is allowed."""
+    from pydantic import ValidationError
+
+    unknown = sorted(set(options) - set(model.model_fields))
+    if unknown:
+        raise TaskError(
+            f"task {task}: unknown option {', '.join(map(repr, unknown))}; allowed: {', '.join(model.model_fields)}"
+        )
+    try:
+        return model(**options)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise TaskError(f"task {task}: {problems}") from None

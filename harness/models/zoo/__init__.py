@@ -56,7 +56,7 @@ class ZooSource:
     def catalog(self) -> list[tuple[str, str]]:
         return [(f"zoo:{name}", f"[{e['task']}] {e['description']}") for name, e in sorted(catalog().items())]
 
-    def check(self, arg: str, task: Task) -> None:
+    def check(self, arg: str, task: Task, **options: Any) -> None:
         from harness.models.base import IncompatibleError
 
         trained_for = entry(arg)["task"]

@@ -1,0 +1,76 @@
+"""An example harness plugin: the ``blobs`` task and the ``centroid:<metric>`` model source."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from harness.models.base import IncompatibleError, Model
+from harness.registry import RegistryError, unknown_name_message
+from harness.tasks.base import Split, Task
+from harness.tasks.tabular import TabularSchema, TabularTask
+
+CENTRES = np.array([[0.0, 0.0], [3.0, 0.0], [1.5, 2.5]])
+SIZES = {"train": 600, "test": 300}
+
+
+class Blobs(TabularTask):
+    """Three Gaussian blobs in two dimensions; group ``b`` is noisier than group ``a``."""
+
+    name = "blobs"
+    classes = ("left", "right", "top")
+    splits = ("train", "test")
+    sensitive = ("group",)
+    description = "Three 2-D Gaussian blobs (seeded); rows of group b carry twice the noise of group a."
+    license = "CC0-1.0"
+
+    @property
+    def schema(self) -> TabularSchema:  # type: ignore[override]
+        return TabularSchema(("x", "y"), {})
+
+    def _load(self, split: str) -> Split:
+        rng = np.random.default_rng(0 if split == "train" else 1)
+        n = SIZES[split]
+        labels = rng.integers(0, 3, n)
+        group = rng.choice(["a", "b"], n, p=[0.7, 0.3])
+        noise = np.where(group == "a", 0.8, 1.6)[:, None]
+        points = CENTRES[labels] + rng.normal(size=(n, 2)) * noise
+        frame = pd.DataFrame(points, columns=["x", "y"])
+        return self.split_from_frame(split, frame, labels, pd.DataFrame({"group": group}))
+
+
+class NearestCentroid(nn.Module):
+    def __init__(self, centroids: torch.Tensor, p: float) -> None:
+        super().__init__()
+        self.register_buffer("centroids", centroids)
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -torch.cdist(torch.nan_to_num(x), self.centroids, p=self.p)  # nearer is more likely
+
+
+class CentroidSource:
+    metrics: ClassVar[dict[str, float]] = {"euclidean": 2.0, "manhattan": 1.0}
+
+    def catalog(self) -> list[tuple[str, str]]:
+        return [(f"centroid:{m}", f"nearest centroid ({m}), fitted on the task's train split") for m in self.metrics]
+
+    def check(self, arg: str, task: Task, **options: Any) -> None:
+        if arg not in self.metrics:
+            raise RegistryError(unknown_name_message("centroid metric", arg, list(self.metrics)))
+        if task.modality != "tabular" or "train" not in task.splits:
+            raise IncompatibleError(f"centroid:{arg} fits tabular tasks with a train split; {task.name} is not one")
+
+    def load(self, arg: str, task: Task, checkpoint: str | None = None, **options: Any) -> Model:
+        self.check(arg, task)
+        train = task.load("train")
+        x = torch.nan_to_num(train.inputs)
+        centroids = torch.stack([x[train.labels == k].mean(0) for k in range(task.num_classes)])
+        info = {"source": "harness-blobs example plugin", "training_data": f"{task.name} train split",
+                "license": "CC0-1.0"}  # fmt: skip
+        return Model(f"centroid:{arg}", NearestCentroid(centroids, self.metrics[arg]), "tabular",
+                     config={"source": "centroid", "metric": arg}, info=info)  # fmt: skip

@@ -1,0 +1,116 @@
+"""``torch:<file>`` (a TorchScript file) or ``torch:<module>:<Class> --checkpoint FILE`` (a class the
+user's code defines, built with the ``options`` as keyword arguments, and its weights from a
+safetensors file or a state dict read with ``torch.load(weights_only=True)``).
+
+Nothing here unpickles arbitrary objects: a whole pickled ``nn.Module`` is refused with the way to
+save it instead. The module receives the task's raw inputs (images in [0, 1]) and returns logits.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.registry import models
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness.models.base import Model
+    from harness.tasks.base import Task
+
+STATE_KEYS = ("state_dict", "model_state_dict", "model", "weights")  # where trainers nest the weights
+
+
+def read_state(path: Path, name: str) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file, or of a ``torch.save``d state dict read with weights_only."""
+    import pickle
+
+    import torch
+
+    from harness.models.base import ModelLoadError
+    from harness.models.files import read_safetensors
+
+    if path.suffix == ".safetensors":
+        return read_safetensors(path, name)[0]
+    if not path.is_file():
+        raise ModelLoadError(f"{name}: checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"{name}: {path} is not a state dict that can be loaded safely (weights_only=True: {first}). "
+            "Save the weights with torch.save(model.state_dict(), ...) or safetensors."
+        ) from None
+    for key in STATE_KEYS:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelLoadError(f"{name}: {path} holds a {type(state).__name__}, not a state dict of tensors")
+    return state
+
+
+def import_class(spec: str, name: str) -> type:
+    from harness.models.base import ModelLoadError
+
+    module_name, _, class_name = spec.rpartition(":")
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except ModuleNotFoundError as exc:
+        raise ModelLoadError(f"{name}: cannot import module {module_name!r} ({exc}); is it on PYTHONPATH?") from None
+    except AttributeError:
+        raise ModelLoadError(f"{name}: module {module_name!r} has no {class_name!r}") from None
+
+
+@models.register("torch", "a TorchScript file torch:<file>, or torch:<module>:<Class> --checkpoint FILE")
+class TorchSource:
+    def catalog(self) -> list[tuple[str, str]]:
+        return []
+
+    def check(self, arg: str, task: Task, **options: Any) -> None:
+        from harness.models.base import ModelLoadError
+
+        if ":" not in arg and not Path(arg).expanduser().is_file():
+            raise ModelLoadError(
+                f"torch:{arg}: no such TorchScript file; name a file (torch:model.pt) or a class "
+                "(torch:package.module:Class --checkpoint weights.safetensors)"
+            )
+
+    def load(self, arg: str, task: Task, checkpoint: str | None = None, **options: Any) -> Model:
+        import torch
+
+        from harness.models.base import Model, ModelLoadError
+        from harness.models.files import load_state
+
+        self.check(arg, task)
+        name = f"torch:{arg}"
+        if ":" not in arg:  # TorchScript: code and tensors in a zip, no pickled Python objects
+            if checkpoint or options:
+                raise ModelLoadError(f"{name}: a TorchScript file holds its weights and settings; drop them")
+            try:
+                module = torch.jit.load(str(Path(arg).expanduser()), map_location="cpu")
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[0]
+                raise ModelLoadError(
+                    f"{name} is not a TorchScript file ({first}). A pickled nn.Module cannot be loaded safely: "
+                    "export it with torch.jit.script(model).save(...), or save its state dict and name the "
+                    "class: torch:package.module:Class --checkpoint weights.safetensors"
+                ) from None
+            info = {"source": f"TorchScript file {Path(arg).name}", "weights": "in the TorchScript file"}
+            return Model(name, module, task.modality, config={"source": "torchscript"}, info=info)
+        cls = import_class(arg, name)
+        try:
+            module = cls(**options)
+        except TypeError as exc:
+            raise ModelLoadError(f"{name}: {cls.__name__}({options}) failed: {exc}") from None
+        if not isinstance(module, torch.nn.Module):
+            raise ModelLoadError(f"{name}: {cls.__name__} is not a torch.nn.Module")
+        if checkpoint:
+            path = Path(checkpoint).expanduser()
+            load_state(module, read_state(path, name), path, name)
+        info = {"source": f"{arg} ({cls.__module__})", "weights": checkpoint or "random initialisation"}
+        return Model(name, module, task.modality, config={"source": "torch", "class": arg, "options": options},
+                     info=info)  # fmt: skip

@@ -1,0 +1,171 @@
+"""Image tasks from folders of files: ``imagefolder:<dir>`` and the shared pieces of image tasks.
+
+An ImageFolder holds one sub-folder per class (torchvision's convention), or one such folder per split
+(``train/``, ``val/``, ``test/``). Images reach models as float NCHW tensors in [0, 1]; the size and
+channels are declared as options or inferred (every image the same size; grey when every image is).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from harness.registry import tasks
+from harness.tasks.base import Split, Task, TaskError, fingerprint_arrays, parse_options
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
+SPLIT_DIRS = ("train", "val", "validation", "test")
+
+
+class ImageOptions(BaseModel):
+    """How files become tensors: ``size`` is the final [H, W] (or one side of a square); ``resize`` the
+    shorter side before a centre crop to ``size`` (ImageNet's 256 then 224); ``channels`` 1 or 3."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    size: tuple[int, int] | None = None
+    resize: int | None = Field(None, ge=1)
+    channels: int | None = None
+    split: str | None = Field(None, description="the split evaluated by default")
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _square(cls, value: object) -> object:
+        return (value, value) if isinstance(value, int) else value
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: int | None) -> int | None:
+        if value not in (None, 1, 3):
+            raise ValueError("channels is 1 (grey) or 3 (RGB)")
+        return value
+
+
+def to_array(image: Image.Image, channels: int, size: tuple[int, int] | None, resize: int | None) -> np.ndarray:
+    """One PIL image as uint8 [C, H, W]: converted, resized (shorter side to ``resize`` then a centre
+    crop to ``size``, or straight to ``size``) with antialiased bilinear interpolation."""
+    from PIL import Image
+
+    image = image.convert("L" if channels == 1 else "RGB")
+    if resize is not None:
+        w, h = image.size
+        scale = resize / min(w, h)
+        image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
+    if size is not None and image.size != (size[1], size[0]):
+        if resize is not None:
+            w, h = image.size
+            left, top = (w - size[1]) // 2, (h - size[0]) // 2
+            image = image.crop((left, top, left + size[1], top + size[0]))
+        else:
+            image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def image_split(task: str, split: str, pixels: np.ndarray, labels: np.ndarray, extra: dict | None = None) -> Split:
+    """A split from uint8 [N, C, H, W] pixels and integer labels."""
+    import pandas as pd
+    import torch
+
+    attributes = pd.DataFrame({"index": np.arange(len(labels)), **(extra or {})})
+    return Split(
+        task,
+        split,
+        torch.from_numpy(pixels).float().div_(255),
+        torch.from_numpy(labels.astype(np.int64)),
+        attributes,
+        fingerprint_arrays(pixels, labels, extra=f"{task}/{split}"),
+    )
+
+
+def infer_format(paths: list[Path], options: ImageOptions, where: str) -> tuple[int, tuple[int, int]]:
+    """Channels and size: declared, or read from the files' headers (grey if all are, one common size)."""
+    from PIL import Image, UnidentifiedImageError
+
+    modes, sizes = Counter(), Counter()
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                modes[image.mode in ("1", "L", "I", "I;16", "F")] += 1
+                sizes[(image.height, image.width)] += 1
+        except (UnidentifiedImageError, OSError) as exc:
+            raise TaskError(f"{where}: {path} is not an image that PIL can read ({exc})") from None
+    channels = options.channels or (1 if modes[True] == len(paths) else 3)
+    if options.size is not None:
+        return channels, options.size
+    if len(sizes) > 1:
+        shown = ", ".join(f"{h}x{w}" for (h, w), _ in sizes.most_common(3))
+        raise TaskError(
+            f"{where}: the images have {len(sizes)} different sizes ({shown}, ...); "
+            "declare the size a model sees with the task option size=H or size=[H, W]"
+        )
+    return channels, next(iter(sizes))
+
+
+def class_folders(root: Path, where: str) -> dict[str, list[Path]]:
+    """Class name -> its image files, for a folder of class sub-folders."""
+    classes = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in EXTENSIONS)
+        if files:
+            classes[folder.name] = files
+    if len(classes) < 2:
+        raise TaskError(
+            f"{where}: {root} is not an ImageFolder: expected one sub-folder of images per class "
+            f"(at least 2, e.g. {root}/cat/1.png, {root}/dog/2.png), found {len(classes)} with images"
+        )
+    return classes
+
+
+@tasks.register("imagefolder", "imagefolder:<dir>: a class per sub-folder (or train/ val/ test/ of them)")
+class ImageFolderTask(Task):
+    """Images in class sub-folders; options ``size``, ``resize``, ``channels``, ``split``."""
+
+    argument: ClassVar[str] = "<dir>"
+    modality = "image"
+    bounds = (0.0, 1.0)
+
+    def __init__(self, folder: str, **options: object) -> None:
+        self._cache = {}
+        self.name = f"imagefolder:{folder}"
+        self.options = parse_options(ImageOptions, options, self.name)
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            raise TaskError(f"task {self.name}: {root} is not a folder (expected class sub-folders of images)")
+        present = [d for d in SPLIT_DIRS if (root / d).is_dir()]
+        self.roots = {d: root / d for d in present} if present else {"test": root}
+        self.splits = tuple(self.roots)
+        default = self.options.split or next((d for d in ("test", "val", "validation") if d in self.roots), None)
+        if default not in self.roots:
+            raise TaskError(f"task {self.name}: no split {default!r}; its splits are {list(self.roots)}")
+        self.eval_split = default
+        self.files = {s: class_folders(r, self.name) for s, r in self.roots.items()}
+        self.classes = tuple(self.files[default])
+        paths = [p for files in self.files[default].values() for p in files]
+        channels, size = infer_format(paths, self.options, self.name)
+        self.input_shape = (channels, *size)
+        self.description = f"Images from {root}: {len(paths)} in the {default} split, {len(self.classes)} classes."
+
+    def _load(self, split: str) -> Split:
+        from PIL import Image
+
+        files = self.files[split]
+        unknown = sorted(set(files) - set(self.classes))
+        if unknown:
+            raise TaskError(f"task {self.name}: split {split} has classes {unknown} that {self.eval_split} lacks")
+        channels, size = self.input_shape[0], self.input_shape[1:]
+        arrays, labels, names = [], [], []
+        for label, name in enumerate(self.classes):
+            for path in files.get(name, []):
+                with Image.open(path) as image:
+                    arrays.append(to_array(image, channels, size, self.options.resize))
+                labels.append(label)
+                names.append(str(path.relative_to(self.roots[split])))
+        pixels = np.stack(arrays)
+        return image_split(self.name, split, pixels, np.asarray(labels), {"file": names})

@@ -1,0 +1,162 @@
+"""Bring-your-own data: ImageFolder, CSV, Hugging Face datasets, the named benchmarks, text encoding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from byo_fixtures import image_dataset, image_folder, sentences, table, text_dataset
+from PIL import Image
+
+from harness.registry import RegistryError
+from harness.tasks import DataNotFoundError, TaskError, check_task, get_task
+from harness.tasks.text import decode_texts, encode_texts
+
+
+def test_text_encoding_round_trips_unicode_and_pads_with_zeros():
+    texts = ["héllo wörld", "", "数据 ✓", "a\x00b"]
+    rows = encode_texts(texts)
+    assert rows.dtype == torch.uint8 and rows.shape == (4, len("héllo wörld".encode()))
+    assert decode_texts(rows) == ["héllo wörld", "", "数据 ✓", "ab"]
+    assert decode_texts(rows[[2, 0]]) == ["数据 ✓", "héllo wörld"]
+
+
+def test_imagefolder_reads_classes_splits_and_pixels(tmp_path):
+    root = image_folder(tmp_path)
+    task = get_task(f"imagefolder:{root}")
+    assert task.classes == ("cat", "dog", "eel") and task.splits == ("train", "test") and task.eval_split == "test"
+    assert task.input_shape == (3, 20, 24) and task.modality == "image"
+    split = task.load()
+    assert split.inputs.shape == (18, 3, 20, 24) and split.labels.tolist() == [0] * 6 + [1] * 6 + [2] * 6
+    first = np.asarray(Image.open(root / "test" / "cat" / "0.png"), dtype=np.float32).transpose(2, 0, 1) / 255
+    assert torch.allclose(split.inputs[0], torch.from_numpy(first))
+    assert split.attributes["file"][0] == "cat/0.png"
+    resized = get_task(f"imagefolder:{root}", size=16, channels=1)
+    assert resized.input_shape == (1, 16, 16) and resized.load().inputs.shape == (18, 1, 16, 16)
+    grey = np.asarray(Image.open(root / "test" / "cat" / "0.png").convert("L").resize((16, 16), Image.BILINEAR))
+    assert np.allclose(resized.load().inputs[0, 0].numpy(), grey / 255)
+    cropped = get_task(f"imagefolder:{root}", size=16, resize=18).load().inputs
+    assert cropped.shape == (18, 3, 16, 16)
+
+
+def test_imagefolder_bad_input_names_the_folder_and_what_was_expected(tmp_path):
+    with pytest.raises(TaskError, match="not a folder"):
+        get_task(f"imagefolder:{tmp_path / 'missing'}")
+    (tmp_path / "flat").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "flat" / "a.png")
+    with pytest.raises(TaskError, match="is not an ImageFolder: expected one sub-folder of images per class"):
+        get_task(f"imagefolder:{tmp_path / 'flat'}")
+    for k, size in enumerate([(8, 8), (9, 7)]):
+        (tmp_path / "mixed" / f"c{k}").mkdir(parents=True)
+        Image.new("RGB", size).save(tmp_path / "mixed" / f"c{k}" / "x.png")
+    with pytest.raises(TaskError, match=r"2 different sizes .* size=H"):
+        get_task(f"imagefolder:{tmp_path / 'mixed'}")
+    assert get_task(f"imagefolder:{tmp_path / 'mixed'}", size=[6, 5]).load().inputs.shape == (2, 3, 6, 5)
+    with pytest.raises(TaskError, match="unknown option 'colour'"):
+        get_task(f"imagefolder:{tmp_path / 'mixed'}", colour=1)
+    with pytest.raises(RegistryError, match="needs its <dir>: imagefolder:<dir>"):
+        check_task("imagefolder")
+
+
+def test_csv_task_encodes_the_declared_columns(tmp_path):
+    path = table(tmp_path)
+    task = get_task(f"csv:{path}", label="approved", sensitive=["sex"], test_fraction=0.3)
+    assert task.classes == ("no", "yes") and task.sensitive == ("sex",) and task.splits == ("train", "test")
+    assert task.schema.numeric == ("age", "income") and set(task.schema.categorical) == {"city", "sex"}
+    test, train = task.load(), task.load("train")
+    assert len(test) == 90 and len(train) == 210
+    frame = pd.read_csv(path)
+    rows = frame.iloc[np.sort(np.random.default_rng(0).permutation(300)[210:])].reset_index(drop=True)
+    assert np.allclose(test.inputs[:, 0].numpy(), rows["age"]) and np.allclose(
+        test.inputs[:, 1].numpy(), rows["income"]
+    )
+    cities = task.schema.categorical["city"]
+    assert [cities[int(c)] for c in test.inputs[:, 2]] == rows["city"].tolist()
+    assert test.labels.tolist() == (rows["approved"] == "yes").astype(int).tolist()
+    assert test.attributes["sex"].tolist() == rows["sex"].tolist()
+    # the same options from a YAML file; explicit options win
+    (tmp_path / "loans.yaml").write_text("label: approved\nsensitive: [sex, city]\nfeatures: [age, income]\n")
+    from_yaml = get_task(f"csv:{path}", config=str(tmp_path / "loans.yaml"), sensitive=["sex"])
+    assert from_yaml.schema.columns == ("age", "income") and from_yaml.sensitive == ("sex",)
+
+
+def test_csv_bad_input(tmp_path):
+    path = table(tmp_path)
+    with pytest.raises(TaskError, match=r"label column \['outcome'\] not in .*columns: \['age', 'income'"):
+        get_task(f"csv:{path}", label="outcome")
+    with pytest.raises(TaskError, match="does not exist"):
+        get_task(f"csv:{tmp_path / 'none.csv'}", label="y")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(TaskError, match="not a readable CSV"):
+        get_task(f"csv:{tmp_path / 'empty.csv'}", label="y")
+    with pytest.raises(TaskError, match="label: Field required"):
+        get_task(f"csv:{path}")
+    no_train = get_task(f"csv:{path}", label="approved")
+    with pytest.raises(TaskError, match="needs training rows; give the task option train=FILE"):
+        no_train.load("train")
+    with pytest.raises(TaskError, match="holds text; list it under categorical"):
+        get_task(f"csv:{path}", label="approved", categorical=[])
+
+
+def test_hf_text_dataset_from_disk(tmp_path):
+    path = text_dataset(tmp_path)
+    task = get_task(f"hf:{path}", attributes=["dialect"])
+    assert task.modality == "text" and task.classes == ("negative", "positive") and task.sensitive == ("dialect",)
+    split = task.load()
+    texts, labels, groups = sentences(48, seed=2)
+    assert decode_texts(split.inputs) == texts and split.labels.tolist() == labels
+    assert split.attributes["dialect"].tolist() == groups
+    assert get_task(f"hf:{path}", split="train").load().labels.tolist() == sentences(48, seed=1)[1]
+    with pytest.raises(TaskError, match=r"no split 'validation'; its splits are \['train', 'test'\]"):
+        get_task(f"hf:{path}", split="validation")
+    with pytest.raises(TaskError, match="text_column 'review' is not a column"):
+        get_task(f"hf:{path}", text_column="review")
+
+
+def test_hf_image_dataset_and_data_files(tmp_path):
+    task = get_task(f"hf:{image_dataset(tmp_path)}")
+    assert task.modality == "image" and task.input_shape == (3, 16, 16) and task.classes == ("r", "g", "b")
+    assert task.load().inputs.shape == (24, 3, 16, 16) and float(task.load().inputs.max()) <= 1
+    # a folder of plain data files goes through datasets.load_dataset, as a hub data set does
+    texts, labels, _ = sentences(20)
+    (tmp_path / "files").mkdir()
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(tmp_path / "files" / "test.csv", index=False)
+    files = get_task(f"hf:{tmp_path / 'files'}")
+    assert files.modality == "text" and files.classes == ("0", "1") and decode_texts(files.load().inputs) == texts
+
+
+def test_hub_names_while_offline_say_how_to_get_the_data(monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DataNotFoundError, match="HF_DATASETS_OFFLINE=1 is set"):
+        get_task("hf:nobody/no-such-dataset-xyz")
+    with pytest.raises(DataNotFoundError, match=r"sst2 loads stanfordnlp/sst2 .* save_to_disk"):
+        get_task("sst2")
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_named_benchmarks_load_from_disk_or_say_how_to_get_them(tmp_path):
+    with pytest.raises(DataNotFoundError, match=r"download=true"):
+        get_task("cifar10", root=str(tmp_path)).load()
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (12, 28, 28)), rng.integers(0, 10, 12)
+    for prefix in ("t10k", "train"):  # torchvision checks that all four files are there
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    split = get_task("mnist", root=str(tmp_path)).load()
+    assert split.inputs.shape == (12, 1, 28, 28) and split.labels.tolist() == labels.tolist()
+    assert torch.allclose(split.inputs[3, 0], torch.from_numpy(images[3] / 255).float())
+    with pytest.raises(DataNotFoundError, match=r"image-net.org"):
+        get_task("imagenet-val", root=str(tmp_path / "none"))
+    folder = image_folder(tmp_path, classes=("n01440764", "n01443537"), per_class=2, size=(300, 260))
+    imagenet = get_task("imagenet-val", root=str(folder / "test"))
+    assert imagenet.name == "imagenet-val" and imagenet.input_shape == (3, 224, 224)
+    assert imagenet.load().inputs.shape == (4, 3, 224, 224)
