@@ -55,11 +55,13 @@ def image_dataset(root: Path, n: int = 24, size: int = 16) -> Path:
     rng = np.random.default_rng(3)
     labels = [k % 3 for k in range(n)]
     images = [Image.fromarray((rng.random((size, size, 3)) * 80 + 60 * k).astype(np.uint8)) for k in labels]
-    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=["r", "g", "b"])})
-    path = root / "shapes"
-    datasets.DatasetDict({"test": datasets.Dataset.from_dict({"img": images, "label": labels}, features)}).save_to_disk(
-        str(path)
+    sites = [str(s) for s in rng.choice(["lab", "field"], n)]
+    features = datasets.Features(
+        {"img": datasets.Image(), "label": datasets.ClassLabel(names=["r", "g", "b"]), "site": datasets.Value("string")}
     )
+    data = datasets.Dataset.from_dict({"img": images, "label": labels, "site": sites}, features)
+    path = root / "shapes"
+    datasets.DatasetDict({"test": data}).save_to_disk(str(path))
     return path
 
 
@@ -119,9 +121,9 @@ def tiny_text_model(root: Path, train_on: Path | None = None) -> Path:
     model = BertForSequenceClassification(config)
     texts, labels, _ = sentences(256, seed=7)
     batch = tokenizer(texts, padding=True, return_tensors="pt")
-    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.003)
     model.train()
-    for _ in range(60):  # a few steps: it learns the sentiment words, so its explanations mean something
+    for _ in range(40):  # a few steps: it learns the sentiment words, so its explanations mean something
         loss = model(**batch, labels=torch.tensor(labels)).loss
         optimiser.zero_grad()
         loss.backward()
@@ -131,6 +133,31 @@ def tiny_text_model(root: Path, train_on: Path | None = None) -> Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+TABULAR_MODULE = """
+import torch
+from torch import nn
+
+
+class TabularNet(nn.Module):
+    \"\"\"A user's own tabular network: raw rows (NaN for missing values) to logits.\"\"\"
+
+    def __init__(self, features: int = 4, classes: int = 2) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(features, 8), nn.ReLU(), nn.Linear(8, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(torch.nan_to_num(x))
+"""
+
+
+def tabular_module(root: Path) -> Path:
+    """A module file defining ``user_tabular:TabularNet``; returns the folder to put on PYTHONPATH."""
+    folder = root / "user_code"
+    folder.mkdir(exist_ok=True)
+    (folder / "user_tabular.py").write_text(TABULAR_MODULE)
+    return folder
 
 
 def tiny_image_model(root: Path, channels: int = 3, labels: tuple[str, ...] = ("r", "g", "b")) -> Path:

@@ -37,6 +37,7 @@ DEFAULT_EXAMPLES = {"image": 64, "tabular": 500, "text": 64}
 RANDOMISATION_EXAMPLES = {"image": 32, "tabular": 200, "text": 32}
 BASELINES = {"image": ("black", "blurred"), "tabular": ("train-mean",), "text": ("pad",)}
 FAILS = "fails-randomisation-test"
+UNDEFINED = "randomisation-test-undefined"
 
 
 def group_gap(values: np.ndarray, codes: np.ndarray, groups: int):
@@ -278,7 +279,8 @@ class _Run:
                 per_example |= {"infidelity": (infid, "lower"), "sensitivity_max": (sens, "lower")}
             per_example["sparseness"] = (S.sparseness(feature), "higher")
             cascade, passed = self._randomisation(method, feature, salt)
-            flags = () if passed else (FAILS,)
+            # undefined (None): under 3 informative features per example, or a model without parameters
+            flags = (UNDEFINED,) if passed is None else () if passed else (FAILS,)
             settings = {"baseline": self.baseline_kind, "target": "predicted class", "examples": len(self.index)}
             where = f"method={name}"
             for score, (values, direction) in per_example.items():
@@ -307,10 +309,12 @@ class _Run:
                 out.append(ctx.record("interpretability.randomisation_correlation", estimate, "lower",
                                       "interpretability", slice=f"{where},randomised={label}", params=info,
                                       flags=flags))  # fmt: skip
-            final = cascade[-1][1]
-            verdict = {"threshold": p.randomisation_threshold, "final_correlation": float(np.nanmean(final))}
-            out.append(ctx.record("interpretability.randomisation_pass", stats.exact(float(passed), len(final)),
-                                  "higher", "interpretability", slice=where, params=verdict, flags=flags))  # fmt: skip
+            final = cascade[-1][1] if cascade else np.array([])
+            if passed is not None:
+                verdict = {"threshold": p.randomisation_threshold, "final_correlation": float(np.nanmean(final))}
+                out.append(ctx.record("interpretability.randomisation_pass", stats.exact(float(passed), len(final)),
+                                      "higher", "interpretability", slice=where, params=verdict,
+                                      flags=flags))  # fmt: skip
             if self.modality != "image":
                 out += self._group_gaps(name, {"deletion_auc": deletion, "faithfulness_correlation": correlation},
                                         flags)  # fmt: skip
@@ -323,14 +327,16 @@ class _Run:
         self._figures(maps, importance)
         return out
 
-    def _randomisation(self, method: Method, feature: np.ndarray, salt: int) -> tuple[list, bool]:
+    def _randomisation(self, method: Method, feature: np.ndarray, salt: int) -> tuple[list, bool | None]:
         from harness.explain import scores as S
 
         p = self.params
         rows = slice(0, min(p.randomisation_examples or RANDOMISATION_EXAMPLES[self.modality], len(self.x)))
         trained = feature[rows]
         informative = S.differs(self.x[rows], self.baselines[rows])
-        cascade = []
+        cascade: list = []
+        if not S.parameter_layers(self.module):  # nothing to randomise (a model without parameters)
+            return cascade, None
         for label, randomised in S.randomised_cascade(self.module, p.randomisation_steps, self.ctx.seed):
             with self._seeded(salt):
                 attributions = self._explain_all(method, method.build(randomised, self.settings), rows)
@@ -339,7 +345,9 @@ class _Run:
             absolute = S.spearman_rows(np.abs(trained), np.abs(scores), informative)
             cascade.append((label, signed, absolute))
         final = cascade[-1][1]
-        passed = bool(np.isfinite(final).any() and np.nanmean(final) < p.randomisation_threshold)
+        if not np.isfinite(final).any():
+            return cascade, None
+        passed = bool(np.nanmean(final) < p.randomisation_threshold)
         return cascade, passed
 
     def _importance(self, name: str, feature: np.ndarray, flags: tuple[str, ...], out: list[Record]) -> dict:
@@ -365,13 +373,15 @@ class _Run:
             if len(labels) < 2:
                 continue
             for score, values in scores.items():
+                finite = np.isfinite(values)
+                if finite.sum() < 2:  # undefined for (almost) every explained row: no gap to estimate
+                    continue
                 for g in labels:
                     estimate, undefined = self._mean(values[groups == g])
                     out.append(self.ctx.record(f"interpretability.{score}", estimate,
                                                "lower" if score == "deletion_auc" else "higher", "interpretability",
                                                slice=f"method={name},feature={feature},group={g}",
                                                params={"undefined": undefined}, flags=flags))  # fmt: skip
-                finite = np.isfinite(values)
                 codes = np.array([labels.index(g) if g in labels else -1 for g in groups[finite]])
                 estimate = stats.bootstrap(group_gap(values[finite], codes, len(labels)), int(finite.sum()),
                                            **self.ctx.bootstrap_options)  # fmt: skip
