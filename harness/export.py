@@ -56,13 +56,14 @@ def suite_scope(name: str) -> list[tuple[str, str, list[str]]]:
 
     scope = []
     for group in load_suite(name).groups:
-        for task in group.tasks:
+        for task_ref in group.tasks:
+            task = get_task(task_ref.name, **task_ref.options)
             for ref in group.models:
                 try:
-                    check_model(ref.name, get_task(task))
+                    check_model(ref.name, task, **ref.options)
                 except IncompatibleError:
                     continue
-                scope.append((ref.name, task, [m.name for m in group.metrics]))
+                scope.append((ref.name, task.name, [m.name for m in group.metrics]))
     return scope
 
 

@@ -306,8 +306,12 @@ def write_card(store: Any, name: str, task_name: str | None, output: Path, *, fm
         task_name = tasks[0]
     if task_name not in tasks:
         raise CardError(f"the store holds no records of {name} on {task_name}; it has {', '.join(tasks)}")
-    task = get_task(task_name)
-    info = dict(load_model(name, task).info)
+    # the task and model as the run built them (options, checkpoint), from the newest record's provenance
+    newest = max((r for r in records if r.task == task_name), key=lambda r: str(r.provenance.get("time", "")))
+    built = newest.provenance
+    task = get_task(task_name, **(built.get("task_options") or {}))
+    model = load_model(name, task, checkpoint=built.get("model_checkpoint"), **(built.get("model_options") or {}))
+    info = dict(model.info)
     if info_file is not None:
         try:
             extra = yaml.safe_load(info_file.read_text()) or {}

@@ -138,6 +138,7 @@ class HFSource:
         if checkpoint:
             raise ModelLoadError(f"hf:{arg}: the weights come from the repository; --checkpoint is not used here")
         self.check(arg, task, revision, trust_remote_code)
+        transformers.utils.logging.disable_progress_bar()  # harness shows its own progress
         config = load_config(arg, revision, trust_remote_code)
         name = f"hf:{arg}"
         order = label_order(config, task, name)

@@ -35,6 +35,7 @@ def load_split(path: str, config: str | None, split: str, revision: str | None, 
     """One split, from a ``save_to_disk`` folder or through ``load_dataset``; errors say what to do."""
     import datasets
 
+    datasets.disable_progress_bars()  # harness shows its own progress
     folder = Path(path).expanduser()
     if (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file():
         loaded = datasets.load_from_disk(str(folder))
