@@ -1,18 +1,22 @@
-"""An example harness plugin: the ``blobs`` task and the ``centroid:<metric>`` model source."""
+"""An example harness plugin: the ``blobs`` task and the ``centroid:<metric>`` model source.
+
+``harness list`` imports this module to read the descriptions, so torch is imported only where a model
+is built (``harness_blobs.model``), as harness does with its own entries: listing stays fast.
+"""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
-from harness.models.base import IncompatibleError, Model
 from harness.registry import RegistryError, unknown_name_message
-from harness.tasks.base import Split, Task
 from harness.tasks.tabular import TabularSchema, TabularTask
+
+if TYPE_CHECKING:
+    from harness.models.base import Model
+    from harness.tasks.base import Split, Task
 
 CENTRES = np.array([[0.0, 0.0], [3.0, 0.0], [1.5, 2.5]])
 SIZES = {"train": 600, "test": 300}
@@ -43,16 +47,6 @@ class Blobs(TabularTask):
         return self.split_from_frame(split, frame, labels, pd.DataFrame({"group": group}))
 
 
-class NearestCentroid(nn.Module):
-    def __init__(self, centroids: torch.Tensor, p: float) -> None:
-        super().__init__()
-        self.register_buffer("centroids", centroids)
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return -torch.cdist(torch.nan_to_num(x), self.centroids, p=self.p)  # nearer is more likely
-
-
 class CentroidSource:
     metrics: ClassVar[dict[str, float]] = {"euclidean": 2.0, "manhattan": 1.0}
 
@@ -60,12 +54,19 @@ class CentroidSource:
         return [(f"centroid:{m}", f"nearest centroid ({m}), fitted on the task's train split") for m in self.metrics]
 
     def check(self, arg: str, task: Task, **options: Any) -> None:
+        from harness.models.base import IncompatibleError
+
         if arg not in self.metrics:
             raise RegistryError(unknown_name_message("centroid metric", arg, list(self.metrics)))
         if task.modality != "tabular" or "train" not in task.splits:
             raise IncompatibleError(f"centroid:{arg} fits tabular tasks with a train split; {task.name} is not one")
 
     def load(self, arg: str, task: Task, checkpoint: str | None = None, **options: Any) -> Model:
+        import torch
+
+        from harness.models.base import Model
+        from harness_blobs.model import NearestCentroid
+
         self.check(arg, task)
         train = task.load("train")
         x = torch.nan_to_num(train.inputs)
