@@ -120,7 +120,17 @@ def test_bad_input_exits_2_naming_the_input(byo, tmp_path, case):
 @pytest.fixture(scope="module")
 def plugin_installed():
     """The example plugin package, installed into this environment as a user would install it."""
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--force-reinstall", str(PLUGIN)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--no-build-isolation",
+        "--force-reinstall",
+        str(PLUGIN),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
 
