@@ -482,6 +482,7 @@ def compare(
     b: Annotated[str, typer.Argument(help="Model B, e.g. zoo:fmnist-cnn-adv")],
     task: Annotated[str | None, typer.Option("--task", "-t", help="Only this task")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Every comparison as JSON on stdout")] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="Show every figure, not only the key ones")] = False,
     store: StoreOpt = None,
 ) -> None:
     """Paired comparison of two models on the same examples: both values, the difference with its CI,
@@ -504,15 +505,49 @@ def compare(
                      "difference_ci": [c.difference.ci_low, c.difference.ci_high], "n": c.difference.n,
                      "test": c.test, "p": c.p, "p_holm": c.p_holm, "verdict": c.verdict} for c in rows])  # fmt: skip
         return
-    table = Table(title=Text(f"A = {a}, B = {b}: paired on the same examples; p adjusted by Holm over "
+    shown = rows if show_all else [c for c in rows if key_figure(c.figure)]
+    tasks = sorted({c.task for c in rows})
+    on = f" on {tasks[0]}" if len(tasks) == 1 else ""
+    table = Table(title=Text(f"A = {a}, B = {b}{on}: paired on the same examples; p adjusted by Holm over "
                              f"{len(rows)} figures"), title_justify="left")  # fmt: skip
-    for column in ("task", "figure", "A", "B", "A - B (95% CI)", "n", "test", "p (Holm)", "verdict"):
-        table.add_column(column, justify="left" if column in ("task", "figure", "test", "verdict") else "right")
-    for c in rows:
+    columns = ("task", "figure", "A", "B", "A - B (95% CI)", "n", "test", "p (Holm)", "verdict")[bool(on) :]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("task", "figure", "test", "verdict") else "right",
+                         no_wrap=True)  # fmt: skip
+    for c in shown:
         diff = f"{c.difference.value:+.3f} [{c.difference.ci_low:+.3f}, {c.difference.ci_high:+.3f}]"
-        table.add_row(*[Text(v) for v in (c.task, c.figure, f"{c.a.value:.3f}", f"{c.b.value:.3f}", diff,
-                                          str(c.difference.n), c.test, f"{c.p_holm:.2g}", c.verdict)])  # fmt: skip
+        test = "bootstrap" if c.test == "paired bootstrap" else c.test.removesuffix(" exact")
+        verdict = "n.s." if c.verdict == "no significant difference" else c.verdict
+        values = (c.task, c.figure, f"{c.a.value:.3f}", f"{c.b.value:.3f}", diff, str(c.difference.n), test,
+                  f"{c.p_holm:.2g}", verdict)[bool(on) :]  # fmt: skip
+        table.add_row(*[Text(v) for v in values])
     out.print(table)
+    out.print(
+        "test: McNemar's exact test on per-example correct/incorrect, or a paired bootstrap of the "
+        "per-example differences; n.s.: no significant difference at 0.05 after Holm"
+    )
+    summary = Table(title="every figure compared, by family", title_justify="left")
+    for column in ("task", "family", "figures", "A better", "B better", "no significant difference"):
+        summary.add_column(column, justify="left" if column in ("task", "family") else "right")
+    families: dict[tuple[str, str], list[str]] = {}
+    for c in rows:
+        families.setdefault((c.task, c.figure.split(" ")[0].split(".")[0]), []).append(c.verdict)
+    for (t, family), verdicts in families.items():
+        counts = [str(verdicts.count(v)) for v in ("A better", "B better", "no significant difference")]
+        summary.add_row(Text(t), Text(family), str(len(verdicts)), *counts)
+    out.print(summary)
+    if not show_all and len(shown) < len(rows):
+        out.print(
+            f"{len(shown)} key figures of {len(rows)} shown (accuracy, worst-case robust accuracy, corruption "
+            "accuracy at severity 3, explanation deletion AUC); --all shows every one, --json gives all"
+        )
+
+
+def key_figure(figure: str) -> bool:
+    """The figures ``harness compare`` shows unless asked for all: clean accuracy, the worst case over
+    attacks, each corruption at the middle severity, and each explainer's deletion AUC."""
+    return (figure == "accuracy.top1" or " worst-" in figure or figure.endswith("@3")
+            or figure.endswith("/deletion_auc"))  # fmt: skip
 
 
 class CardFormat(StrEnum):

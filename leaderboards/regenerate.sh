@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate the committed leaderboards: every reference suite into a new store, then each suite's
-# leaderboard in md, csv, json and html. About 22 minutes on 2 CPU cores (robustness alone: 13).
+# leaderboard in md, csv, json and html, and the example model cards. About 22 minutes on 2 CPU cores (robustness alone: 13).
 # `harness leaderboard --check` re-runs the fast suites (quick, fairness) and compares.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,4 +13,7 @@ for suite in "${@:-quick fairness robustness interpretability efficiency}"; do
     done
   done
 done
+# the example model cards, once every suite has run
+harness card zoo:fmnist-cnn -o leaderboards/cards/zoo-fmnist-cnn.md --store "$store"
+harness card zoo:adult-mlp-fair --task adult -o leaderboards/cards/zoo-adult-mlp-fair.md --store "$store"
 [ -n "${HARNESS_STORE:-}" ] || rm -rf "$store"

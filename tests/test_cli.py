@@ -335,6 +335,9 @@ def test_compare_two_zoo_models_on_the_quick_suite(quick_store):
         "B better",
         "no significant difference",
     )
+    shown = harness("compare", "zoo:fmnist-cnn", "zoo:fmnist-mlp", store=store).stdout
+    assert "accuracy.top1" in shown and "every figure compared, by family" in shown
+    assert f"over {len(rows)} figures" in shown
     bad = harness("compare", "zoo:fmnist-cnn", "zoo:adult-mlp", store=store, check=False)
     assert bad.returncode == 2 and "never evaluated on the same task" in bad.stderr
 
@@ -358,7 +361,7 @@ def test_model_card_of_the_mitigated_adult_model_round_trips_through_huggingface
                     "Quantitative Analyses", "Ethical Considerations", "Caveats and Recommendations"):  # fmt: skip
         assert f"## {section}" in text
     assert "ranking income-survey rows for &lt;research&gt; only" in text
-    assert "Out-of-scope uses: not provided." in text
+    assert "Out-of-scope uses: any decision about a real person" in text  # the zoo states it; --info added the use
     assert "Weakest sex group:" in text and "accuracy gap between sex groups" in text
     assert "(accuracy-by-sex.png)" not in text and "MODEL_CARD_figures/accuracy-by-sex.png" in text
     assert (path.parent / "MODEL_CARD_figures" / "accuracy-by-sex.png").read_bytes()[:4] == b"\x89PNG"

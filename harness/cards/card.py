@@ -58,6 +58,29 @@ class Facts:
         return [r for r in self.records if r.metric == metric and re.fullmatch(pattern, r.slice)]
 
 
+def _settings(value: Any) -> str:
+    """``{"name": "mlp", "hidden": [256, 128]}`` -> ``mlp (hidden 256, 128)``; a string as it is."""
+    if value is None:
+        return NOT_PROVIDED
+    if not isinstance(value, dict):
+        return str(value)
+    rest = {k: v for k, v in value.items() if k != "name"}
+    parts = [f"{k.replace('_', ' ')} {', '.join(map(str, v)) if isinstance(v, list | tuple) else _settings(v)}"
+             for k, v in rest.items()]  # fmt: skip
+    name = str(value.get("name", ""))
+    return f"{name} ({'; '.join(parts)})" if name and parts else name or "; ".join(parts)
+
+
+COST_LABELS = {
+    "best_throughput": "throughput (samples/s, best batch size)", "latency_p50_ms": "latency p50 (ms, batch 1)",
+    "latency_p99_ms": "latency p99 (ms, batch 1)", "peak_memory_mb": "peak memory (MiB)",
+    "energy_wh_per_1k": "energy (Wh per 1,000 inferences)", "carbon_g_per_1k": "carbon (g CO2-eq per 1,000)",
+    "params": "parameters", "flops_per_sample": "FLOPs per sample",
+}  # fmt: skip
+EXPLANATION_SCORES = {"deletion_auc": "deletion AUC ↓", "insertion_auc": "insertion AUC ↑",
+                      "faithfulness_correlation": "faithfulness ↑", "randomisation_pass": "sanity check"}  # fmt: skip
+
+
 def shown(r: Record) -> str:
     return format_value(r.metric, r.value, r.ci_low, r.ci_high) + f" (n={r.n})"
 
@@ -73,7 +96,7 @@ def details(name: str, task: Any, info: dict, facts: Facts) -> Section:
     fingerprint = next((r.provenance.get("model_fingerprint") for r in facts.records), None)
     versions = next((r.provenance for r in facts.records), {})
     rows = [["model", name], ["description", info.get("description", NOT_PROVIDED)],
-            ["source", info.get("source", NOT_PROVIDED)], ["architecture", str(info.get("architecture", NOT_PROVIDED))],
+            ["source", info.get("source", NOT_PROVIDED)], ["architecture", _settings(info.get("architecture"))],
             ["parameters", f"{info['parameters']:,}" if "parameters" in info else NOT_PROVIDED],
             ["license", info.get("license", NOT_PROVIDED)], ["weights fingerprint", fingerprint or NOT_PROVIDED],
             ["evaluated with", f"harness {versions.get('harness', '?')}, torch {versions.get('torch', '?')}"],
@@ -123,14 +146,14 @@ def training_data(info: dict) -> Section:
     recipe = info.get("recipe")
     text = f"{info.get('training_data', NOT_PROVIDED)}."
     if recipe:
-        text += f" Recipe: {recipe}."
+        text += f" Recipe: {_settings(recipe)}."
     return Section("Training Data", [text])
 
 
 def quantitative(facts: Facts, figures: list[Image]) -> Section:
     blocks: list[str | Table | Image] = []
     headline = [[label, shown(r)] for metric, s, label in FRONT_FIGURES if (r := facts.get(metric, s))]
-    headline += [[r.metric.split(".", 1)[1], shown(r)] for r in facts.all("accuracy.balanced")]
+    headline += [["balanced accuracy", shown(r)] for r in facts.all("accuracy.balanced")]
     if headline:
         blocks += ["Overall:", Table(["figure", "value ± CI"], headline)]
     groups = facts.all("fairness.accuracy", r"[^,=]+=[^,]+")
@@ -149,29 +172,25 @@ def quantitative(facts: Facts, figures: list[Image]) -> Section:
             "Corruption error relative to the baseline (CE, lower is better):",
             Table(["corruption", "CE"], rows),
         ]
-    scores = ("deletion_auc", "insertion_auc", "faithfulness_correlation", "randomisation_pass")
-    explained = [r for r in facts.records if r.metric.removeprefix("interpretability.") in scores
-                 and r.metric.startswith("interpretability.") and r.slice.count("=") == 1]  # fmt: skip
+    explained: dict[str, dict[str, str]] = {}
+    for r in facts.records:
+        score = r.metric.removeprefix("interpretability.")
+        if r.metric.startswith("interpretability.") and score in EXPLANATION_SCORES and r.slice.count("=") == 1:
+            explained.setdefault(r.slice.removeprefix("method="), {})[score] = format_value(
+                r.metric, r.value, r.ci_low, r.ci_high)  # fmt: skip
     if explained:
-        blocks += ["Explanation quality (captum methods):",
-                   Table(["method", "score", "value"], [[r.slice.removeprefix("method="),
-                                                         r.metric.removeprefix("interpretability."), shown(r)]
-                                                        for r in explained])]  # fmt: skip
-    shown_cost = (
-        "best_throughput",
-        "latency_p50_ms",
-        "latency_p99_ms",
-        "peak_memory_mb",
-        "energy_wh_per_1k",
-        "carbon_g_per_1k",
-        "params",
-        "flops_per_sample",
-    )
+        n = next(r.n for r in facts.records if r.metric == "interpretability.deletion_auc")
+        blocks += [f"Explanation quality (captum methods, {n} explained examples; the sanity check is the "
+                   "model-parameter randomisation test):",
+                   Table(["method", *EXPLANATION_SCORES.values()],
+                         [[m, *(scores.get(k, "") for k in EXPLANATION_SCORES)] for m, scores in
+                          sorted(explained.items())])]  # fmt: skip
     cost = [r for r in facts.records if r.category == "efficiency" and r.slice in ("overall", "precision=fp32")
-            and r.metric.removeprefix("efficiency.") in shown_cost]  # fmt: skip
+            and r.metric.removeprefix("efficiency.") in COST_LABELS]  # fmt: skip
+    cost.sort(key=lambda r: list(COST_LABELS).index(r.metric.removeprefix("efficiency.")))
     if cost:
-        blocks += ["Cost per device:", Table(["device", "figure", "value", "flags"], [
-            [str(r.provenance.get("device", "")), r.metric.removeprefix("efficiency."),
+        blocks += ["Cost per device (fp32):", Table(["device", "figure", "value", "flags"], [
+            [str(r.provenance.get("device", "")), COST_LABELS[r.metric.removeprefix("efficiency.")],
              format_value(r.metric, r.value, r.ci_low, r.ci_high), ", ".join(r.flags)] for r in cost])]  # fmt: skip
     blocks += figures
     return Section("Quantitative Analyses", blocks or [f"No figures in the store: {NOT_PROVIDED}."])
@@ -188,12 +207,15 @@ def findings(facts: Facts, sensitive: tuple[str, ...] = ()) -> tuple[list[str], 
             ethics.append(f"Weakest {feature} group: {weakest.slice.split('=', 1)[1]} at accuracy "
                           f"{_interval(weakest, 100)}% (n={weakest.n}); the largest accuracy gap between {feature} "
                           f"groups is {_interval(gap, 100)} points.")  # fmt: skip
+    failed: dict[str, list[str]] = {}  # feature -> "criterion (groups outside the band)"
     for verdict in facts.all("fairness.verdict"):
         if verdict.value == 0:
             where = dict(part.split("=", 1) for part in verdict.slice.split(","))
             failing = ", ".join(verdict.params.get("failing", [])) or "?"
-            ethics.append(f"Fails the four-fifths criterion for {where.get('criterion', '?').replace('_', ' ')} by "
-                          f"{where.get('feature', '?')} (groups outside the band: {failing}).")  # fmt: skip
+            criterion = where.get("criterion", "?").replace("_", " ")
+            failed.setdefault(where.get("feature", "?"), []).append(f"{criterion} (outside the band: {failing})")
+    for feature, criteria in failed.items():
+        ethics.append(f"Fails the four-fifths criterion by {feature} for {'; '.join(criteria)}.")
     clean = facts.get("adversarial.clean_accuracy", "attack=none")
     curve = sorted((float(r.slice.split("@")[1]), r) for r in facts.all("adversarial.robust_accuracy",
                                                                             r"attack=worst-linf@[0-9.]+"))  # fmt: skip
@@ -215,7 +237,13 @@ def findings(facts: Facts, sensitive: tuple[str, ...] = ()) -> tuple[list[str], 
                        "counters were readable), not measured.")  # fmt: skip
     if not ethics and not sensitive:
         ethics.append("The evaluation data declares no sensitive attributes, so performance is not "
-                      "disaggregated by group (per-class accuracy is in the store).")  # fmt: skip
+                      "disaggregated by group of people.")  # fmt: skip
+    classes = facts.all("accuracy.top1", r"class=.+")
+    if len(classes) > 1:
+        weakest, strongest = min(classes, key=lambda r: r.value), max(classes, key=lambda r: r.value)
+        caveats.append(f"Weakest class: {weakest.slice.removeprefix('class=')} at accuracy {_interval(weakest, 100)}% "
+                       f"(n={weakest.n}); strongest: {strongest.slice.removeprefix('class=')} at "
+                       f"{_interval(strongest, 100)}%.")  # fmt: skip
     elif not ethics:
         ethics.append("No fairness evaluation in the store for this model: disaggregated performance is "
                       f"{NOT_PROVIDED}; run `harness run --suite fairness`.")  # fmt: skip

@@ -15,9 +15,13 @@ class LeaderboardError(HarnessError, ValueError):
     """Nothing to show, or a filter that matches nothing; the message says what the store holds."""
 
 
+ORDER = ("quick", "robustness", "fairness", "interpretability", "efficiency")  # "every suite": accuracy first
+
+
 def headlines(suite: str | None) -> list[Headline]:
-    """The suite's declared headline figures, or every built-in suite's (first declaration wins)."""
-    names = [suite] if suite else suite_names()
+    """The suite's declared headline figures, or every built-in suite's (first declaration wins), the
+    reference suites first so that a board of every suite is ranked by accuracy."""
+    names = [suite] if suite else sorted(suite_names(), key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
     out: dict[tuple[str, str], Headline] = {}
     for name in names:
         for h in load_suite(name).leaderboard:

@@ -123,15 +123,28 @@ def csv(board: Board) -> str:
 
 
 def terminal(board: Board, console: Any, title: str) -> None:
+    """One table per (task, device); a group wider than the terminal continues in further tables that
+    repeat the rank and the model, numbered (1/3, 2/3...)."""
     from rich.table import Table
     from rich.text import Text  # strings from the store are text, never rich markup
 
     for group in groups(board):
         heading = f"{title}: {group.task} · {group.device} (ranked by {group.ranked_by})"
-        table = Table(title=Text(heading), title_justify="left")
-        for h in group.headers:
-            table.add_column(h, justify="left" if h in ("model", "flags") else "right", no_wrap=h == "model")
-        for row in group.rows:
-            table.add_row(*[Text(v) for v in group.values(row)])
-        console.print(table)
+        headers, rows = group.headers, [group.values(row) for row in group.rows]
+        width = [max(len(h), *(len(r[i]) for r in rows)) + 3 for i, h in enumerate(headers)]
+        fixed = width[0] + width[1] + 1
+        parts: list[list[int]] = [[]]
+        for i in range(2, len(headers)):
+            if parts[-1] and fixed + sum(width[j] for j in parts[-1]) + width[i] > console.width:
+                parts.append([])
+            parts[-1].append(i)
+        for k, part in enumerate(parts, 1):
+            label = heading if len(parts) == 1 else f"{heading} ({k}/{len(parts)})"
+            table = Table(title=Text(label), title_justify="left")
+            for i in (0, 1, *part):
+                h = headers[i]
+                table.add_column(h, justify="left" if h in ("model", "flags") else "right", no_wrap=True)
+            for r in rows:
+                table.add_row(*[Text(r[i]) for i in (0, 1, *part)])
+            console.print(table)
     console.print(Text(LEGEND))

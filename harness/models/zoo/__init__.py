@@ -21,6 +21,17 @@ if TYPE_CHECKING:
     from harness.tasks.base import Task
 
 LICENSE = "Apache-2.0"
+# What the zoo is for, for its model cards: reference models that exercise every evaluation, not products.
+USE = {
+    "intended_use": "a reference model for running, testing and learning the harness's evaluations on its "
+    "shipped data set, and a baseline to compare other models with",
+    "intended_users": "developers and reviewers of evaluation tooling; students of model evaluation",
+}
+OUT_OF_SCOPE = {
+    "fashion-mnist": "any real product or image classification: it has seen only 28x28 grey Zalando catalogue images",
+    "adult": "any decision about a real person (hiring, pay, credit, insurance): it learned from the 1994 US census",
+    "german-credit": "any credit decision: it learned from 700 applicants of a 1970s German bank",
+}
 
 
 @cache
@@ -98,6 +109,8 @@ class ZooSource:
             "recipe": e["recipe"],
             "seed": e["recipe"]["seed"],
             "license": LICENSE,
+            **USE,
+            "out_of_scope": OUT_OF_SCOPE.get(e["task"], "any use beyond evaluating the harness"),
             **json.loads(metadata.get("training", "{}")),
         }
         return Model(f"zoo:{arg}", module, task.modality, config=self._config(arg), info=info)
