@@ -33,16 +33,22 @@ class ConfigError(HarnessError, ValueError):
     """A suite file that cannot be used; the message says where and why."""
 
 
-class ModelRef(BaseModel):
+class NamedRef(BaseModel):
+    """A name with options; in YAML a bare string is the name alone."""
+
     model_config = _STRICT
-    name: str = Field(description="source:name, e.g. zoo:fmnist-cnn or timm:resnet18")
-    checkpoint: str | None = None
+    name: str
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
+
+
+class ModelRef(NamedRef):
+    name: str = Field(description="source:name, e.g. zoo:fmnist-cnn or timm:resnet18")
+    checkpoint: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -64,15 +70,8 @@ class ModelRef(BaseModel):
         return name
 
 
-class TaskRef(BaseModel):
-    model_config = _STRICT
+class TaskRef(NamedRef):
     name: str = Field(description="a task (fashion-mnist, cifar10) or source:argument (csv:loans.csv, hf:imdb)")
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
 
     @field_validator("name")
     @classmethod
