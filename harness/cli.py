@@ -131,6 +131,13 @@ def run(
         str | None,
         typer.Option(help="ISO 3166-1 alpha-3 code of the electricity grid, for carbon [default: the suite's, USA]"),
     ] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="local (this process) or ray (Ray tasks) [default: the suite's, local]")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join: auto or HOST:PORT [default: start a local instance]")
+    ] = None,
+    retries: Annotated[int | None, typer.Option(help="Run a failed job again up to N times [default: 0]")] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate a seeded subset of N examples per task")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of subsets and bootstrap resampling [default: 0]")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 256]")] = None,
@@ -161,7 +168,8 @@ def run(
     task_options = key_values(task_option, "--task-option") | ({"split": split} if split else {})
     spec = spec.with_overrides(
         models=model, tasks=task, metrics=metric, checkpoint=checkpoint, model_options=model_options,
-        task_options=task_options, limit=limit, seed=seed, batch_size=batch_size, resamples=resamples, country=country,
+        task_options=task_options, limit=limit, executor=executor, ray_address=ray_address, retries=retries,
+        seed=seed, batch_size=batch_size, resamples=resamples, country=country,
     )  # fmt: skip
     # --device cpu,cuda runs the suite once per device; metrics whose results depend on the device
     # (efficiency) are measured on each, the others come from the store after the first

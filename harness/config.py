@@ -18,7 +18,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -158,6 +158,9 @@ class Suite(BaseModel):
     resamples: int = Field(1000, ge=10, le=100_000, description="bootstrap resamples per confidence interval")
     device: str = "auto"
     country: str = Field("USA", description="ISO 3166-1 alpha-3 code of the grid whose carbon intensity applies")
+    executor: Literal["local", "ray"] = Field("local", description="local: in this process; ray: Ray tasks")
+    ray_address: str | None = Field(None, description="Ray cluster: auto, HOST:PORT, or none for a local instance")
+    retries: int = Field(0, ge=0, le=10, description="how often a failed job is run again")
     leaderboard: list[Headline] = Field(default_factory=list, description="the figures its leaderboard shows")
 
     @field_validator("country")

@@ -17,6 +17,10 @@ from harness.stats import Estimate
 from harness.tasks.base import Split, Task
 
 
+class ModelRunError(RuntimeError):
+    """The evaluated model raised or returned something other than logits; names model, task and batch."""
+
+
 @dataclass(frozen=True)
 class Predictions:
     """The clean pass over the evaluation data, as numpy arrays on the host."""
@@ -87,7 +91,20 @@ class EvalContext:
         parts, pin = [], self.device.type == "cuda"
         for start in range(0, len(inputs), self.batch_size):
             batch = inputs[start : start + self.batch_size]
-            parts.append(self.model.logits(batch.pin_memory() if pin else batch).float())
+            try:
+                out = self.model.logits(batch.pin_memory() if pin else batch)
+            except Exception as exc:  # name the model, the task and the batch: the user's model raised
+                raise ModelRunError(
+                    f"{self.model.name} raised on {self.task.name}, batch {start // self.batch_size} (examples "
+                    f"{start}-{start + len(batch) - 1}): {type(exc).__name__}: {exc}"
+                ) from exc
+            if not isinstance(out, torch.Tensor) or out.ndim != 2 or len(out) != len(batch):
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ModelRunError(
+                    f"{self.model.name} returned {shape} on {self.task.name}, batch {start // self.batch_size}; "
+                    f"expected logits of shape ({len(batch)}, {self.task.num_classes})"
+                )
+            parts.append(out.float())
             if progress and self.on_batch:
                 self.on_batch(start + len(batch), len(inputs))
         return torch.cat(parts).cpu().numpy()

@@ -1,23 +1,133 @@
 """Executors map a job function over jobs and yield the results as they come; they know nothing of
-metrics. The in-process executor runs them one after another; a Ray executor (for many machines)
-implements the same ``map``."""
+metrics. The in-process executor runs them one after another; the Ray executor runs each job as a Ray
+task (on this machine or a cluster) and yields a job's results when it finishes, so the caller (the
+only writer of the store) commits them as they arrive.
+
+Each job may declare what it needs (``Needs``): a GPU, or a whole device to itself (jobs that time or
+measure energy must not share their device with other work).
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from harness.errors import HarnessError
 
 J = TypeVar("J")
 R = TypeVar("R")
+log = logging.getLogger(__name__)
+
+
+class ExecutorError(HarnessError, RuntimeError):
+    """An executor that cannot start (Ray missing, a cluster that cannot be reached)."""
+
+
+@dataclass(frozen=True)
+class Needs:
+    gpu: bool = False  # the job runs on a CUDA device
+    exclusive: bool = False  # the job times or measures energy: nothing else may run on its device meanwhile
+
+
+Failed = Callable[[Any, BaseException], Iterable[Any]]  # (job, error) -> results that record the failure
 
 
 class Executor(Protocol):
-    def map(self, fn: Callable[[J], Iterable[R]], jobs: Iterable[J]) -> Iterator[R]:
-        """Apply ``fn`` to every job, yielding each result as soon as it exists."""
+    def map(
+        self,
+        fn: Callable[[J], Iterable[R]],
+        jobs: Iterable[J],
+        needs: Callable[[J], Needs] | None = None,
+        on_error: Failed | None = None,
+    ) -> Iterator[R]:
+        """Apply ``fn`` to every job, yielding each result as soon as it exists; a job that raises yields
+        ``on_error(job, error)`` instead (or the error propagates when there is no ``on_error``)."""
         ...
 
 
 class InProcessExecutor:
-    def map(self, fn: Callable[[J], Iterable[R]], jobs: Iterable[J]) -> Iterator[R]:
+    def map(self, fn, jobs, needs=None, on_error=None):  # type: ignore[no-untyped-def]
         for job in jobs:
-            yield from fn(job)
+            try:
+                yield from fn(job)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                yield from on_error(job, exc)
+
+
+def _run_job(fn: Callable[[Any], Iterable[Any]], job: Any) -> list[Any]:
+    """The body of a Ray task: the job's results as one list (sent back when the job ends)."""
+    return list(fn(job))
+
+
+class RayExecutor:
+    """Runs each job as a Ray task. ``address``: ``None`` starts a local Ray instance sized to this
+    machine, ``"auto"`` joins the cluster this machine belongs to, ``"HOST:PORT"`` a given one.
+    ``retries``: how often Ray runs a task again after its worker died (a crash, a lost node)."""
+
+    def __init__(self, address: str | None = None, retries: int = 0, num_cpus: int | None = None) -> None:
+        self.address, self.retries, self.num_cpus = address, retries, num_cpus
+
+    def _ray(self) -> Any:
+        try:
+            import ray
+        except ImportError:
+            raise ExecutorError(
+                "the Ray executor needs ray: pip install -e '.[ray]' (or pip install 'ray>=2.9')"
+            ) from None
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                      "runtime_env": {"env_vars": _forwarded_env()}}  # fmt: skip
+            if self.address is None:
+                kwargs["num_cpus"] = self.num_cpus or os.cpu_count()
+            try:
+                ray.init(address=self.address, **kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ExecutorError(
+                    f"cannot start or reach Ray at {self.address or 'a local instance'}: {exc}"
+                ) from None
+        return ray
+
+    def _options(self, ray: Any, need: Needs) -> dict[str, Any]:
+        options: dict[str, Any] = {"max_retries": self.retries}
+        if need.gpu:
+            options["num_gpus"] = 1  # a whole GPU: nothing else is scheduled on it meanwhile
+        if need.exclusive and not need.gpu:  # a whole machine's CPUs: timings and energy are not shared
+            options["num_cpus"] = max(int(n["Resources"].get("CPU", 1)) for n in ray.nodes() if n["Alive"])
+        return options
+
+    def map(self, fn, jobs, needs=None, on_error=None):  # type: ignore[no-untyped-def]
+        ray = self._ray()
+        remote = ray.remote(_run_job)
+        pending: dict[Any, Any] = {}
+        for job in jobs:
+            need = needs(job) if needs else Needs()
+            pending[remote.options(**self._options(ray, need)).remote(fn, job)] = job
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            job = pending.pop(ref)
+            try:
+                results = ray.get(ref)
+            except Exception as exc:  # the task raised, or its worker died more often than retries allow
+                if on_error is None:
+                    raise
+                cause = getattr(exc, "cause", None)
+                results = list(on_error(job, cause if isinstance(cause, BaseException) else exc))
+            yield from results
+
+
+def _forwarded_env() -> dict[str, str]:
+    """Settings the workers must share with the driver (offline hubs, caches, data locations)."""
+    names = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HARNESS_DATA", "HARNESS_CACHE", "HARNESS_IMAGENET",
+             "GIT_PYTHON_REFRESH", "PYTHONPATH", "HF_HOME")  # fmt: skip
+    return {n: os.environ[n] for n in names if n in os.environ}
+
+
+def make_executor(name: str, address: str | None = None, retries: int = 0) -> Executor:
+    if name == "ray":
+        return RayExecutor(address, retries)
+    return InProcessExecutor()

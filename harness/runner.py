@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,14 +25,14 @@ from harness import __version__, stats
 from harness.config import ModelRef, Suite
 from harness.context import EvalContext
 from harness.errors import HarnessError
-from harness.executors import Executor, InProcessExecutor
+from harness.executors import Executor, InProcessExecutor, Needs, make_executor
 from harness.hardware import devices, energy
 from harness.models import check_model, fingerprint_model, load_model
 from harness.models.base import IncompatibleError, Model
 from harness.progress import NullReporter, Reporter
 from harness.records import Record
 from harness.registry import metrics
-from harness.store import JobRow, Store, key_of
+from harness.store import JobRow, Store, StoreError, key_of
 from harness.tasks import Task, get_task
 
 log = logging.getLogger(__name__)
@@ -292,7 +293,7 @@ def run(
 ) -> RunResult:
     started = time.perf_counter()
     reporter = reporter or NullReporter()
-    executor = executor or InProcessExecutor()
+    executor = executor or make_executor(suite.executor, suite.ray_address, suite.retries)
     device = devices.resolve(suite.device)
     the_plan = planned or plan(suite, store, no_cache=no_cache)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -310,31 +311,60 @@ def run(
     reporter.start(total=len(the_plan.jobs), cached=cached)
     measured, failures, status = 0, [], "failed"
     meter = start_meter(suite.country) if work else None
+    local = isinstance(executor, InProcessExecutor)  # a remote worker reports through the driver
+    job_fn = partial(evaluate_pair, settings=settings, reporter=reporter if local else NullReporter())
+    finished: set[str] = set()
+
+    def needs(item: tuple[Pair, list[Job]]) -> Needs:
+        exclusive = any("device" in metrics.get(job.metric).needs for job in item[1])
+        return Needs(gpu=device.type == "cuda", exclusive=exclusive)
+
+    def on_error(item: tuple[Pair, list[Job]], exc: BaseException) -> list[Outcome]:
+        """A pair that failed as a whole (its model did not load, its worker died): each of its jobs
+        not yet finished is recorded as failed with the error, and the run goes on."""
+        log.error("%s on %s failed: %s", item[0].name, item[0].task, exc)
+        return [Outcome(item[0], job, error=f"{type(exc).__name__}: {exc}") for job in item[1]
+                if job.key not in finished]  # fmt: skip
+
     try:
-        for item in executor.map(lambda w: evaluate_pair(w, settings, reporter), work):
-            if isinstance(item, Examples):
-                store.save_examples(
-                    item.key, item.frame, model=item.pair.name, task=item.pair.task, kind=item.kind,
-                    fingerprints=(item.pair.fingerprint, item.task_fingerprint), run_id=run_id,
-                )  # fmt: skip
-                continue
-            if isinstance(item, Figure):
-                store.save_figure(item.job.key, item.name, item.png, model=item.pair.name, task=item.pair.task,
-                                  run_id=run_id)  # fmt: skip
-                continue
-            if item.error is None:
-                job, fingerprints = item.job, (item.pair.fingerprint, item.pair.get_task().fingerprint)
-                row = JobRow(job.key, run_id, job.model, job.task, job.metric, job.params, *fingerprints)
-                store.save_job(row, item.records, item.seconds)
-                measured += 1
-            else:
-                failures.append(item)
-            reporter.job_done(item.job, item.error)
+        attempts = [work]
+        for attempt in range(suite.retries + 1):
+            failures = []
+            for item in executor.map(job_fn, attempts[-1], needs=needs, on_error=on_error):
+                if isinstance(item, Examples):
+                    store.save_examples(
+                        item.key, item.frame, model=item.pair.name, task=item.pair.task, kind=item.kind,
+                        fingerprints=(item.pair.fingerprint, item.task_fingerprint), run_id=run_id,
+                    )  # fmt: skip
+                    continue
+                if isinstance(item, Figure):
+                    store.save_figure(item.job.key, item.name, item.png, model=item.pair.name, task=item.pair.task,
+                                      run_id=run_id)  # fmt: skip
+                    continue
+                if item.error is None:
+                    job, fingerprints = item.job, (item.pair.fingerprint, item.pair.get_task().fingerprint)
+                    row = JobRow(job.key, run_id, job.model, job.task, job.metric, job.params, *fingerprints)
+                    store.save_job(row, item.records, item.seconds)
+                    finished.add(job.key)
+                    measured += 1
+                else:
+                    failures.append(item)
+                reporter.job_done(item.job, item.error)
+            if not failures or attempt == suite.retries:
+                break
+            retry: dict[int, tuple[Pair, list[Job]]] = {}
+            for failure in failures:  # each failed job again, grouped by pair
+                retry.setdefault(id(failure.pair), (failure.pair, []))[1].append(failure.job)
+            log.warning("retrying %d failed jobs (attempt %d of %d)", len(failures), attempt + 2, suite.retries + 1)
+            attempts.append(list(retry.values()))
         status = "failed" if failures else "complete"
     finally:
         cost = run_cost(meter, time.perf_counter() - started, measured=bool(work))
-        store.finish_run(run_id, status, cost)
         reporter.finish()
+        try:
+            store.finish_run(run_id, status, cost)
+        except StoreError as exc:  # the error that stopped the run (a full disk) says more than this one
+            log.error("the run's end could not be stored: %s", exc)
     records = store.records(keys=[job.key for job in the_plan.jobs])
     return RunResult(run_id, records, measured, cached, failures, cost["seconds"], cost)
 

@@ -15,12 +15,13 @@ that the same picture drawn for several models is kept once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,24 @@ def key_of(**parts: Any) -> str:
 
 class StoreError(HarnessError):
     """A store folder that cannot be used."""
+
+
+def _writes(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A write that fails on the disk (full, read-only, gone) raises a ``StoreError`` that says so; the
+    transaction was rolled back and files are only ever replaced whole, so nothing stored is damaged."""
+
+    @functools.wraps(method)
+    def write(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise StoreError(
+                f"cannot write to the result store at {self.root} ({exc}): is the disk full or the folder "
+                "read-only? Nothing already stored was changed; free space or pass --store, then run again "
+                "to resume"
+            ) from exc
+
+    return write
 
 
 @dataclass(frozen=True)
@@ -133,6 +152,7 @@ class Store:
         self._db.execute("COMMIT")
 
     # runs ---------------------------------------------------------------------------------------
+    @_writes
     def start_run(self, run_id: str, suite: str | None, argv: list[str], version: str) -> None:
         with self._transaction() as db:
             db.execute(
@@ -140,6 +160,7 @@ class Store:
                 (run_id, time.time(), suite, json.dumps(argv), version),
             )
 
+    @_writes
     def finish_run(self, run_id: str, status: str, cost: dict[str, Any] | None = None) -> None:
         """Mark a run finished with its status and what it cost to make (wall time, energy, carbon)."""
         with self._transaction() as db:
@@ -168,6 +189,7 @@ class Store:
             found |= {r[0] for r in self._db.execute(f"SELECT key FROM jobs WHERE key IN ({marks})", chunk)}
         return found
 
+    @_writes
     def save_job(self, job: JobRow, records: list[Record], seconds: float) -> None:
         """Store a finished job and its records atomically, replacing an earlier measurement of it."""
         with self._transaction() as db:
@@ -229,6 +251,7 @@ class Store:
         return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
     # per-example outputs ------------------------------------------------------------------------
+    @_writes
     def save_examples(
         self, key: str, frame: Any, *, model: str, task: str, kind: str, fingerprints: tuple[str, str], run_id: str
     ) -> None:
@@ -245,8 +268,11 @@ class Store:
                 b"harness": json.dumps({"model": model, "task": task, "kind": kind}).encode(),
             }
         )
-        pq.write_table(table, tmp)
-        tmp.replace(target)
+        try:
+            pq.write_table(table, tmp)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)  # a half-written file (disk full) never stays behind
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -294,6 +320,7 @@ class Store:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     # figures ------------------------------------------------------------------------------------
+    @_writes
     def save_figure(self, job_key: str, name: str, png: bytes, *, model: str, task: str, run_id: str) -> None:
         relative = Path("figures") / f"{hashlib.sha256(png).hexdigest()[:24]}.png"
         target = self.root / relative

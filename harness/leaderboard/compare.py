@@ -63,6 +63,10 @@ def paired_bootstrap_p(d: np.ndarray, *, resamples: int, seed: int) -> float:
     no Holm adjustment over dozens of figures would let through.)"""
     from scipy.stats import norm
 
+    d = np.asarray(d, dtype=float)
+    d = d[np.isfinite(d)]  # an example without a score on either side is not a pair
+    if d.size == 0:
+        raise ValueError("no paired examples with a finite difference: nothing to test")
     rng = np.random.default_rng(seed)
     means = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(1)
     se = float(means.std(ddof=1))

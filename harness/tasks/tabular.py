@@ -32,7 +32,10 @@ class TabularSchema:
         for j, column in enumerate(self.numeric):
             out[:, j] = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float32)
         for j, (column, vocab) in enumerate(self.categorical.items(), start=len(self.numeric)):
-            codes = pd.Categorical(frame[column], categories=list(vocab)).codes.astype(np.float32)
+            values = frame[column]  # compared as text, as the vocabulary was built; unknown values are missing
+            values = values.where(values.isna(), values.astype(str))
+            values = values.where(values.isin(vocab))
+            codes = pd.Categorical(values, categories=list(vocab)).codes.astype(np.float32)
             codes[codes < 0] = np.nan
             out[:, j] = codes
         return out

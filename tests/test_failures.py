@@ -1,0 +1,180 @@
+"""Whatever goes wrong, no measured result is lost or corrupted: killed runs, two runs on one store,
+a full disk, models that raise, return the wrong shape or NaN."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_cli import counts, harness
+
+BAD_MODELS = """
+import torch
+from torch import nn
+
+
+class Raises(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(784, 10)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == 3:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return self.layer(x.flatten(1))
+
+
+class WrongShape(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(784, 7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x.flatten(1))
+
+
+class SometimesNaN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(784, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.layer(x.flatten(1))
+        return torch.where(x.flatten(1)[:, 400:401] > 0.5, torch.nan, out)
+"""
+
+
+def test_models_that_raise_or_return_the_wrong_shape_fail_their_jobs_and_the_suite_goes_on(tmp_path):
+    (tmp_path / "bad_models.py").write_text(BAD_MODELS)
+    models = ["zoo:fmnist-linear", "torch:bad_models:Raises", "torch:bad_models:WrongShape",
+              "torch:bad_models:SometimesNaN"]  # fmt: skip
+    args = [a for m in models for a in ("--model", m)]
+    proc = harness("run", *args, "--task", "fashion-mnist", "--metric", "accuracy", "--limit", "1000",
+                   "--batch-size", "256", store=tmp_path / "store", check=False,
+                   env={"PYTHONPATH": str(tmp_path)})  # fmt: skip
+    text = " ".join(proc.stderr.split())
+    assert proc.returncode == 1, proc.stderr  # something failed, and the run says so
+    assert (
+        "torch:bad_models:Raises raised on fashion-mnist, batch 2 (examples 512-767): RuntimeError: CUDA error" in text
+    )
+    assert (
+        "torch:bad_models:WrongShape returned (256, 7) on fashion-mnist, batch 0; expected logits of shape (256, 10)"
+        in text
+    )
+    with sqlite3.connect(tmp_path / "store" / "results.sqlite") as db:
+        rows = db.execute("SELECT model, flags FROM records WHERE metric = 'accuracy.top1' AND slice = 'overall'")
+        stored = dict(rows.fetchall())
+    assert set(stored) == {"zoo:fmnist-linear", "torch:bad_models:SometimesNaN"}
+    assert "nonfinite-logits=" in stored["torch:bad_models:SometimesNaN"]  # counted wrong and flagged
+
+
+def run_until(store: Path, jobs: int, args: list[str]) -> None:
+    """Start ``harness run``, SIGKILL it once the store holds ``jobs`` jobs."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", *args, "--store", str(store)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with sqlite3.connect(store / "results.sqlite", timeout=1) as db:
+                if db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] >= jobs:
+                    break
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.slow
+def test_killed_again_and_again_then_resumed_holds_every_record_once(tmp_path):
+    store = tmp_path / "store"
+    args = ["--suite", "quick", "--limit", "2000", "--quiet"]
+    for jobs in (2, 7, 13):  # SIGKILL at three different points of the same run, resuming each time
+        run_until(store, jobs, args)
+    harness("run", *args, store=store)
+    jobs, records, distinct = counts(store)
+    clean = tmp_path / "clean"
+    harness("run", *args, store=clean)
+    assert (jobs, records, distinct) == counts(clean) and records == distinct
+    with sqlite3.connect(store / "results.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT COUNT(*) FROM jobs WHERE key NOT IN (SELECT job_key FROM records)").fetchone()[0] == 0
+        examples = db.execute("SELECT path, rows, model FROM examples").fetchall()
+        models = {r[0] for r in db.execute("SELECT DISTINCT model FROM records")}
+    assert {m for _, _, m in examples} == models  # each model's per-example outputs are there
+    for path, rows, _ in examples:  # and each file is whole
+        assert len(pd.read_parquet(store / path)) == rows
+    assert not list(store.rglob("*.tmp*"))  # no half-written file left behind
+
+
+@pytest.mark.slow
+def test_two_runs_on_one_store_at_once_lose_and_duplicate_nothing(tmp_path):
+    store = tmp_path / "store"
+    harness("run", "--suite", "quick", "--limit", "200", "--metric", "accuracy", "--quiet", store=store)  # the schema
+    runs = [["--suite", "quick", "--limit", "2000"], ["--suite", "fairness", "--limit", "2000"]]  # overlap: Adult
+    command = [sys.executable, "-m", "harness", "run", "--quiet", "--store", str(store)]
+    procs = [subprocess.Popen([*command, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for args in runs]  # fmt: skip
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    assert not any("locked" in e for e in errors), errors
+    jobs, records, distinct = counts(store)
+    assert records == distinct
+    alone = tmp_path / "alone"
+    harness("run", "--suite", "quick", "--limit", "200", "--metric", "accuracy", "--quiet", store=alone)
+    for args in runs:
+        harness("run", *args, "--quiet", store=alone)
+    assert counts(alone) == (jobs, records, distinct)
+
+
+def test_a_full_disk_stops_the_write_cleanly_and_keeps_what_is_stored(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from harness.records import Record
+    from harness.store import JobRow, Store, StoreError
+
+    record = Record(model="m", task="t", metric="accuracy.top1", value=0.5, ci_low=0.4, ci_high=0.6, n=10,
+                    direction="higher", category="accuracy")  # fmt: skip
+    with Store(tmp_path / "store") as store:
+        store.save_job(JobRow("k1", "r", "m", "t", "accuracy", {}, "a", "b"), [record], 1.0)
+        store.save_examples("e1", pd.DataFrame({"example": [0, 1]}), model="m", task="t", kind="clean",
+                            fingerprints=("a", "b"), run_id="r")  # fmt: skip
+
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(pq, "write_table", full)
+        with pytest.raises(StoreError, match=r"No space left on device.*disk full or the folder read-only"):
+            store.save_examples("e2", pd.DataFrame({"example": [0]}), model="m", task="t", kind="clean",
+                                fingerprints=("a", "b"), run_id="r")  # fmt: skip
+
+        class FullDatabase:
+            def __init__(self, db: sqlite3.Connection) -> None:
+                self.db = db
+
+            def execute(self, sql: str, *args):
+                if sql.startswith("INSERT"):
+                    raise sqlite3.OperationalError("database or disk is full")
+                return self.db.execute(sql, *args)
+
+            def executemany(self, sql: str, *args):
+                raise sqlite3.OperationalError("database or disk is full")
+
+        real = store._db
+        store._db = FullDatabase(real)
+        with pytest.raises(StoreError, match="database or disk is full"):
+            store.save_job(JobRow("k1", "r2", "m", "t", "accuracy", {}, "a", "b"), [record], 1.0)
+        store._db = real
+        assert [r.value for r in store.records()] == [0.5]  # the replaced job's rollback kept the old one
+        assert store.count("examples") == 1 and len(store.examples_by_key("e1")) == 2
+    assert not list((tmp_path / "store").rglob("*.tmp*"))
