@@ -178,3 +178,11 @@ def test_a_full_disk_stops_the_write_cleanly_and_keeps_what_is_stored(tmp_path, 
         assert [r.value for r in store.records()] == [0.5]  # the replaced job's rollback kept the old one
         assert store.count("examples") == 1 and len(store.examples_by_key("e1")) == 2
     assert not list((tmp_path / "store").rglob("*.tmp*"))
+
+
+def test_ray_missing_is_a_clear_error(monkeypatch):
+    from harness.executors import ExecutorError, RayExecutor
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where ray is not installed
+    with pytest.raises(ExecutorError, match=r"needs ray: pip install -e '\.\[ray\]'"):
+        list(RayExecutor().map(lambda job: [job], [1]))
