@@ -98,11 +98,12 @@ class EvalContext:
                     f"{self.model.name} raised on {self.task.name}, batch {start // self.batch_size} (examples "
                     f"{start}-{start + len(batch) - 1}): {type(exc).__name__}: {exc}"
                 ) from exc
-            if not isinstance(out, torch.Tensor) or out.ndim != 2 or len(out) != len(batch):
+            expected = (len(batch), self.task.num_classes)
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
                 shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
                 raise ModelRunError(
                     f"{self.model.name} returned {shape} on {self.task.name}, batch {start // self.batch_size}; "
-                    f"expected logits of shape ({len(batch)}, {self.task.num_classes})"
+                    f"expected logits of shape {expected}"
                 )
             parts.append(out.float())
             if progress and self.on_batch:
