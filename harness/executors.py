@@ -59,8 +59,12 @@ class InProcessExecutor:
                 yield from on_error(job, exc)
 
 
-def _run_job(fn: Callable[[Any], Iterable[Any]], job: Any) -> list[Any]:
-    """The body of a Ray task: the job's results as one list (sent back when the job ends)."""
+def _run_job(fn: Callable[[Any], Iterable[Any]], job: Any, cwd: str) -> list[Any]:
+    """The body of a Ray task: the job's results as one list (sent back when the job ends). It runs in
+    the driver's working folder where that exists on the node (a local instance, a shared file system),
+    so relative paths in task and model names mean what they meant to the user."""
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
     return list(fn(job))
 
 
@@ -106,7 +110,7 @@ class RayExecutor:
         pending: dict[Any, Any] = {}
         for job in jobs:
             need = needs(job) if needs else Needs()
-            pending[remote.options(**self._options(ray, need)).remote(fn, job)] = job
+            pending[remote.options(**self._options(ray, need)).remote(fn, job, os.getcwd())] = job
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             job = pending.pop(ref)
