@@ -13,7 +13,7 @@ Reported: wall time of each, the Ray executor's overhead per job ((ray-1cpu - lo
 includes starting Ray, about 5 s, spread over the jobs), and the speed-up of N CPUs over 1. Every run is
 ``harness.runner.run`` in this process with a fresh store, so planning and storing are included.
 
-    python bench/ray.py                 # writes bench/results/ray.json
+    python bench/executors.py           # writes bench/results/ray.json
 """
 
 from __future__ import annotations
