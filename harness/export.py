@@ -39,6 +39,7 @@ def runs_frame(store: Store, suite: str | None) -> pd.DataFrame:
         energy = cost.get("energy") or {}
         rows.append({
             **run, "argv": " ".join(run["argv"]), "seconds": cost.get("seconds"),
+            "failures": "; ".join(f"{f['model']} on {f['task']}, {f['metric']}: {f['error']}" for f in run["failures"]),
             "energy_wh": energy["kwh"] * 1000 if energy else None,
             "carbon_g": energy["kg_co2"] * 1000 if energy else None,
             "energy_method": energy.get("method"), "country": energy.get("country"),

@@ -362,7 +362,9 @@ def run(
         cost = run_cost(meter, time.perf_counter() - started, measured=bool(work))
         reporter.finish()
         try:
-            store.finish_run(run_id, status, cost)
+            failed = [{"model": f.job.model, "task": f.job.task, "metric": f.job.metric, "key": f.job.key,
+                       "error": f.error} for f in failures]  # fmt: skip
+            store.finish_run(run_id, status, cost, failed)
         except StoreError as exc:  # the error that stopped the run (a full disk) says more than this one
             log.error("the run's end could not be stored: %s", exc)
     records = store.records(keys=[job.key for job in the_plan.jobs])

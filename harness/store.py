@@ -33,7 +33,7 @@ from harness.records import Record
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, started REAL NOT NULL, finished REAL, suite TEXT, argv TEXT,
-    harness_version TEXT, status TEXT NOT NULL DEFAULT 'running', cost TEXT
+    harness_version TEXT, status TEXT NOT NULL DEFAULT 'running', cost TEXT, failures TEXT
 );
 CREATE TABLE IF NOT EXISTS jobs (
     key TEXT PRIMARY KEY, run_id TEXT NOT NULL, model TEXT NOT NULL, task TEXT NOT NULL,
@@ -129,8 +129,9 @@ class Store:
     def _migrate(self) -> None:
         """Bring a store written by an earlier version up to this schema (columns are only added)."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-        if "cost" not in columns:
-            self._db.execute("ALTER TABLE runs ADD COLUMN cost TEXT")
+        for column in ("cost", "failures"):
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -161,13 +162,17 @@ class Store:
             )
 
     @_writes
-    def finish_run(self, run_id: str, status: str, cost: dict[str, Any] | None = None) -> None:
-        """Mark a run finished with its status and what it cost to make (wall time, energy, carbon)."""
+    def finish_run(
+        self, run_id: str, status: str, cost: dict[str, Any] | None = None, failures: list[dict] | None = None
+    ) -> None:
+        """Mark a run finished with its status, what it cost to make (wall time, energy, carbon) and the
+        jobs that failed (model, task, metric, error)."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE runs SET finished = ?, status = ?, cost = ? WHERE run_id = ?",
-                (time.time(), status, None if cost is None else json.dumps(cost, sort_keys=True), run_id),
-            )
+                "UPDATE runs SET finished = ?, status = ?, cost = ?, failures = ? WHERE run_id = ?",
+                (time.time(), status, None if cost is None else json.dumps(cost, sort_keys=True),
+                 json.dumps(failures or []), run_id),
+            )  # fmt: skip
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run, oldest first, with its command line and cost decoded."""
@@ -176,6 +181,7 @@ class Store:
             data = dict(row)
             data["argv"] = json.loads(data["argv"] or "[]")
             data["cost"] = json.loads(data["cost"]) if data["cost"] else None
+            data["failures"] = json.loads(data["failures"]) if data.get("failures") else []
             out.append(data)
         return out
 

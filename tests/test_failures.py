@@ -76,6 +76,11 @@ def test_models_that_raise_or_return_the_wrong_shape_fail_their_jobs_and_the_sui
         stored = dict(rows.fetchall())
     assert set(stored) == {"zoo:fmnist-linear", "torch:bad_models:SometimesNaN"}
     assert "nonfinite-logits=" in stored["torch:bad_models:SometimesNaN"]  # counted wrong and flagged
+    runs = harness("export", "--what", "runs", "-o", str(tmp_path / "runs.csv"), store=tmp_path / "store")
+    assert runs.returncode == 0
+    failed = pd.read_csv(tmp_path / "runs.csv")
+    assert failed["status"].tolist() == ["failed"]  # and the store remembers which jobs failed, and why
+    assert "torch:bad_models:WrongShape on fashion-mnist, accuracy: ModelRunError" in failed["failures"][0]
 
 
 def run_until(store: Path, jobs: int, args: list[str]) -> None:
