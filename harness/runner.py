@@ -249,6 +249,7 @@ def evaluate_pair(
         settings["run_id"], provenance, settings["country"], on_batch=reporter.batch, on_stage=reporter.stage,
         stored=pair.stored_clean,
     )  # fmt: skip
+    clean_saved = False
     for job in jobs:
         metric = metrics.get(job.metric)()
         params = metric.Params(**job.params)
@@ -270,6 +271,9 @@ def evaluate_pair(
             ctx.figures.clear()
             yield Outcome(pair, job, seconds=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
             continue
+        if "clean" in ctx.__dict__ and not clean_saved:  # before the job, so a kill in between loses neither
+            yield Examples(pair, pair.examples_key, "clean", task.fingerprint, ctx.examples())
+            clean_saved = True
         for kind, frame in ctx.outputs.items():
             yield Examples(pair, key_of(kind=kind, job=job.key), kind, task.fingerprint, frame)
         for name, png in ctx.figures.items():
@@ -277,8 +281,6 @@ def evaluate_pair(
         ctx.outputs.clear()
         ctx.figures.clear()
         yield Outcome(pair, job, records, time.perf_counter() - started)
-    if "clean" in ctx.__dict__:
-        yield Examples(pair, pair.examples_key, "clean", task.fingerprint, ctx.examples())
 
 
 def run(

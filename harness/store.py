@@ -8,7 +8,8 @@ is stored (resume) and measures the rest. Measuring a stored job again (``--no-c
 in the same transaction, so records are never duplicated.
 
 Per-example outputs are written to a temporary Parquet file, renamed into place, then indexed in
-SQLite; a file without its index row (a kill between the two) is overwritten by the next run.
+SQLite; a file without its index row (a kill between the two) is overwritten by the next run. The
+runner stores a pair's outputs before the job that made them, so a stored job always has them.
 Figures (PNG) a metric draws are stored the same way under ``figures/``, named by their content so
 that the same picture drawn for several models is kept once.
 """
@@ -71,6 +72,9 @@ def key_of(**parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
+LOCK_TIMEOUT = 60.0  # seconds a run waits for another writing to the same store
+
+
 class StoreError(HarnessError):
     """A store folder that cannot be used."""
 
@@ -114,17 +118,39 @@ class Store:
         try:
             (self.root / "examples").mkdir(parents=True, exist_ok=True)
             (self.root / "figures").mkdir(exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT, isolation_level=None)
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)
-            self._migrate()
-        except (sqlite3.DatabaseError, OSError) as exc:
+            self._open()
+        except (sqlite3.OperationalError, OSError) as exc:  # the disk: full, read-only, I/O errors
+            raise StoreError(
+                f"cannot open the result store {self.path} ({exc}): is the disk full or the folder read-only? "
+                "Nothing stored was changed; free space or pass --store"
+            ) from exc
+        except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot use {self.path} as a result store ({exc}); expected a harness SQLite store"
             ) from exc
+
+    def _open(self) -> None:
+        """Set the connection up and create or migrate the schema. Two runs opening one new store at
+        once race to switch it to WAL, and SQLite reports the loser "locked" without waiting for the
+        busy timeout; it waits here and tries again until ``LOCK_TIMEOUT``."""
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                with self._transaction() as db:
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    self._migrate()
+                return
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _migrate(self) -> None:
         """Bring a store written by an earlier version up to this schema (columns are only added)."""

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
@@ -34,7 +35,7 @@ def harness(
 
 
 def counts(store: Path) -> tuple[int, int, int]:
-    with sqlite3.connect(store / "results.sqlite") as db:
+    with closing(sqlite3.connect(store / "results.sqlite")) as db:
         jobs = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
         records = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
         distinct = db.execute(
@@ -177,7 +178,7 @@ def test_bad_input_exits_2_with_a_message_and_keeps_the_store(quick_store, tmp_p
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert counts(store) == before
-    with sqlite3.connect(store / "results.sqlite") as db:
+    with closing(sqlite3.connect(store / "results.sqlite")) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -202,7 +203,7 @@ def test_sigkill_mid_run_then_resume_leaves_a_complete_store(tmp_path):
     while time.time() < deadline and proc.poll() is None:
         if (store / "results.sqlite").exists():
             try:
-                with sqlite3.connect(store / "results.sqlite", timeout=1) as db:
+                with closing(sqlite3.connect(store / "results.sqlite", timeout=1)) as db:
                     done = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
             except sqlite3.OperationalError:
                 done = 0
@@ -221,7 +222,7 @@ def test_sigkill_mid_run_then_resume_leaves_a_complete_store(tmp_path):
     )
     jobs, records, distinct = counts(store)
     assert jobs == 2 * len(QUICK_MODELS) and records == distinct  # complete, no duplicates
-    with sqlite3.connect(store / "results.sqlite") as db:
+    with closing(sqlite3.connect(store / "results.sqlite")) as db:
         assert db.execute("SELECT COUNT(*) FROM jobs WHERE key NOT IN (SELECT job_key FROM records)").fetchone()[0] == 0
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     # and the resumed store holds what an uninterrupted run would

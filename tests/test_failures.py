@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
@@ -71,7 +72,7 @@ def test_models_that_raise_or_return_the_wrong_shape_fail_their_jobs_and_the_sui
         "torch:bad_models:WrongShape returned (256, 7) on fashion-mnist, batch 0; expected logits of shape (256, 10)"
         in text
     )
-    with sqlite3.connect(tmp_path / "store" / "results.sqlite") as db:
+    with closing(sqlite3.connect(tmp_path / "store" / "results.sqlite")) as db:
         rows = db.execute("SELECT model, flags FROM records WHERE metric = 'accuracy.top1' AND slice = 'overall'")
         stored = dict(rows.fetchall())
     assert set(stored) == {"zoo:fmnist-linear", "torch:bad_models:SometimesNaN"}
@@ -90,7 +91,7 @@ def run_until(store: Path, jobs: int, args: list[str]) -> None:
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         try:
-            with sqlite3.connect(store / "results.sqlite", timeout=1) as db:
+            with closing(sqlite3.connect(store / "results.sqlite", timeout=1)) as db:
                 if db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] >= jobs:
                     break
         except sqlite3.OperationalError:
@@ -111,7 +112,7 @@ def test_killed_again_and_again_then_resumed_holds_every_record_once(tmp_path):
     clean = tmp_path / "clean"
     harness("run", *args, store=clean)
     assert (jobs, records, distinct) == counts(clean) and records == distinct
-    with sqlite3.connect(store / "results.sqlite") as db:
+    with closing(sqlite3.connect(store / "results.sqlite")) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT COUNT(*) FROM jobs WHERE key NOT IN (SELECT job_key FROM records)").fetchone()[0] == 0
         examples = db.execute("SELECT path, rows, model FROM examples").fetchall()
@@ -189,3 +190,45 @@ def test_ray_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where ray is not installed
     with pytest.raises(ExecutorError, match=r"needs ray: pip install -e '\.\[ray\]'"):
         list(RayExecutor().map(lambda job: [job], [1]))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs: a disk that fills up, and can be made read-only (needs mount rights; skips else)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights); the simulated test covers it")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def fill(folder: Path, leave_kib: int) -> None:
+    stat = os.statvfs(folder)
+    free_kib = stat.f_bavail * stat.f_frsize // 1024
+    (folder / "filler").write_bytes(b"\0" * max(0, free_kib - leave_kib) * 1024)
+
+
+@pytest.mark.slow
+def test_a_real_full_disk_and_a_read_only_store_fail_clearly_and_lose_nothing(small_disk):
+    store = small_disk / "store"
+    args = ["run", "--suite", "quick", "--limit", "500", "--quiet"]
+    harness("run", "--model", "zoo:fmnist-linear", "--task", "fashion-mnist", "--metric", "accuracy", "--limit",
+            "500", "--quiet", store=store)  # fmt: skip
+    before = counts(store)
+    fill(small_disk, leave_kib=150)
+    full = harness(*args, store=store, check=False)
+    message = " ".join(full.stderr.split())
+    assert full.returncode == 2 and "is the disk full or the folder read-only? Nothing already stored" in message
+    assert "Traceback" not in full.stderr
+    with closing(sqlite3.connect(store / "results.sqlite")) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert counts(store)[0] >= before[0]  # what was stored is still there (and what fitted was added)
+    (small_disk / "filler").unlink()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    read_only = harness(*args, store=store, check=False)
+    assert read_only.returncode == 2 and "read-only" in read_only.stderr, read_only.stderr
+    assert harness("leaderboard", "--suite", "quick", store=store).returncode == 0  # reading still works
+    subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    harness(*args, store=store)  # space again: the run resumes and completes
+    assert counts(store)[0] == 20

@@ -156,3 +156,27 @@ def test_a_store_from_before_run_costs_is_migrated(tmp_path):
         result = runner.run(suite("counting:0", limit=100), store)
         runs = {row["run_id"]: row for row in store.runs()}
     assert runs["old"]["cost"] is None and runs[result.run_id]["cost"]["seconds"] > 0
+
+
+class OrderedStore(Store):
+    """A store that logs the order of writes."""
+
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self.writes: list[str] = []
+
+    def save_examples(self, key, frame, **kwargs) -> None:
+        self.writes.append(f"examples:{kwargs['kind']}")
+        super().save_examples(key, frame, **kwargs)
+
+    def save_job(self, job, records, seconds) -> None:
+        self.writes.append(f"job:{job.metric}")
+        super().save_job(job, records, seconds)
+
+
+def test_clean_outputs_are_stored_before_the_first_job_that_made_them(tmp_path):
+    """A run killed right after a job was stored must not leave the pair's per-example outputs unstored:
+    the resumed run skips the pair, and compare and cards need them."""
+    with OrderedStore(tmp_path / "store") as store:
+        runner.run(suite("counting:", metrics="[accuracy, calibration]"), store)
+        assert store.writes == ["examples:clean", "job:accuracy", "job:calibration"]

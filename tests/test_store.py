@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
 import sqlite3
 
 import pandas as pd
@@ -110,3 +111,25 @@ def test_figures_are_kept_once_per_content_and_found_by_model(tmp_path):
         assert store.figures(model="m2")[0]["path"].read_bytes() == b"png-1"
         assert len(list((tmp_path / "figures").glob("*.png"))) == 2
         assert store.figures(task="other") == []
+
+
+def _open_and_close(path: str, results) -> None:
+    try:
+        Store(path).close()
+        results.put("ok")
+    except StoreError as exc:
+        results.put(str(exc))
+
+
+def test_runs_opening_one_new_store_at_once_all_succeed(tmp_path):
+    """The first runs on a new store race to create it; SQLite answers the loser of the switch to WAL
+    "database is locked" at once (this failed about 1 round in 20 before the store retried)."""
+    context = multiprocessing.get_context("fork")
+    for round in range(100):
+        results = context.Queue()
+        procs = [context.Process(target=_open_and_close, args=(str(tmp_path / f"s{round}"), results)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        assert [results.get() for _ in procs] == ["ok"] * 6
