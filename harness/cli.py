@@ -8,12 +8,15 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer(
     help="Evaluate trained classifiers: accuracy, calibration, robustness, fairness, explanations, cost.",
@@ -529,7 +532,7 @@ def compare(
         values = (c.task, c.figure, f"{c.a.value:.3f}", f"{c.b.value:.3f}", diff, str(c.difference.n), test,
                   f"{c.p_holm:.2g}", verdict)[bool(on) :]  # fmt: skip
         table.add_row(*[Text(v) for v in values])
-    out.print(table)
+    print_whole(table)
     out.print(
         "test: McNemar's exact test on per-example correct/incorrect, or a paired bootstrap of the "
         "per-example differences; n.s.: no significant difference at 0.05 after Holm"
@@ -549,6 +552,20 @@ def compare(
             f"{len(shown)} key figures of {len(rows)} shown (accuracy, worst-case robust accuracy, corruption "
             "accuracy at severity 3, explanation deletion AUC); --all shows every one, --json gives all"
         )
+
+
+def print_whole(table: Table) -> None:
+    """Print a table without cutting a cell short: to a pipe or a file at its natural width (files do
+    not wrap), in a terminal too narrow for it with its cells wrapped."""
+    needed = out.measure(table, options=out.options.update(max_width=10_000)).maximum
+    if needed <= out.width:
+        out.print(table)
+    elif not out.is_terminal:
+        Console(width=needed, no_color=out.no_color).print(table)
+    else:
+        for column in table.columns:
+            column.no_wrap, column.overflow = False, "fold"
+        out.print(table)
 
 
 def key_figure(figure: str) -> bool:

@@ -339,6 +339,11 @@ def test_compare_two_zoo_models_on_the_quick_suite(quick_store):
     shown = harness("compare", "zoo:fmnist-cnn", "zoo:fmnist-mlp", store=store).stdout
     assert "accuracy.top1" in shown and "every figure compared, by family" in shown
     assert f"over {len(rows)} figures" in shown
+    piped = harness("compare", "zoo:fmnist-cnn", "zoo:fmnist-mlp", store=store, env={"COLUMNS": "60"}).stdout
+    line = next(x for x in piped.splitlines() if "accuracy.top1" in x)  # a file gets every cell whole
+    verdict = {"no significant difference": "n.s."}.get(accuracy["verdict"], accuracy["verdict"])
+    assert "…" not in line and verdict in line
+    assert f"{accuracy['p_holm']:.2g}" in line and f"{accuracy['difference']:+.3f}" in line
     bad = harness("compare", "zoo:fmnist-cnn", "zoo:adult-mlp", store=store, check=False)
     assert bad.returncode == 2 and "never evaluated on the same task" in bad.stderr
 
@@ -395,3 +400,21 @@ def test_committed_leaderboards_match_a_fresh_run_of_the_fast_suites(tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert "quick.md" in proc.stderr and "zoo:tampered-" in proc.stderr
     assert "fairness" not in proc.stderr and "quick.json" not in proc.stderr
+
+
+def test_a_table_too_wide_for_the_terminal_wraps_its_cells_instead_of_cutting_them(monkeypatch):
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness import cli
+
+    screen = Console(force_terminal=True, width=40, record=True)
+    monkeypatch.setattr(cli, "out", screen)
+    table = Table("figure", "A - B (95% CI)", "verdict")
+    for column in table.columns:
+        column.no_wrap = True
+    table.add_row("robust_accuracy attack=worst-Linf@0.05", "+0.078 [+0.071, +0.085]", "A better")
+    cli.print_whole(table)
+    shown = screen.export_text()
+    assert "…" not in shown and max(len(line) for line in shown.splitlines()) <= 40
+    assert "0.085]" in shown and "better" in shown
