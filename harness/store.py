@@ -79,6 +79,18 @@ class StoreError(HarnessError):
     """A store folder that cannot be used."""
 
 
+def _unusable(doing: str, where: Path, exc: Exception) -> StoreError:
+    """What went wrong with the disk or the lock under a store, and what to do about it."""
+    if "locked" in str(exc):
+        cause, action = f"another process has held it for over {LOCK_TIMEOUT:g} s.", "let it finish"
+    else:
+        cause, action = "is the disk full or the folder read-only?", "free space or pass --store"
+    return StoreError(
+        f"cannot {doing} the result store at {where} ({exc}): {cause} Nothing already stored was changed; "
+        f"{action}, then run again to resume"
+    )
+
+
 def _writes(method: Callable[..., Any]) -> Callable[..., Any]:
     """A write that fails on the disk (full, read-only, gone) raises a ``StoreError`` that says so; the
     transaction was rolled back and files are only ever replaced whole, so nothing stored is damaged."""
@@ -88,11 +100,7 @@ def _writes(method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return method(self, *args, **kwargs)
         except (sqlite3.OperationalError, OSError) as exc:
-            raise StoreError(
-                f"cannot write to the result store at {self.root} ({exc}): is the disk full or the folder "
-                "read-only? Nothing already stored was changed; free space or pass --store, then run again "
-                "to resume"
-            ) from exc
+            raise _unusable("write to", self.root, exc) from exc
 
     return write
 
@@ -121,11 +129,8 @@ class Store:
             self._db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT, isolation_level=None)
             self._db.row_factory = sqlite3.Row
             self._open()
-        except (sqlite3.OperationalError, OSError) as exc:  # the disk: full, read-only, I/O errors
-            raise StoreError(
-                f"cannot open the result store {self.path} ({exc}): is the disk full or the folder read-only? "
-                "Nothing stored was changed; free space or pass --store"
-            ) from exc
+        except (sqlite3.OperationalError, OSError) as exc:  # the disk (full, read-only) or a held lock
+            raise _unusable("open", self.path, exc) from exc
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot use {self.path} as a result store ({exc}); expected a harness SQLite store"

@@ -133,3 +133,17 @@ def test_runs_opening_one_new_store_at_once_all_succeed(tmp_path):
         for p in procs:
             p.join()
         assert [results.get() for _ in procs] == ["ok"] * 6
+
+
+def test_a_store_held_by_another_process_for_too_long_says_so(tmp_path, monkeypatch):
+    Store(tmp_path / "store").close()
+    monkeypatch.setattr("harness.store.LOCK_TIMEOUT", 0.3)
+    holder = sqlite3.connect(tmp_path / "store" / "results.sqlite", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another run in the middle of a long write
+    try:
+        with pytest.raises(StoreError, match=r"another process has held it for over 0.3 s\. Nothing already stored"):
+            Store(tmp_path / "store")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert Store(tmp_path / "store").count("jobs") == 0  # and once it lets go, the store opens
