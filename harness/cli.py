@@ -35,8 +35,37 @@ StoreOpt = Annotated[
 ]
 
 
+LimitOpt = Annotated[
+    int | None,
+    typer.Option("--limit", help="Show the evaluations of runs cut to N examples [default: the most complete]"),
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Show the evaluations of runs with this seed")]
+SpecOpt = Annotated[
+    list[str] | None,
+    typer.Option("--spec", help="Show this job (a key or its prefix, see `harness export --what jobs`)"),
+]
+
+
+def choice_of(limit: int | None, seed: int | None, spec: list[str] | None):  # -> harness.selection.Choice
+    """Which stored evaluation of each figure family a view shows."""
+    from harness.selection import Choice
+
+    return Choice(limit=limit, seed=seed, specs=tuple(spec or ()))
+
+
 def store_dir(path: Path | None) -> Path:
     return path or Path(os.environ.get("HARNESS_STORE", "harness-results"))
+
+
+def canonical(model: str) -> str:
+    """A model named as the store names it (``hf:./vit`` -> ``hf:/abs/vit``)."""
+    from harness.models import canonical_name
+    from harness.registry import RegistryError
+
+    try:
+        return canonical_name(model)
+    except RegistryError:
+        return model
 
 
 def setup_logging(verbose: bool, quiet: bool) -> None:
@@ -442,6 +471,9 @@ def leaderboard(
         bool, typer.Option("--check", help="Compare leaderboards/ with a fresh run of the fast reference suites")
     ] = False,
     folder: Annotated[Path, typer.Option("--dir", help="The committed leaderboards")] = Path("leaderboards"),
+    limit: LimitOpt = None,
+    seed: SeedOpt = None,
+    spec: SpecOpt = None,
     store: StoreOpt = None,
 ) -> None:
     """Rank the models in the store on a suite's headline figures, with CIs and sanity flags."""
@@ -466,12 +498,14 @@ def leaderboard(
         raise typer.BadParameter(f"no result store at {root}: run `harness run` first, or pass --store")
     title = f"harness leaderboard: {suite or 'every suite'}"
     with Store(root) as results:
-        board = build(results, suite=suite, task=task, device=device, sort=sort)
+        choice = choice_of(limit, seed, spec)
+        board = build(results, suite=suite, task=task, device=device, sort=sort, choice=choice)
         if fmt is BoardFormat.html:
             from harness.leaderboard.html import page
+            from harness.selection import selected
 
             shown = set(board.frame["model"])
-            records = [r for r in results.records() if r.model in shown and r.task in set(board.frame["task"])]
+            records = [r for r in selected(results, choice) if r.model in shown and r.task in set(board.frame["task"])]
             html_text = page(board, records, title, figures=results.figures(), runs=results.runs())
     if fmt is BoardFormat.terminal and output is None:
         render.terminal(board, out, title)
@@ -494,6 +528,8 @@ def compare(
     task: Annotated[str | None, typer.Option("--task", "-t", help="Only this task")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Every comparison as JSON on stdout")] = False,
     show_all: Annotated[bool, typer.Option("--all", help="Show every figure, not only the key ones")] = False,
+    limit: LimitOpt = None,
+    seed: SeedOpt = None,
     store: StoreOpt = None,
 ) -> None:
     """Paired comparison of two models on the same examples: both values, the difference with its CI,
@@ -509,7 +545,8 @@ def compare(
     if not (root / "results.sqlite").is_file():
         raise typer.BadParameter(f"no result store at {root}: run `harness run` first, or pass --store")
     with Store(root) as results:
-        rows = paired(results, a, b, task=task, resamples=1000)
+        choice = choice_of(limit, seed, None)
+        rows = paired(results, canonical(a), canonical(b), task=task, resamples=1000, choice=choice)
     if as_json:
         print_json([{"task": c.task, "figure": c.figure, "a": c.a.value, "a_ci": [c.a.ci_low, c.a.ci_high],
                      "b": c.b.value, "b_ci": [c.b.ci_low, c.b.ci_high], "difference": c.difference.value,
@@ -589,6 +626,9 @@ def card(
     info: Annotated[
         Path | None, typer.Option(help="YAML with what the store cannot know: intended_use, training_data, ...")
     ] = None,
+    limit: LimitOpt = None,
+    seed: SeedOpt = None,
+    spec: SpecOpt = None,
     store: StoreOpt = None,
 ) -> None:
     """Write a model card (Mitchell et al.) from the store, with findings and figures beside it."""
@@ -600,7 +640,9 @@ def card(
     if not (root / "results.sqlite").is_file():
         raise typer.BadParameter(f"no result store at {root}: run `harness run` first, or pass --store")
     with Store(root) as results:
-        path = write_card(results, model, task, output, fmt=fmt.value, info_file=info)
+        path = write_card(
+            results, canonical(model), task, output, fmt=fmt.value, info_file=info, choice=choice_of(limit, seed, spec)
+        )
     err.print(f"wrote the card of {model} to {path}")
 
 
@@ -608,6 +650,7 @@ class ExportWhat(StrEnum):
     records = "records"
     examples = "examples"
     runs = "runs"
+    jobs = "jobs"
 
 
 class ExportFormat(StrEnum):
@@ -626,17 +669,26 @@ def export(
     suite: Annotated[str | None, typer.Option("--suite", "-s", help="Only what this suite measures")] = None,
     model: Annotated[list[str] | None, typer.Option("--model", "-m")] = None,
     task: Annotated[list[str] | None, typer.Option("--task", "-t")] = None,
+    every: Annotated[
+        bool, typer.Option("--every-spec", help="Records of every stored evaluation, not one per figure family")
+    ] = False,
+    limit: LimitOpt = None,
+    seed: SeedOpt = None,
+    spec: SpecOpt = None,
     store: StoreOpt = None,
 ) -> None:
-    """Export stored records, per-example outputs or runs (with what each cost) as a flat table
-    (CSV, Parquet or JSON)."""
+    """Export stored records, per-example outputs, jobs (with their specs) or runs (with what each cost)
+    as a flat table (CSV, Parquet or JSON). Records are those of the chosen evaluation of each figure
+    family (as leaderboards show them) unless --every-spec."""
     from harness.export import export_table
 
     setup_logging(False, False)
     fmt_name = fmt.value if fmt else output.suffix.lstrip(".").lower()
     if fmt_name not in {f.value for f in ExportFormat}:
         raise typer.BadParameter(f"cannot tell the format of {output}: pass --format csv, parquet or json")
-    rows = export_table(store_dir(store), what.value, output, fmt_name, suite=suite, models=model, tasks=task)
+    rows = export_table(store_dir(store), what.value, output, fmt_name, suite=suite,
+                        models=[canonical(m) for m in model] if model else None, tasks=task,
+                        choice=None if every else choice_of(limit, seed, spec))  # fmt: skip
     err.print(f"wrote {rows} {what.value} rows to {output}")
 
 

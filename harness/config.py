@@ -45,6 +45,26 @@ class NamedRef(BaseModel):
     def _shorthand(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
 
+    @field_validator("name", mode="before")
+    @classmethod
+    def _printable(cls, name: Any) -> Any:
+        if isinstance(name, str):
+            check_printable(name)
+        return name
+
+
+def check_printable(name: str) -> None:
+    """Refuse a name holding a control or format character (a newline, an escape, a bidi override): the
+    name is written into tables, Markdown, CSV and cards, where such a character changes their structure."""
+    import unicodedata
+
+    for position, char in enumerate(name):
+        if unicodedata.category(char).startswith("C"):
+            raise ValueError(
+                f"name {name!r} holds the control character {char!r} (U+{ord(char):04X}) at position {position}; "
+                "names must be printable text"
+            )
+
 
 class ModelRef(NamedRef):
     name: str = Field(description="source:name, e.g. zoo:fmnist-cnn or timm:resnet18")
@@ -67,7 +87,16 @@ class ModelRef(NamedRef):
                 entry(arg)
             except RegistryError as exc:
                 raise ValueError(str(exc)) from None
-        return name
+        from harness.models import canonical_name
+
+        return canonical_name(name)
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _absolute(cls, checkpoint: str | None) -> str | None:
+        from harness.models import absolute_if_path
+
+        return None if checkpoint is None else absolute_if_path(checkpoint)
 
 
 class TaskRef(NamedRef):

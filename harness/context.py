@@ -161,6 +161,8 @@ class EvalContext:
     ) -> Record:
         if "clean" in self.__dict__ and self.clean.nonfinite:
             flags = (*flags, f"nonfinite-logits={self.clean.nonfinite}")
+        if estimate.nonfinite:  # resamples where the statistic is undefined (an empty group): left out, said
+            flags = (*flags, f"nonfinite-bootstrap-draws={estimate.nonfinite}")
         return Record(
             model=self.model.name,
             task=self.task.name,
@@ -176,6 +178,7 @@ class EvalContext:
             flags=flags,
             run_id=self.run_id,
             provenance=self.provenance,
+            interval=estimate.method,
         )
 
     def examples(self) -> pd.DataFrame:

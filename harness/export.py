@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.files import atomic_write
+from harness.selection import Choice, SelectionError, selected
 from harness.store import Store
+from harness.text import csv_frame
 
 
 class ExportError(HarnessError):
@@ -17,15 +19,43 @@ class ExportError(HarnessError):
 
 
 def records_frame(
-    store: Store, models: list[str] | None, tasks: list[str] | None, metrics: list[str] | None
+    store: Store,
+    models: list[str] | None,
+    tasks: list[str] | None,
+    metrics: list[str] | None,
+    choice: Choice | None = None,
 ) -> pd.DataFrame:
+    """One row per record, its provenance (the job's) in ``provenance_*`` columns; with a ``choice``,
+    only the records of the chosen evaluation of each figure family."""
+    if choice is None:
+        records = store.records(models=models, tasks=tasks, metrics=metrics)
+    else:
+        wanted = None if metrics is None else set(metrics)
+        records = [r for r in selected(store, choice, models=models, tasks=tasks)
+                   if wanted is None or r.metric.split(".", 1)[0].replace("_", "-") in wanted]  # fmt: skip
     rows = []
-    for record in store.records(models=models, tasks=tasks, metrics=metrics):
+    for record in records:
         row = record.to_dict()
         row["params"] = json.dumps(row["params"], sort_keys=True)
         row["flags"] = ";".join(row["flags"])
         provenance = row.pop("provenance")
         rows.append({**row, **{f"provenance_{k}": v for k, v in provenance.items()}})
+    return pd.DataFrame(rows)
+
+
+def jobs_frame(store: Store, models: list[str] | None, tasks: list[str] | None) -> pd.DataFrame:
+    """One row per stored job: its key, what it measured, when, and its spec (flattened into ``spec_*``
+    columns, and whole as JSON in ``spec``); a job stored before specs existed says ``legacy``."""
+    rows = []
+    for job in store.jobs(models=models, tasks=tasks):
+        row = {"key": job.key, "model": job.model, "task": job.task, "metric": job.metric, "run_id": job.run_id,
+               "seconds": job.seconds, "finished": job.finished, "legacy": job.spec is None,
+               "spec": job.spec.to_json() if job.spec else None,
+               "examples": job.spec.examples.count if job.spec else None,
+               "description": job.spec.describe() if job.spec else "legacy job: stored before job specs"}  # fmt: skip
+        if job.spec is not None:
+            row.update(pd.json_normalize(job.spec.to_dict(), sep="_").add_prefix("spec_").iloc[0].to_dict())
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -77,13 +107,18 @@ def export_table(
     suite: str | None = None,
     models: list[str] | None = None,
     tasks: list[str] | None = None,
+    choice: Choice | None = None,
 ) -> int:
-    """Write the matching records, per-example outputs or runs to ``output``; returns the number of rows."""
+    """Write the matching records, per-example outputs, jobs or runs to ``output``; returns the number of
+    rows. Records are those of the ``choice`` (None: every stored evaluation)."""
     if not (root / "results.sqlite").is_file():
         raise ExportError(f"no result store at {root}: run `harness run` first, or pass --store")
     if what == "runs":
         with Store(root) as store:
             return _write(runs_frame(store, suite), output, fmt, f"the store at {root} holds no runs")
+    if what == "jobs" and not suite:
+        with Store(root) as store:
+            return _write(jobs_frame(store, models, tasks), output, fmt, f"the store at {root} holds no jobs")
     scope = suite_scope(suite) if suite else [(None, None, None)]
     scope = [
         (m, t, metrics)
@@ -96,7 +131,13 @@ def export_table(
             m = [model] if model else models
             t = [task] if task else tasks
             if what == "records":
-                frames.append(records_frame(store, m, t, metrics))
+                try:
+                    frames.append(records_frame(store, m, t, metrics, choice))
+                except SelectionError as exc:
+                    raise ExportError(str(exc)) from None
+            elif what == "jobs":
+                jobs = jobs_frame(store, m, t)
+                frames.append(jobs if metrics is None or jobs.empty else jobs[jobs["metric"].isin(metrics)])
             else:
                 frames.append(store.examples(models=m, tasks=t))
     frames = [f for f in frames if not f.empty]
@@ -104,16 +145,30 @@ def export_table(
     return _write(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), output, fmt, empty)
 
 
+def flat(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nested values (dicts, lists: a model's options, a spec's parameters) as JSON text, so that every
+    column is a scalar column that CSV and Parquet can hold (Parquet cannot hold an empty struct)."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype == object and frame[column].map(lambda v: isinstance(v, dict | list | tuple)).any():
+            frame[column] = frame[column].map(
+                lambda v: json.dumps(v, sort_keys=True, default=str) if isinstance(v, dict | list | tuple) else v
+            )
+    return frame
+
+
 def _write(frame: pd.DataFrame, output: Path, fmt: str, empty: str) -> int:
     if frame.empty:
         raise ExportError(empty)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
-    if fmt == "csv":
-        frame.to_csv(tmp, index=False)
-    elif fmt == "parquet":
-        frame.to_parquet(tmp, index=False)
-    else:
-        frame.to_json(tmp, orient="records", indent=1)
-    tmp.replace(output)
+    frame = flat(frame)
+    try:
+        with atomic_write(output) as tmp:
+            if fmt == "csv":
+                csv_frame(frame).to_csv(tmp, index=False)
+            elif fmt == "parquet":
+                frame.to_parquet(tmp, index=False)
+            else:
+                frame.to_json(tmp, orient="records", indent=1)
+    except OSError as exc:
+        raise ExportError(f"cannot write {output}: {exc}") from None
     return len(frame)

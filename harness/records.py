@@ -29,7 +29,9 @@ class Record:
     params: dict[str, Any] = field(default_factory=dict)
     flags: tuple[str, ...] = ()  # anything that makes the number suspect, e.g. "nonfinite-logits=3"
     run_id: str = ""
-    provenance: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)  # the job's: the store keeps it once per job
+    job: str = ""  # the key of the job (its spec's hash) that measured it; empty until stored
+    interval: str = ""  # how [ci_low, ci_high] was made: harness.stats.METHODS; empty for legacy records
 
     def __post_init__(self) -> None:
         if self.direction not in ("higher", "lower"):

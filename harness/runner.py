@@ -32,6 +32,7 @@ from harness.models.base import IncompatibleError, Model
 from harness.progress import NullReporter, Reporter
 from harness.records import Record
 from harness.registry import metrics
+from harness.spec import ExampleSet, JobSpec, MetricSpec, ModelIdentity, TaskIdentity, index_digest
 from harness.store import JobRow, Store, StoreError, key_of
 from harness.tasks import Task, get_task
 
@@ -47,8 +48,9 @@ class Job:
     model: str
     task: str
     metric: str
-    params: dict[str, Any]
-    key: str
+    params: dict[str, Any]  # resolved: every default filled in
+    key: str  # the hash of the spec
+    spec: JobSpec
 
 
 @dataclass
@@ -65,6 +67,9 @@ class Pair:
     subset: np.ndarray | None
     model: Model | None = None
     stored_clean: pd.DataFrame | None = None  # the clean pass's per-example outputs from an earlier run
+    identity: ModelIdentity | None = None
+    task_identity: TaskIdentity | None = None
+    examples: ExampleSet | None = None  # the examples of the pair (all, or the run's seeded subset)
 
     @property
     def name(self) -> str:
@@ -104,6 +109,7 @@ class Outcome:
     records: list[Record] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)  # how it was run (versions, device, time)
 
 
 @dataclass
@@ -115,6 +121,7 @@ class Examples:
     kind: str
     task_fingerprint: str
     frame: pd.DataFrame
+    job_key: str | None = None  # the job that made them; None for the clean pass, which every job shares
 
 
 @dataclass
@@ -154,9 +161,11 @@ def library_versions() -> dict[str, str]:
 
 
 def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
-    """Resolve every group to its runnable pairs and jobs, loading each model once for its fingerprint."""
+    """Resolve every group to its runnable pairs and jobs, each job with its full ``JobSpec``; a model
+    whose source cannot give its fingerprint without loading it is loaded here, once."""
     pairs: dict[tuple[str, str | None, str, str, str], Pair] = {}
     skipped: list[tuple[str, str, str]] = []
+    depends: dict[tuple[str, str, str], dict[str, Any]] = {}  # (metric, params, task): what else it reads
     for group in suite.groups:
         for task_ref in group.tasks:
             task = get_task(task_ref.name, **task_ref.options)
@@ -170,18 +179,7 @@ def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
                 pair_id = (ref.name, ref.checkpoint, json.dumps(ref.options, sort_keys=True, default=str), task_name,
                            json.dumps(task_ref.options, sort_keys=True, default=str))  # fmt: skip
                 if pair_id not in pairs:
-                    model = None
-                    fingerprint = fingerprint_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
-                    if fingerprint is None:
-                        model = load_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
-                        fingerprint = model.fingerprint
-                    subset = stats.subset_indices(len(task.load()), suite.limit, suite.seed)
-                    sub = None if subset is None else {"limit": suite.limit, "seed": suite.seed}
-                    examples_key = key_of(
-                        kind="clean", model=ref.name, model_fp=fingerprint, task_fp=task.fingerprint, subset=sub
-                    )
-                    pairs[pair_id] = Pair(ref, task_name, dict(task_ref.options), fingerprint, [], examples_key, subset,
-                                          model)  # fmt: skip
+                    pairs[pair_id] = new_pair(ref, task, dict(task_ref.options), suite)
                 pair = pairs[pair_id]
                 for metric_ref in group.metrics:
                     metric = metrics.get(metric_ref.name)
@@ -189,31 +187,74 @@ def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
                         why = f"{metric_ref.name} measures {' and '.join(sorted(metric.modalities))} tasks"
                         skipped.append((ref.name, f"{task_name} ({metric_ref.name})", why))
                         continue
-                    try:
-                        metric().check(task, metric.Params(**metric_ref.params))
-                    except ValueError as exc:
-                        raise PlanError(f"metric {metric_ref.name} on {task_name}: {exc}") from exc
-                    key = key_of(
-                        model=ref.name,
-                        model_fp=pair.fingerprint,
-                        task_fp=task.fingerprint,
-                        metric=metric_ref.name,
-                        version=metric.version,
-                        params=metric_ref.params,
-                        seed=suite.seed,
-                        resamples=suite.resamples,
-                        subset=None if pair.subset is None else {"limit": suite.limit, "seed": suite.seed},
-                        device=devices.describe(devices.resolve(suite.device)) if "device" in metric.needs else None,
-                        country=suite.country if "country" in metric.needs else None,
-                    )
-                    if all(job.key != key for job in pair.jobs):
-                        pair.jobs.append(Job(ref.name, task_name, metric_ref.name, metric_ref.params, key))
+                    job = new_job(pair, task, metric(), metric.Params(**metric_ref.params), suite, depends)
+                    if all(other.key != job.key for other in pair.jobs):
+                        pair.jobs.append(job)
     if not pairs:
         reasons = "; ".join(dict.fromkeys(why for _, _, why in skipped)) or "the suite names no (model, task) pair"
         raise PlanError(f"nothing to run: no model in the suite can run on its tasks ({reasons})")
     keys = [job.key for pair in pairs.values() for job in pair.jobs]
     stored = set() if no_cache else store.stored_keys(keys)
     return Plan(suite, list(pairs.values()), stored, skipped)
+
+
+def new_pair(ref: ModelRef, task: Task, task_options: dict[str, Any], suite: Suite) -> Pair:
+    """A (model, task) pair: the model's fingerprint (loading it only when its source cannot tell
+    without), and the examples it is evaluated on (every one, or the run's seeded subset)."""
+    model = None
+    fingerprint = fingerprint_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
+    if fingerprint is None:
+        model = load_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
+        fingerprint = model.fingerprint
+    total = len(task.load())
+    subset = stats.subset_indices(total, suite.limit, suite.seed)
+    indices = np.arange(total) if subset is None else subset
+    identity = ModelIdentity(ref.name, fingerprint, ref.checkpoint, dict(ref.options))
+    examples = ExampleSet(total, len(indices), index_digest(indices),
+                        None if subset is None else {"limit": int(suite.limit or 0), "seed": suite.seed})  # fmt: skip
+    examples_key = key_of(kind="clean", model=identity.name, model_fp=fingerprint, task_fp=task.fingerprint,
+                          indices=examples.indices)  # fmt: skip
+    return Pair(ref, task.name, task_options, fingerprint, [], examples_key, subset, model, identity=identity,
+                task_identity=TaskIdentity(task.name, task.fingerprint, task_options), examples=examples)  # fmt: skip
+
+
+def new_job(pair: Pair, task: Task, metric: Any, params: Any, suite: Suite,
+            depends: dict[tuple[str, str, str], dict[str, Any]]) -> Job:  # fmt: skip
+    """The job of ``metric`` on ``pair``, its parameters resolved and its spec complete."""
+    try:
+        metric.check(task, params)
+    except ValueError as exc:
+        raise PlanError(f"metric {metric.name} on {task.name}: {exc}") from exc
+    n, cut = pair.examples.count, pair.subset is not None
+    resolved = metric.resolve(params, task, n=n, cut=cut)
+    values = resolved.model_dump(mode="json")
+    picked = metric.evaluated(resolved, n, suite.seed)
+    examples = pair.examples
+    if picked is not None:
+        indices = (np.arange(n) if pair.subset is None else pair.subset)[picked]
+        examples = ExampleSet(examples.total, len(indices), index_digest(indices), examples.subset)
+    reads = (metric.name, json.dumps(values, sort_keys=True), task.fingerprint)
+    if reads not in depends:
+        depends[reads] = metric.depends(resolved, task)
+    spec = JobSpec(
+        model=pair.identity, task=pair.task_identity, examples=examples,
+        metric=MetricSpec(metric.name, metric.version, values), seed=suite.seed, resamples=suite.resamples,
+        depends=depends[reads],
+        device=device_spec(suite.device) if "device" in metric.needs else None,
+        country=suite.country if "country" in metric.needs else None,
+    )  # fmt: skip
+    return Job(pair.name, task.name, metric.name, values, spec.key, spec)
+
+
+def device_spec(name: str) -> dict[str, Any]:
+    """What a device-bound figure depends on: the device and the torch, CUDA, driver and codecarbon versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        codecarbon = version("codecarbon")
+    except PackageNotFoundError:
+        codecarbon = "absent"
+    return {**devices.details(devices.resolve(name)), "codecarbon": codecarbon}
 
 
 def evaluate_pair(
@@ -275,12 +316,12 @@ def evaluate_pair(
             yield Examples(pair, pair.examples_key, "clean", task.fingerprint, ctx.examples())
             clean_saved = True
         for kind, frame in ctx.outputs.items():
-            yield Examples(pair, key_of(kind=kind, job=job.key), kind, task.fingerprint, frame)
+            yield Examples(pair, key_of(kind=kind, job=job.key), kind, task.fingerprint, frame, job.key)
         for name, png in ctx.figures.items():
             yield Figure(pair, job, name, png)
         ctx.outputs.clear()
         ctx.figures.clear()
-        yield Outcome(pair, job, records, time.perf_counter() - started)
+        yield Outcome(pair, job, records, time.perf_counter() - started, provenance=provenance)
 
 
 def run(
@@ -337,6 +378,7 @@ def run(
                     store.save_examples(
                         item.key, item.frame, model=item.pair.name, task=item.pair.task, kind=item.kind,
                         fingerprints=(item.pair.fingerprint, item.task_fingerprint), run_id=run_id,
+                        job_key=item.job_key,
                     )  # fmt: skip
                     continue
                 if isinstance(item, Figure):
@@ -344,8 +386,19 @@ def run(
                                       run_id=run_id)  # fmt: skip
                     continue
                 if item.error is None:
-                    job, fingerprints = item.job, (item.pair.fingerprint, item.pair.get_task().fingerprint)
-                    row = JobRow(job.key, run_id, job.model, job.task, job.metric, job.params, *fingerprints)
+                    job = item.job
+                    row = JobRow(
+                        job.key,
+                        run_id,
+                        job.model,
+                        job.task,
+                        job.metric,
+                        job.params,
+                        job.spec.model.fingerprint,
+                        job.spec.task.fingerprint,
+                        job.spec,
+                        item.provenance,
+                    )
                     store.save_job(row, item.records, item.seconds)
                     finished.add(job.key)
                     measured += 1

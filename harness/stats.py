@@ -1,29 +1,50 @@
-"""Bootstrap confidence intervals.
+"""Confidence intervals: one policy for every figure the harness reports (docs/metrics.md).
 
-Every number the harness reports carries a 95% percentile-bootstrap interval and its sample count.
-The three entry points are the same non-parametric bootstrap (resample the n examples with
-replacement, recompute the statistic, take percentiles), computed in the cheapest exact way the
-statistic allows:
+- **Proportions** (accuracy of a slice, robust accuracy, a rate): the Wilson score interval. It has
+  close to 95% coverage down to a few successes and never collapses to zero width at 0 or 1 (the
+  percentile bootstrap gave [0, 0] for a robust accuracy of 0).
+- **Smooth statistics of per-example values** (Brier, NLL, a weighted accuracy, a latency
+  percentile): the percentile bootstrap.
+- **Non-smooth statistics** (ECE, gaps and ratios between groups, minima and maxima over slices or
+  shifts): the basic (reverse percentile) bootstrap, ``[2v - q_hi, 2v - q_lo]``, clipped to the
+  statistic's range. The plug-in value of such a statistic is biased (an absolute value or a maximum
+  of noisy terms is pushed up, a minimum down); resampling adds the same bias again, and the basic
+  interval subtracts it, where the percentile interval would add it (it excluded the estimate itself,
+  and never covered a perfectly calibrated model's ECE of 0). ``bias`` carries the bootstrap estimate
+  of that bias, so that a record can state the bias-corrected value beside the plug-in one.
+- **Exact** figures (counts, parameters) and **ranges** (the min-max of repeated timings: a spread,
+  not a confidence interval) say so in ``method``; boards never test ranges as if they were CIs.
 
-- ``proportion``: the number of successes in a resample of n Bernoulli outcomes with k successes is
-  exactly Binomial(n, k/n), so the resamples are drawn from that distribution directly;
+Coverage of each 95% interval is tested by simulation (``tests/test_coverage.py``). Bootstrap draws
+that are not finite (a resample with an empty group) are left out of the interval and counted in
+``nonfinite``; records carry them as a flag. All resampling is seeded and vectorised:
+
 - ``from_counts``: a statistic of a table of counts (a confusion matrix) resamples as
-  Multinomial(n, counts/n) over the cells, exactly;
+  Multinomial(n, counts/n) over the cells, exactly as resampling the n examples would;
 - ``bootstrap``: anything else; the statistic receives a block of resampled index rows.
-
-All three are seeded and vectorised; none loops in Python over resamples.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
+Method = Literal["wilson", "percentile", "basic", "bonferroni", "bias-bounded", "range", "exact"]
+METHODS: dict[str, str] = {  # what each interval is, as the docs, boards and cards name it
+    "wilson": "95% Wilson score interval",
+    "percentile": "95% percentile bootstrap",
+    "basic": "95% basic bootstrap (bias-reflecting)",
+    "bonferroni": "at least 95%: simultaneous (Bonferroni) bootstrap interval of a minimum",
+    "bias-bounded": "at least 95%: bootstrap standard error widened downward by the largest possible bias",
+    "range": "min-max of repeated measurements (a spread, not a confidence interval)",
+    "exact": "exact (no sampling error)",
+}
+CONFIDENCE_METHODS = ("wilson", "percentile", "basic", "bonferroni", "bias-bounded")  # those that claim coverage
 
 
 @dataclass(frozen=True)
@@ -32,24 +53,48 @@ class Estimate:
     ci_low: float
     ci_high: float
     n: int
+    method: Method = "exact"
+    nonfinite: int = 0  # bootstrap draws that were not finite, left out of the interval
+    bias: float = 0.0  # bootstrap estimate of the plug-in value's bias (mean of the draws - value)
 
 
 def exact(value: float, n: int = 1) -> Estimate:
     """A number known without sampling error (a count, a parameter total): its interval is itself."""
-    return Estimate(float(value), float(value), float(value), n)
+    return Estimate(float(value), float(value), float(value), n, "exact")
 
 
-def _interval(value: float, draws: np.ndarray, n: int, confidence: float, contain: bool = False) -> Estimate:
+def spread(value: float, values: np.ndarray) -> Estimate:
+    """A value (the median of repeats) with the min-max of the repeats: a spread, not a CI."""
+    values = np.asarray(values, dtype=float)
+    return Estimate(float(value), float(values.min()), float(values.max()), len(values), "range")
+
+
+def wilson(successes: int, n: int, confidence: float = DEFAULT_CONFIDENCE) -> tuple[float, float]:
+    """The Wilson score interval of ``successes`` out of ``n`` (Wilson, 1927)."""
+    from scipy.stats import norm
+
+    z = float(norm.ppf(1 - (1 - confidence) / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
+def _interval(value: float, draws: np.ndarray, n: int, confidence: float, method: Method = "percentile",
+              bounds: tuple[float, float] = (-np.inf, np.inf)) -> Estimate:  # fmt: skip
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), not {confidence}")
-    draws = draws[np.isfinite(draws)]
-    if draws.size == 0:
-        return Estimate(float(value), float("nan"), float("nan"), n)
+    finite = np.isfinite(draws)
+    nonfinite = int((~finite).sum())
+    draws = draws[finite]
+    if draws.size == 0 or not np.isfinite(value):
+        return Estimate(float(value), float("nan"), float("nan"), n, method, nonfinite)
     alpha = (1 - confidence) / 2
     low, high = np.quantile(draws, [alpha, 1 - alpha])
-    if contain and np.isfinite(value):
-        low, high = min(low, value), max(high, value)
-    return Estimate(float(value), float(low), float(high), n)
+    if method == "basic":
+        low, high = 2 * value - high, 2 * value - low
+    low, high = float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
+    return Estimate(float(value), low, high, n, method, nonfinite, float(draws.mean() - value))
 
 
 def _check(n: int, resamples: int) -> None:
@@ -66,13 +111,15 @@ def proportion(
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
 ) -> Estimate:
-    """Mean of a 0/1 array (accuracy of a slice) with its bootstrap interval."""
+    """Mean of a 0/1 array (accuracy of a slice) with its Wilson score interval (no resampling:
+    ``resamples`` and ``seed`` are accepted so that every estimator takes the same options)."""
     successes = np.asarray(successes, dtype=bool)
     n = int(successes.size)
     _check(n, resamples)
-    p = float(successes.mean())
-    draws = np.random.default_rng(seed).binomial(n, p, size=resamples) / n
-    return _interval(p, draws, n, confidence)
+    k = int(successes.sum())
+    low, high = wilson(k, n, confidence)
+    low, high = (0.0 if k == 0 else low), (1.0 if k == n else high)  # exact at the ends, not 1e-17 off
+    return Estimate(k / n, low, high, n, "wilson")
 
 
 def resample_counts(counts: np.ndarray, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> np.ndarray:
@@ -91,17 +138,16 @@ def from_resampled(
     resampled: np.ndarray,
     *,
     confidence: float = DEFAULT_CONFIDENCE,
-    contain: bool = False,
+    method: Method = "percentile",
+    bounds: tuple[float, float] = (-np.inf, np.inf),
 ) -> Estimate:
     """A statistic of a table of counts with its interval over resamples drawn once by
-    ``resample_counts`` (so that many statistics of one table share the draws). ``contain`` widens the
-    interval to include the estimate: the percentile interval of a gap between groups (max - min) lies
-    wholly above the estimate when the groups are alike, since resampling adds noise that only widens
-    gaps."""
+    ``resample_counts`` (so that many statistics of one table share the draws). Gaps, ratios and
+    minima between groups take ``method="basic"`` and their range as ``bounds``."""
     counts = np.asarray(counts, dtype=np.int64)
     value = float(statistic(counts[None])[0])
     draws = np.asarray(statistic(resampled), dtype=float)
-    return _interval(value, draws, int(counts.sum()), confidence, contain)
+    return _interval(value, draws, int(counts.sum()), confidence, method, bounds)
 
 
 def from_counts(
@@ -111,11 +157,29 @@ def from_counts(
     resamples: int = DEFAULT_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
-    contain: bool = False,
+    method: Method = "percentile",
+    bounds: tuple[float, float] = (-np.inf, np.inf),
 ) -> Estimate:
     """A statistic of a table of counts; ``statistic`` maps ``[..., *counts.shape]`` to ``[...]``."""
     resampled = resample_counts(counts, resamples=resamples, seed=seed)
-    return from_resampled(statistic, counts, resampled, confidence=confidence, contain=contain)
+    return from_resampled(statistic, counts, resampled, confidence=confidence, method=method, bounds=bounds)
+
+
+def draws(
+    statistic: Callable[[np.ndarray], np.ndarray], n: int, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+    block: int = 200,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The statistic on the data and on ``resamples`` bootstrap resamples of its n examples:
+    ``statistic`` maps index rows ``[B, n]`` to ``[B, ...]``. Rows are drawn in blocks so memory stays
+    at ``block * n`` indices whatever ``resamples`` is."""
+    _check(n, resamples)
+    value = np.asarray(statistic(np.arange(n)[None]), dtype=float)[0]
+    rng = np.random.default_rng(seed)
+    out = []
+    for start in range(0, resamples, block):
+        size = min(block, resamples - start)
+        out.append(np.asarray(statistic(rng.integers(0, n, size=(size, n), dtype=np.int32)), dtype=float))
+    return value, np.concatenate(out)
 
 
 def bootstrap(
@@ -126,19 +190,50 @@ def bootstrap(
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
     block: int = 200,
+    method: Method = "percentile",
+    bounds: tuple[float, float] = (-np.inf, np.inf),
 ) -> Estimate:
     """Any statistic of n examples; ``statistic`` maps index rows ``[B, n]`` to values ``[B]``.
+    Gaps and ratios take ``method="basic"`` and their range as ``bounds``."""
+    value, drawn = draws(statistic, n, resamples=resamples, seed=seed, block=block)
+    return _interval(float(value), drawn, n, confidence, method, bounds)
 
-    Rows are drawn in blocks so memory stays at ``block * n`` indices whatever ``resamples`` is.
-    """
-    _check(n, resamples)
-    value = float(statistic(np.arange(n)[None])[0])
-    rng = np.random.default_rng(seed)
-    draws = []
-    for start in range(0, resamples, block):
-        size = min(block, resamples - start)
-        draws.append(np.asarray(statistic(rng.integers(0, n, size=(size, n), dtype=np.int32)), dtype=float))
-    return _interval(value, np.concatenate(draws), n, confidence)
+
+def minimum(values: np.ndarray, drawn: np.ndarray, n: int, confidence: float = DEFAULT_CONFIDENCE) -> tuple[int, Estimate]:
+    """The smallest of k statistics of the same n examples (the worst of several shifts, the weakest
+    group), from their values ``[k]`` and joint bootstrap draws ``[B, k]``: which is smallest, and the
+    minimum with a simultaneous interval, ``[min_k low_k, min_k high_k]`` of percentile intervals at
+    level ``1 - alpha / k`` (Bonferroni). It covers the true minimum with probability at least
+    ``confidence`` whichever statistic is truly smallest, where the interval of the smallest estimate
+    alone would not (it was picked for being low: the winner's curse)."""
+    values, drawn = np.asarray(values, dtype=float), np.asarray(drawn, dtype=float)
+    k = values.shape[-1]
+    alpha = (1 - confidence) / (2 * k)
+    finite = np.isfinite(drawn)
+    nonfinite = int((~finite.all(1)).sum())
+    low = np.array([np.quantile(drawn[finite[:, j], j], alpha) for j in range(k)])
+    high = np.array([np.quantile(drawn[finite[:, j], j], 1 - alpha) for j in range(k)])
+    which = int(np.nanargmin(values))
+    worst = float(values[which])
+    bias = float(np.nanmean(np.nanmin(drawn, 1)) - worst)
+    return which, Estimate(worst, float(min(low.min(), worst)), float(high.min()), n, "bonferroni", nonfinite, bias)
+
+
+def bias_bounded(value: float, drawn: np.ndarray, n: int, max_bias: float,
+                 confidence: float = DEFAULT_CONFIDENCE) -> Estimate:  # fmt: skip
+    """An interval for a statistic whose plug-in value is biased upward by at most ``max_bias`` (and never
+    downward), such as the binned ECE (a sum of absolute gaps: each ``|gap|`` is pushed up by its noise,
+    most when the true gap is 0): ``[value - max_bias - z se, value + z se]`` with the bootstrap
+    standard error, at least 0. Each side fails with probability at most ``(1 - confidence) / 2``
+    whatever the truth, so the coverage is at least ``confidence`` (more where the true bias is below its
+    bound, which is when the model is clearly miscalibrated)."""
+    from scipy.stats import norm
+
+    finite = np.isfinite(drawn)
+    se = float(np.std(drawn[finite], ddof=1)) if finite.sum() > 1 else float("nan")
+    z = float(norm.ppf(1 - (1 - confidence) / 2))
+    low, high = max(0.0, value - max_bias - z * se), value + z * se
+    return Estimate(float(value), low, high, n, "bias-bounded", int((~finite).sum()), float(drawn[finite].mean() - value))
 
 
 def mean(values: np.ndarray, **options: Any) -> Estimate:

@@ -19,17 +19,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.files import atomic_write
 from harness.records import Record
+from harness.spec import JobSpec, index_digest
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -63,7 +64,17 @@ CREATE TABLE IF NOT EXISTS figures (
 """
 RECORD_COLUMNS = (
     "model", "task", "metric", "slice", "value", "ci_low", "ci_high", "n", "direction", "category",
-    "params", "flags", "run_id", "provenance",
+    "params", "flags", "run_id", "provenance", "interval",
+)  # fmt: skip
+
+
+JOB_COLUMNS = (
+    "key", "run_id", "model", "task", "metric", "params", "model_fingerprint", "task_fingerprint", "seconds",
+    "finished", "spec", "provenance",
+)  # fmt: skip
+EXAMPLE_COLUMNS = (
+    "key", "model", "task", "kind", "model_fingerprint", "task_fingerprint", "path", "rows", "run_id", "finished",
+    "job_key", "indices",
 )  # fmt: skip
 
 
@@ -115,6 +126,10 @@ class JobRow:
     params: dict[str, Any]
     model_fingerprint: str
     task_fingerprint: str
+    spec: JobSpec | None = None  # None: a job stored before specs existed (a legacy job)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    finished: float = 0.0
 
 
 class Store:
@@ -159,10 +174,13 @@ class Store:
 
     def _migrate(self) -> None:
         """Bring a store written by an earlier version up to this schema (columns are only added)."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-        for column in ("cost", "failures"):
-            if column not in columns:
-                self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
+        added = {"runs": ("cost", "failures"), "jobs": ("spec", "provenance"), "examples": ("job_key", "indices"),
+                 "records": ("interval",)}  # fmt: skip
+        for table, wanted in added.items():
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for column in wanted:
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -232,14 +250,15 @@ class Store:
         with self._transaction() as db:
             db.execute("DELETE FROM jobs WHERE key = ?", (job.key,))  # cascades to its records
             db.execute(
-                "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({', '.join('?' * len(JOB_COLUMNS))})",
                 (
                     job.key, job.run_id, job.model, job.task, job.metric, json.dumps(job.params, sort_keys=True),
                     job.model_fingerprint, job.task_fingerprint, seconds, time.time(),
+                    None if job.spec is None else job.spec.to_json(), json.dumps(job.provenance, sort_keys=True),
                 ),
             )  # fmt: skip
-            db.executemany(
-                f"INSERT INTO records (job_key, {', '.join(RECORD_COLUMNS)}) VALUES ({', '.join('?' * 15)})",
+            db.executemany(  # provenance lives on the job, not in each of its records
+                f"INSERT INTO records (job_key, {', '.join(RECORD_COLUMNS)}) VALUES (?{', ?' * len(RECORD_COLUMNS)})",
                 [(job.key, *self._record_row(r)) for r in records],
             )
 
@@ -247,9 +266,21 @@ class Store:
     def _record_row(r: Record) -> tuple[Any, ...]:
         return (
             r.model, r.task, r.metric, r.slice, r.value, r.ci_low, r.ci_high, r.n, r.direction, r.category,
-            json.dumps(r.params, sort_keys=True), json.dumps(list(r.flags)), r.run_id,
-            json.dumps(r.provenance, sort_keys=True),
+            json.dumps(r.params, sort_keys=True), json.dumps(list(r.flags)), r.run_id, "{}", r.interval,
         )  # fmt: skip
+
+    def jobs(self, *, models: Iterable[str] | None = None, tasks: Iterable[str] | None = None) -> list[JobRow]:
+        """Stored jobs with their specs (None for legacy jobs), oldest first."""
+        out = []
+        for row in self._db.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs ORDER BY finished"):
+            if (models is not None and row["model"] not in models) or (tasks is not None and row["task"] not in tasks):
+                continue
+            data = dict(row)
+            data["params"] = json.loads(data["params"])
+            data["spec"] = JobSpec.from_json(data["spec"]) if data["spec"] else None
+            data["provenance"] = json.loads(data["provenance"]) if data["provenance"] else {}
+            out.append(JobRow(**data))
+        return out
 
     def records(
         self,
@@ -268,14 +299,19 @@ class Store:
                 where.append(f"{column} IN ({','.join('?' * len(values))})" if values else "0")
                 args += values
         sql = (
-            f"SELECT {', '.join('r.' + c for c in RECORD_COLUMNS)} FROM records r JOIN jobs j ON j.key = r.job_key"
+            f"SELECT {', '.join('r.' + c for c in RECORD_COLUMNS)}, r.job_key AS job, j.provenance AS job_provenance "
+            "FROM records r JOIN jobs j ON j.key = r.job_key"
             + (f" WHERE {' AND '.join(where)}" if where else "")
             + " ORDER BY r.model, r.task, r.metric, r.slice"
         )
         out = []
         for row in self._db.execute(sql, args):
             data = dict(row)
+            job_provenance = data.pop("job_provenance")
+            if job_provenance:  # a legacy job's records carry their own
+                data["provenance"] = job_provenance
             data["flags"] = json.loads(data["flags"])
+            data["interval"] = data["interval"] or ""
             data["value"], data["ci_low"], data["ci_high"] = (
                 float("nan") if data[c] is None else data[c] for c in ("value", "ci_low", "ci_high")
             )
@@ -290,14 +326,23 @@ class Store:
     # per-example outputs ------------------------------------------------------------------------
     @_writes
     def save_examples(
-        self, key: str, frame: Any, *, model: str, task: str, kind: str, fingerprints: tuple[str, str], run_id: str
+        self,
+        key: str,
+        frame: Any,
+        *,
+        model: str,
+        task: str,
+        kind: str,
+        fingerprints: tuple[str, str],
+        run_id: str,
+        job_key: str | None = None,
     ) -> None:
+        """Store per-example outputs (one row per example, its index in the split in ``example``) of the
+        clean pass or of the job ``job_key``; the hash of the example indices identifies the set."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         relative = Path("examples") / f"{key}.parquet"
-        target = self.root / relative
-        tmp = target.with_suffix(f".tmp{os.getpid()}")
         table = pa.Table.from_pandas(frame, preserve_index=False)
         table = table.replace_schema_metadata(
             {
@@ -305,16 +350,38 @@ class Store:
                 b"harness": json.dumps({"model": model, "task": task, "kind": kind}).encode(),
             }
         )
-        try:
+        with atomic_write(self.root / relative) as tmp:  # a half-written file (disk full) never stays behind
             pq.write_table(table, tmp)
-            tmp.replace(target)
-        finally:
-            tmp.unlink(missing_ok=True)  # a half-written file (disk full) never stays behind
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, model, task, kind, *fingerprints, str(relative), len(frame), run_id, time.time()),
-            )
+                f"INSERT OR REPLACE INTO examples ({', '.join(EXAMPLE_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(EXAMPLE_COLUMNS))})",
+                (key, model, task, kind, *fingerprints, str(relative), len(frame), run_id, time.time(), job_key,
+                 index_digest(frame["example"].to_numpy())),
+            )  # fmt: skip
+
+    def example_sets(
+        self, *, models: Iterable[str] | None = None, tasks: Iterable[str] | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        """What per-example outputs the store holds (no data read), oldest first: key, model, task, kind,
+        task_fingerprint, rows, run_id, finished, job_key (None for a clean pass) and indices (the hash of
+        the examples' indices; computed from the file for outputs stored before it was kept)."""
+        wanted = {name: set(v) for name, v in (("model", models), ("task", tasks), ("kind", [kind] if kind else None))
+                  if v is not None}  # fmt: skip
+        out = []
+        for row in self._db.execute(f"SELECT {', '.join(EXAMPLE_COLUMNS)} FROM examples ORDER BY finished"):
+            if any(row[column] not in values for column, values in wanted.items()):
+                continue
+            data = dict(row)
+            path = self.root / data.pop("path")
+            if not path.is_file():
+                continue
+            if data["indices"] is None:
+                import pyarrow.parquet as pq
+
+                data["indices"] = index_digest(pq.read_table(path, columns=["example"]).column(0).to_numpy())
+            out.append(data)
+        return out
 
     def examples_by_key(self, key: str):
         """One stored set of per-example outputs, or None."""
@@ -362,9 +429,8 @@ class Store:
         relative = Path("figures") / f"{hashlib.sha256(png).hexdigest()[:24]}.png"
         target = self.root / relative
         if not target.is_file():
-            tmp = target.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(png)
-            tmp.replace(target)
+            with atomic_write(target) as tmp:
+                tmp.write_bytes(png)
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO figures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -372,11 +438,11 @@ class Store:
             )
 
     def figures(self, *, model: str | None = None, task: str | None = None, name: str | None = None) -> list[dict]:
-        """Stored figures, newest first: model, task, name, run_id and the PNG's absolute ``path``."""
+        """Stored figures, newest first: model, task, name, run_id, job_key and the PNG's absolute ``path``."""
         rows = self._db.execute("SELECT * FROM figures ORDER BY finished DESC").fetchall()
         wanted = {"model": model, "task": task, "name": name}
         return [
-            {**{k: row[k] for k in ("model", "task", "name", "run_id")}, "path": self.root / row["path"]}
+            {**{k: row[k] for k in ("model", "task", "name", "run_id", "job_key")}, "path": self.root / row["path"]}
             for row in rows
             if all(value is None or row[column] == value for column, value in wanted.items())
         ]

@@ -11,10 +11,12 @@ from typing import Any
 
 import yaml
 
+from harness import text as doc
 from harness.errors import HarnessError
 from harness.leaderboard import plots
 from harness.leaderboard.render import format_value
 from harness.records import Record
+from harness.selection import Choice, SelectionError, selected
 
 NOT_PROVIDED = "not provided"
 TASK_TYPES = {"image": "image-classification", "tabular": "tabular-classification", "text": "text-classification"}
@@ -207,15 +209,24 @@ def findings(facts: Facts, sensitive: tuple[str, ...] = ()) -> tuple[list[str], 
             ethics.append(f"Weakest {feature} group: {weakest.slice.split('=', 1)[1]} at accuracy "
                           f"{_interval(weakest, 100)}% (n={weakest.n}); the largest accuracy gap between {feature} "
                           f"groups is {_interval(gap, 100)} points.")  # fmt: skip
-    failed: dict[str, list[str]] = {}  # feature -> "criterion (groups outside the band)"
+    judged: dict[tuple[str, str], list[str]] = {}  # (feature, verdict) -> "criterion (groups)"
     for verdict in facts.all("fairness.verdict"):
-        if verdict.value == 0:
-            where = dict(part.split("=", 1) for part in verdict.slice.split(","))
-            failing = ", ".join(verdict.params.get("failing", [])) or "?"
-            criterion = where.get("criterion", "?").replace("_", " ")
-            failed.setdefault(where.get("feature", "?"), []).append(f"{criterion} (outside the band: {failing})")
-    for feature, criteria in failed.items():
-        ethics.append(f"Fails the four-fifths criterion by {feature} for {'; '.join(criteria)}.")
+        outcome = verdict.params.get("verdict") or ("pass" if verdict.value == 1 else "fail")
+        if outcome == "pass":
+            continue
+        where = dict(part.split("=", 1) for part in verdict.slice.split(","))
+        groups = ", ".join(verdict.params.get("failing" if outcome == "fail" else "inconclusive", [])) or "?"
+        criterion = where.get("criterion", "?").replace("_", " ")
+        judged.setdefault((where.get("feature", "?"), outcome), []).append(f"{criterion} ({groups})")
+    for (feature, outcome), criteria in judged.items():
+        if outcome == "fail":
+            ethics.append(f"Fails the four-fifths criterion by {feature} (the 95% interval of the ratio lies "
+                          f"wholly outside the band) for {'; '.join(criteria)}.")  # fmt: skip
+        else:
+            ethics.append(
+                f"Inconclusive on the four-fifths criterion by {feature} (the 95% interval of the "
+                f"ratio straddles the band: more examples would decide) for {'; '.join(criteria)}."
+            )
     clean = facts.get("adversarial.clean_accuracy", "attack=none")
     curve = sorted((float(r.slice.split("@")[1]), r) for r in facts.all("adversarial.robust_accuracy",
                                                                             r"attack=worst-linf@[0-9.]+"))  # fmt: skip
@@ -254,8 +265,7 @@ def findings(facts: Facts, sensitive: tuple[str, ...] = ()) -> tuple[list[str], 
 
 
 def _markdown(title: str, sections: list[Section]) -> str:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    cell = doc.markdown
 
     lines = [f"# Model card: {cell(title)}", ""]
     for section in sections:
@@ -319,12 +329,16 @@ def front_matter(name: str, task: Any, info: dict, facts: Facts, runs: list[dict
 
 
 def write_card(store: Any, name: str, task_name: str | None, output: Path, *, fmt: str = "md",
-               info_file: Path | None = None) -> Path:  # fmt: skip
-    """Write the card of ``name`` (and its figures beside it); returns the card's path."""
+               info_file: Path | None = None, choice: Choice | None = None) -> Path:  # fmt: skip
+    """Write the card of ``name`` (and its figures beside it) from the chosen evaluation of each figure
+    family (by default the most complete: a --limit run never replaces a full one); returns its path."""
     from harness.models import load_model
     from harness.tasks import get_task
 
-    records = store.records(models=[name])
+    try:
+        records = selected(store, choice or Choice(), models=[name])
+    except SelectionError as exc:
+        raise CardError(str(exc)) from None
     tasks = sorted({r.task for r in records})
     if not records:
         raise CardError(f"the store at {store.root} holds no records of {name}: run a suite with it first")
@@ -373,7 +387,10 @@ def _figures(store: Any, name: str, task: str, facts: Facts, output: Path) -> li
     for png, caption in drawn:
         if png is not None:
             images.append(_save(folder, f"{caption.replace(' ', '-')}.png", png, output, caption))
+    jobs = {r.job for r in facts.records}
     for f in store.figures(model=name, task=task):
+        if f["job_key"] not in jobs:  # drawn by an evaluation the card does not show
+            continue
         if not any(i.path.endswith(f"{f['name']}.png") for i in images):
             images.append(_save(folder, f"{f['name']}.png", Path(f["path"]).read_bytes(), output, f["name"]))
     return images

@@ -6,6 +6,7 @@ from __future__ import annotations
 from harness.config import Headline, load_suite, suite_names
 from harness.errors import HarnessError
 from harness.leaderboard.table import ANY_DEVICE, Board, build
+from harness.selection import Choice, SelectionError, selected
 from harness.store import Store
 
 __all__ = ["ANY_DEVICE", "Board", "LeaderboardError", "headlines", "leaderboard"]
@@ -30,17 +31,22 @@ def headlines(suite: str | None) -> list[Headline]:
 
 
 def leaderboard(store: Store, *, suite: str | None = None, task: str | None = None, device: str | None = None,
-                sort: str | None = None) -> Board:  # fmt: skip
+                sort: str | None = None, choice: Choice | None = None) -> Board:  # fmt: skip
+    """The board of the chosen evaluation of each figure family (by default the most complete one)."""
     from harness.export import suite_scope
 
-    if suite:
-        scope = suite_scope(suite)
-        models = sorted({m for m, _, _ in scope})
-        tasks = sorted({t for _, t, _ in scope})
-        records = [r for r in store.records(models=models, tasks=tasks) if (r.model, r.task) in
-                   {(m, t) for m, t, _ in scope}]  # fmt: skip
-    else:
-        records = store.records()
+    choice = choice or Choice()
+    try:
+        if suite:
+            scope = suite_scope(suite)
+            models = sorted({m for m, _, _ in scope})
+            tasks = sorted({t for _, t, _ in scope})
+            records = [r for r in selected(store, choice, models=models, tasks=tasks) if (r.model, r.task) in
+                       {(m, t) for m, t, _ in scope}]  # fmt: skip
+        else:
+            records = selected(store, choice)
+    except SelectionError as exc:
+        raise LeaderboardError(str(exc)) from None
     if task:
         records = [r for r in records if r.task == task]
     if not records:

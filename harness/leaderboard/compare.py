@@ -6,7 +6,7 @@ accuracy under each corruption), a paired bootstrap for per-example scores (expl
 the mean difference over its bootstrap standard error).
 The p-values are adjusted over all the figures compared (Holm), and each figure gets a verdict: A
 better, B better, or no significant difference at 5%. Unpaired comparisons are refused: different
-data (task fingerprints), or different examples (subsets, limits).
+data (task fingerprints), or different examples (subsets, limits) with no set in common.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import pandas as pd
 
 from harness import stats
 from harness.errors import HarnessError
+from harness.selection import Choice
+from harness.store import JobRow
 
 ALPHA = 0.05
 LOWER_IS_BETTER = ("deletion_auc", "infidelity", "sensitivity_max")
@@ -38,6 +40,7 @@ class Comparison:
     p: float
     p_holm: float = float("nan")
     higher_is_better: bool = True
+    paired_on: str = ""  # which stored examples: "10,000 examples (clean)"
 
     @property
     def verdict(self) -> str:
@@ -100,45 +103,94 @@ def _figure(kind: str, column: str) -> tuple[str, bool] | None:
     return None
 
 
-def latest_run(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the most recent run (a pair evaluated on two subsets has one set of rows per run),
-    with only the columns of their kind and those columns' own types (outputs of several kinds come
-    concatenated, each kind's columns empty in the others' rows)."""
-    rows = frame[frame["run_id"] == frame["run_id"].max()]
-    return rows.dropna(axis=1, how="all").infer_objects()
+def same_spec(a: JobRow | None, b: JobRow | None) -> bool:
+    """Whether two models' jobs measured the same thing the same way (their specs less the model); a
+    clean pass (no job) or a legacy job (no spec) pairs on its examples alone."""
+    if a is None or b is None:  # the clean pass has no job: it pairs with another clean pass
+        return a is None and b is None
+    if a.spec is None or b.spec is None:  # a legacy job: its examples decide
+        return True
+    return a.spec.without_model() == b.spec.without_model()
 
 
-def compare(store, a: str, b: str, *, task: str | None = None, resamples: int = 1000,
-            seed: int = 0) -> list[Comparison]:  # fmt: skip
-    if a == b:
-        raise CompareError(f"compare needs two different models; both are {a!r}")
-    frames = {m: store.examples(models=[m], tasks=[task] if task else None) for m in (a, b)}
-    for m, frame in frames.items():
-        if frame.empty:
-            raise CompareError(f"the store holds no per-example outputs of {m}" + (f" on {task}" if task else "")
-                               + ": run a suite with it first")  # fmt: skip
-    tasks = sorted(set(frames[a]["task"]) & set(frames[b]["task"]))
+def pairings(store, a: str, b: str, task: str | None = None,
+             choice: Choice | None = None) -> dict[tuple[str, str], tuple[dict, dict]]:  # fmt: skip
+    """For each (task, kind of per-example output) both models have, the two stored sets that pair: the
+    same examples and, for a metric's outputs, matching specs; the largest such set, then the latest.
+    With a ``choice``, only the sets of the jobs it admits (and the clean passes on their examples)."""
+    choice = choice or Choice()
+    jobs = {job.key: job for job in store.jobs(models=[a, b])}
+    admitted = {k for k, job in jobs.items() if choice.admits(job) or choice.names(job)}
+    clean_ok = {(job.model, job.spec.examples.indices) for k, job in jobs.items() if k in admitted and job.spec}
+    filtered = choice != Choice()
+
+    def allowed(row: dict) -> bool:
+        if not filtered:
+            return True
+        if row["job_key"] is None:
+            return (row["model"], row["indices"]) in clean_ok
+        return row["job_key"] in admitted
+
+    sets = {m: [r for r in store.example_sets(models=[m], tasks=[task] if task else None) if allowed(r)]
+            for m in (a, b)}  # fmt: skip
+    for m, rows in sets.items():
+        if not rows:
+            where = (f" on {task}" if task else "") + (f" for {choice.describe()}" if filtered else "")
+            raise CompareError(f"the store holds no per-example outputs of {m}{where}: run a suite with it first")
+    tasks = sorted({r["task"] for r in sets[a]} & {r["task"] for r in sets[b]})
     if not tasks:
         raise CompareError(f"{a} and {b} were never evaluated on the same task: nothing to pair")
-    out: list[Comparison] = []
+    out: dict[tuple[str, str], tuple[dict, dict]] = {}
+    unpaired = []
     for t in tasks:
-        fa, fb = frames[a][frames[a]["task"] == t], frames[b][frames[b]["task"] == t]
-        prints_a, prints_b = sorted(set(fa["task_fingerprint"])), sorted(set(fb["task_fingerprint"]))
-        if prints_a != prints_b:
+        ra_all = [r for r in sets[a] if r["task"] == t]
+        rb_all = [r for r in sets[b] if r["task"] == t]
+        prints_a = sorted({r["task_fingerprint"] for r in ra_all})
+        prints_b = sorted({r["task_fingerprint"] for r in rb_all})
+        if not set(prints_a) & set(prints_b):
             raise CompareError(f"{a} and {b} were evaluated on different data for {t} (task fingerprints "
                                f"{prints_a} and {prints_b})")  # fmt: skip
-        for kind in sorted(set(fa["kind"]) & set(fb["kind"])):
-            ka, kb = latest_run(fa[fa["kind"] == kind]), latest_run(fb[fb["kind"] == kind])
-            if set(ka["example"]) != set(kb["example"]):
-                raise CompareError(f"{a} and {b} were evaluated on different examples of {t} ({kind}: "
-                                   f"{len(ka)} and {len(kb)} examples, {len(set(ka['example']) & set(kb['example']))} "
-                                   "in common): run both with the same --limit and --seed")  # fmt: skip
-            joined = ka.merge(kb, on="example", suffixes=("_a", "_b"))
-            for column in ka.columns:
-                figure = _figure(kind, column)
-                if figure is None or f"{column}_b" not in joined:
-                    continue
-                out.append(_compare_column(t, figure, joined[f"{column}_a"], joined[f"{column}_b"], resamples, seed))
+        for kind in sorted({r["kind"] for r in ra_all} & {r["kind"] for r in rb_all}):
+            best, rank = None, None
+            for ra in (r for r in ra_all if r["kind"] == kind):
+                for rb in (r for r in rb_all if r["kind"] == kind):
+                    if ra["indices"] != rb["indices"] or ra["task_fingerprint"] != rb["task_fingerprint"]:
+                        continue
+                    if not same_spec(jobs.get(ra["job_key"]), jobs.get(rb["job_key"])):
+                        continue
+                    candidate = (ra["rows"], max(ra["finished"], rb["finished"]))
+                    if rank is None or candidate > rank:
+                        best, rank = (ra, rb), candidate
+            if best is None:
+                sizes = sorted({r["rows"] for r in ra_all if r["kind"] == kind})
+                other = sorted({r["rows"] for r in rb_all if r["kind"] == kind})
+                unpaired.append(f"{t} ({kind}: {a} on {sizes} examples, {b} on {other}, none the same set with "
+                                "the same settings)")  # fmt: skip
+                continue
+            out[t, kind] = best
+    if not out:
+        raise CompareError(f"{a} and {b} were evaluated on different examples of {'; '.join(unpaired)}: run both "
+                           "with the same --limit and --seed")  # fmt: skip
+    return out
+
+
+def compare(store, a: str, b: str, *, task: str | None = None, resamples: int = 1000, seed: int = 0,
+            choice: Choice | None = None) -> list[Comparison]:  # fmt: skip
+    """Every per-example figure of ``a`` and ``b`` paired on the largest set of examples both were
+    evaluated on with matching specs (``pairings``); each comparison says which (``paired_on``)."""
+    if a == b:
+        raise CompareError(f"compare needs two different models; both are {a!r}")
+    out: list[Comparison] = []
+    for (t, kind), (ra, rb) in pairings(store, a, b, task, choice).items():
+        ka, kb = (store.examples_by_key(r["key"]).dropna(axis=1, how="all").infer_objects() for r in (ra, rb))
+        joined = ka.merge(kb, on="example", suffixes=("_a", "_b"))
+        paired_on = f"{len(joined):,} examples ({kind})"
+        for column in ka.columns:
+            figure = _figure(kind, column)
+            if figure is None or f"{column}_b" not in joined:
+                continue
+            c = _compare_column(t, figure, joined[f"{column}_a"], joined[f"{column}_b"], resamples, seed)
+            out.append(Comparison(**{**c.__dict__, "paired_on": paired_on}))
     if not out:
         raise CompareError(f"{a} and {b} share no per-example outcome to compare")
     adjusted = holm([c.p for c in out])

@@ -9,10 +9,12 @@ from typing import Any
 
 import pandas as pd
 
+from harness import text as doc
 from harness.leaderboard.table import Board, Column
 from harness.leaderboard.ties import tie_mark
 
-LEGEND = ("± the half-width of the 95% bootstrap CI; ↑ higher is better, ↓ lower; ≈ not significantly "
+LEGEND = ("± the larger side of the 95% interval (methods in docs/metrics.md), n the examples measured; "
+          "↑ higher is better, ↓ lower; ≈ not significantly "
           "different from the best in its column (paired test on the same examples where the store has them, "
           "Holm-adjusted; otherwise overlapping CIs)")  # fmt: skip
 
@@ -21,7 +23,9 @@ def format_value(metric: str, value: float, low: float, high: float) -> str:
     """``91.8 ±0.5``: the value and the larger side of its CI (the exact bounds are in the store)."""
     if isinstance(value, float) and math.isnan(value):
         return ""
-    if metric in ("fairness.verdict", "interpretability.randomisation_pass"):
+    if metric == "fairness.verdict":
+        return {1.0: "pass", 0.5: "inconclusive", 0.0: "fail"}.get(value, f"{value:g}")
+    if metric == "interpretability.randomisation_pass":
         return "pass" if value == 1 else "fail"
     if metric.startswith("efficiency."):  # counts and timings: no percent, spread only where there is one
         text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
@@ -41,6 +45,8 @@ def cells(board: Board) -> list[dict[str, str]]:
         for c in board.columns:
             label = c.headline.label
             text = format_value(c.headline.metric, row[label], row[f"{label} low"], row[f"{label} high"])
+            if text:
+                text += f" n={int(row[f'{label} n']):,}"
             shown[label] = text + tie_mark(row.get(f"{label} tie"))
         shown["flags"] = row["flags"].replace(";", ", ")
         out.append(shown)
@@ -78,9 +84,7 @@ def groups(board: Board) -> list[Group]:
 
 
 def markdown(board: Board, title: str) -> str:
-    def escape(text: str) -> str:
-        return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-
+    escape = doc.markdown
     lines = [f"# {escape(title)}", "", f"{escape(LEGEND)}.", ""]
     for group in groups(board):
         lines += [f"## {escape(group.task)} · {escape(group.device)} (ranked by {escape(group.ranked_by)})", ""]
@@ -119,7 +123,7 @@ def as_json(board: Board) -> str:
 
 def csv(board: Board) -> str:
     """Every column (run ids, which change with every run, are in the HTML page's provenance)."""
-    return board.frame.drop(columns=["runs"]).to_csv(index=False)
+    return doc.csv_frame(board.frame.drop(columns=["runs"])).to_csv(index=False)
 
 
 def terminal(board: Board, console: Any, title: str) -> None:

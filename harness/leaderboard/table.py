@@ -89,6 +89,8 @@ def build(records: list[Record], headlines: list[Headline], *, sort: str | None 
             row[f"{label} low"] = r.ci_low if r else np.nan
             row[f"{label} high"] = r.ci_high if r else np.nan
             row[f"{label} n"] = r.n if r else 0
+            row[f"{label} job"] = r.job if r else ""
+            row[f"{label} interval"] = r.interval if r else ""
             flags += [f for f in (r.flags if r else ()) if f not in flags]
         row["flags"] = ";".join(flags)
         row["runs"] = ";".join(sorted({r.run_id for r in found.values()}))

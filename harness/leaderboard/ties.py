@@ -3,8 +3,9 @@
 Where the store holds per-example outcomes of the figure for both models (accuracy, robust accuracy,
 accuracy under a corruption, explanation scores), the paired test of ``compare`` decides (McNemar's
 exact test or a paired bootstrap), with Holm's adjustment over the models compared with the leader
-in that column. Other figures (ECE, fairness gaps, timings) have no per-example outcome to pair:
+in that column. Other figures (ECE, fairness gaps, latency) have no per-example outcome to pair:
 there, overlapping 95% intervals count as not significantly different, which is the cautious side.
+Throughput's spread (the min-max of repeats) is not a confidence interval: it is never tested.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.leaderboard.compare import ALPHA, holm, latest_run, mcnemar_exact, paired_bootstrap_p
+from harness.leaderboard.compare import ALPHA, holm, mcnemar_exact, paired_bootstrap_p
 from harness.leaderboard.table import Board
 
 
@@ -35,17 +36,30 @@ def per_example(metric: str, slice: str) -> tuple[str, str] | None:
 
 
 class Outcomes:
-    """Per-example outputs read from the store once per (model, task, kind), whatever the columns."""
+    """The per-example outputs behind a board's figures, each read from the store once: a metric's
+    outputs by the job that made them, the clean pass by the examples of the job shown."""
 
     def __init__(self, store) -> None:
         self.store = store
-        self.frames: dict[tuple[str, str, str], pd.DataFrame | None] = {}
+        self.sets = store.example_sets()
+        self.jobs = {job.key: job for job in store.jobs()}
+        self.frames: dict[str, pd.DataFrame | None] = {}
 
-    def get(self, model: str, task: str, kind: str, column: str) -> pd.Series | None:
-        key = (model, task, kind)
+    def get(self, job: str, model: str, task: str, kind: str, column: str) -> pd.Series | None:
+        spec = self.jobs[job].spec if job in self.jobs else None
+        if spec is None:
+            return None  # a legacy job: which of the stored outputs it made is not known
+        if kind == "clean":
+            rows = [r for r in self.sets if (r["model"], r["task"], r["kind"], r["indices"]) ==
+                    (model, task, "clean", spec.examples.indices)]  # fmt: skip
+        else:
+            rows = [r for r in self.sets if r["job_key"] == job and r["kind"] == kind]
+        if not rows:
+            return None
+        key = rows[-1]["key"]
         if key not in self.frames:
-            frame = self.store.examples(models=[model], tasks=[task], kind=kind)
-            self.frames[key] = None if frame.empty else latest_run(frame).set_index("example")
+            frame = self.store.examples_by_key(key)
+            self.frames[key] = None if frame is None else frame.set_index("example")
         frame = self.frames[key]
         return frame[column] if frame is not None and column in frame else None
 
@@ -78,11 +92,14 @@ def mark(board: Board, store) -> None:
             best = part[label].idxmax() if c.direction == "higher" else part[label].idxmin()
             if part.loc[best, f"{label} low"] == part.loc[best, f"{label} high"]:
                 continue  # an exact figure (a count, a verdict): no sampling error to test against
+            if (part[f"{label} interval"] == "range").any():
+                continue  # min-max of repeated timings: a spread, not a confidence interval to test with
             source = per_example(c.headline.metric, c.headline.slice)
-            leader = outcomes.get(part.loc[best, "model"], task, *source) if source else None
+            jobs, names = part[f"{label} job"], part["model"]
+            leader = outcomes.get(jobs[best], names[best], task, *source) if source else None
             tested: dict[int, float] = {}
             for i in part.index.drop(best):
-                other = outcomes.get(part.loc[i, "model"], task, *source) if leader is not None else None
+                other = outcomes.get(jobs[i], names[i], task, *source) if leader is not None else None
                 p = _paired_p(leader, other) if other is not None else None
                 if p is not None:
                     tested[i] = p

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -18,13 +18,18 @@ if TYPE_CHECKING:
 DEFAULT_EXAMPLES = 1000  # what the attacks and corruptions evaluate unless told otherwise
 
 
-def costly_subset(ctx: EvalContext, examples: int | None) -> np.ndarray:
-    """Indices into ``ctx.split`` of the examples an expensive metric evaluates: ``examples`` when the
-    suite sets it; otherwise all of them in a run cut by ``--limit`` (the split is that subset already);
-    otherwise a seeded ``DEFAULT_EXAMPLES``."""
-    n = len(ctx.split)
+def resolve_examples(examples: int | None, n: int, cut: bool, default: int = DEFAULT_EXAMPLES) -> int:
+    """How many of the n evaluated examples an expensive metric takes: ``examples`` when the suite sets
+    it; all of them in a run whose split ``--limit`` cut (the split is that subset already); otherwise a
+    seeded ``default``. Never more than n, so that asking for more than there are is asking for all."""
     if examples is None:
-        examples = n if ctx.provenance.get("limit") else DEFAULT_EXAMPLES
+        examples = n if cut else default
+    return min(examples, n)
+
+
+def costly_subset(ctx: EvalContext, examples: int | None) -> np.ndarray:
+    """Positions in ``ctx.split`` of the seeded ``examples`` (already resolved by ``Metric.resolve``)."""
+    n = len(ctx.split)
     picked = stats.subset_indices(n, examples, ctx.seed)
     return np.arange(n) if picked is None else picked
 
@@ -60,6 +65,30 @@ class Metric:
     def check(self, task: Task, params: BaseModel) -> None:
         """Raise ValueError, naming what is wrong, when these parameters cannot work on ``task`` (checked
         when the run is planned, before anything runs)."""
+
+    def default_examples(self, task: Task) -> int | None:
+        """How many examples a metric with an ``examples`` parameter takes by default (None: all)."""
+        return DEFAULT_EXAMPLES if "examples" in self.Params.model_fields else None
+
+    def resolve(self, params: BaseModel, task: Task, *, n: int, cut: bool) -> BaseModel:
+        """``params`` with every default that depends on the task or the run filled in (how many examples,
+        which baseline model), as the job spec stores them: ``n`` examples are evaluated, ``cut`` says
+        whether ``--limit`` cut the split to them."""
+        default = self.default_examples(task)
+        if default is None:
+            return params
+        return params.model_copy(update={"examples": resolve_examples(params.examples, n, cut, default)})
+
+    def evaluated(self, params: BaseModel, n: int, seed: int) -> np.ndarray | None:
+        """Positions in the evaluated split of the examples this job measures (resolved ``params``); None
+        for all of them. Metrics with an ``examples`` parameter take that seeded subset."""
+        examples = getattr(params, "examples", None)
+        return None if examples is None else stats.subset_indices(n, examples, seed)
+
+    def depends(self, params: BaseModel, task: Task) -> dict[str, Any]:
+        """What else the figures are computed from (resolved ``params``): fingerprints of other models,
+        the version of generated data. It joins the job spec, so changing any of it measures again."""
+        return {}
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
         raise NotImplementedError

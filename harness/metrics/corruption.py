@@ -8,8 +8,10 @@ uint8 safetensors under ``$HARNESS_CACHE`` or ``~/.cache/harness``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,14 +92,29 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness")) / "corruptions"
 
 
+@cache
+def code_version() -> str:
+    """The hash of the code that generates corrupted inputs (the image corruptions and the text
+    perturbations): editing it changes the corrupted data, so it keys the disk cache and the job spec."""
+    import harness.attacks.corruptions as image
+    import harness.attacks.text as text
+
+    digest = hashlib.sha256()
+    files = [*sorted(Path(image.__file__).parent.glob("*.py")), Path(text.__file__)]
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def corrupted(task_fp: str, split_fp: str, images: torch.Tensor, name: str, severity: int, seed: int) -> torch.Tensor:
     """``images`` corrupted, as uint8, from the disk cache or made once and written there."""
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     from harness.attacks.corruptions import corrupt
+    from harness.files import atomic_write
 
-    path = cache_dir() / task_fp / f"{split_fp}-{name}-{severity}-{seed}.safetensors"
+    path = cache_dir() / task_fp / f"{split_fp}-{name}-{severity}-{seed}-{code_version()}.safetensors"
     if path.is_file():
         try:
             pixels = load_file(str(path))["images"]
@@ -108,10 +125,10 @@ def corrupted(task_fp: str, split_fp: str, images: torch.Tensor, name: str, seve
     chunks = range(0, len(images), CHUNK)
     out = torch.cat([corrupt(images[i : i + CHUNK], name, severity, seed, chunk=i // CHUNK) for i in chunks])
     pixels = (out * 255).round().to(torch.uint8).contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    save_file({"images": pixels}, str(tmp))
-    tmp.replace(path)
+    from safetensors.torch import save_file
+
+    with atomic_write(path) as tmp:
+        save_file({"images": pixels}, str(tmp))
     return pixels
 
 
@@ -154,11 +171,29 @@ class Corruption(Metric):
         if wrong:
             raise ValueError(f"{', '.join(wrong)} perturb {kinds[wrong[0]]} inputs; {task.name} is {task.modality}")
 
+    def resolve(self, params: BaseModel, task: Task, *, n: int, cut: bool) -> BaseModel:
+        assert isinstance(params, CorruptionParams)
+        params = super().resolve(params, task, n=n, cut=cut)
+        return params.model_copy(update={"corruptions": params.names(task.modality),
+                                         "baseline": params.baseline or BASELINES.get(task.name)})  # fmt: skip
+
+    def depends(self, params: BaseModel, task: Task) -> dict[str, object]:
+        """The baseline model's fingerprint (retrain it and every CE is stale) and the corruption code."""
+        from harness.models import canonical_name, fingerprint_model, load_model
+
+        assert isinstance(params, CorruptionParams)
+        out: dict[str, object] = {"corruption_code": code_version()}
+        if params.baseline is not None:
+            name = canonical_name(params.baseline)
+            fingerprint = fingerprint_model(name, task) or load_model(name, task).fingerprint
+            out["baseline"] = {"name": name, "fingerprint": fingerprint}
+        return out
+
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
         from harness.models import load_model
 
         assert isinstance(params, CorruptionParams)
-        baseline = params.baseline or BASELINES.get(ctx.task.name)
+        baseline = params.baseline  # resolved: the suite's, else the task's default, else None
         picked = costly_subset(ctx, params.examples)
         split = ctx.split.subset(picked)
         images, labels, clean_correct = split.inputs, ctx.clean.labels[picked], ctx.clean.correct[picked]

@@ -131,7 +131,7 @@ class Efficiency(Metric):
                 median = float(np.median(rates))
                 best = max(best, median)
                 out.append(ctx.record(
-                    "efficiency.throughput", stats.Estimate(median, float(rates.min()), float(rates.max()), len(rates)),
+                    "efficiency.throughput", stats.spread(median, rates),
                     "higher", "efficiency", slice=f"batch={batch_size},precision={precision}{params.variant}",
                     params={**settings, "batch_size": batch_size, "precision": precision, "unit": "samples/s",
                             "interval": "min-max of repeats"},

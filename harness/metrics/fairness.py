@@ -19,6 +19,7 @@ import itertools
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -177,6 +178,17 @@ DISPARITIES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
     "equal_opportunity_ratio": (lambda t: ratio(group_rates(t)["true_positive_rate"]), "higher"),
     "accuracy_difference": (lambda t: gap(group_rates(t)["accuracy"]), "lower"),
 }
+VERDICTS = {"pass": 1.0, "inconclusive": 0.5, "fail": 0.0}  # a verdict's value in its record
+
+
+def _ratio_of(rate: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """A group's rate over the reference group's; both zero is a ratio of 1, the reference's alone
+    zero an infinite one, either undefined an undefined one."""
+    with quiet():
+        out = np.where(reference > 0, rate / np.where(reference > 0, reference, 1), np.where(rate == 0, 1.0, np.inf))
+    return np.where(np.isnan(rate) | np.isnan(reference), np.nan, out)
+
+
 CRITERIA = {  # verdict: the rates whose ratio to the reference group must stay within the tolerance
     "demographic_parity": ("selection_rate",),
     "equalized_odds": ("true_positive_rate", "false_positive_rate"),
@@ -313,51 +325,70 @@ class Fairness(Metric):
             info = {**info, "undefined_rates": undefined}
         slice_ = f"feature={feature}{where}"
         for metric, (statistic, direction) in DISPARITIES.items():
-            estimate = stats.from_resampled(statistic, counts, resampled, contain=True)
-            # fairlearn's value where every group's rates are defined (and a ratio's maximum is not 0);
-            # otherwise the harness's, which leaves undefined rates out and calls equal zero rates a ratio of 1
+            estimate = stats.from_resampled(statistic, counts, resampled, method="basic", bounds=(0, 1))
+            # fairlearn's value where every group's rates are defined (and a ratio's maximum is not 0): the
+            # same as the harness's, which also leaves undefined rates out and calls equal zero rates a ratio of 1
             value = float(fair[metric])
             if np.isfinite(value) and not undefined:
-                estimate = stats.Estimate(value, min(estimate.ci_low, value), max(estimate.ci_high, value), estimate.n)
+                estimate = replace(estimate, value=value)
             if not np.isfinite(estimate.value):
                 continue  # no group has the rate defined: nothing to compare
             out.append(ctx.record(f"fairness.{metric}", estimate, direction, "fairness", slice=slice_, params=info,
                                   flags=flags))  # fmt: skip
         eligible = np.flatnonzero(sizes >= params.min_count)
         if len(eligible):
-            worst = stats.from_resampled(lambda t: np.nanmin(group_rates(t)["accuracy"][..., eligible], -1), counts,
-                                         resampled, contain=True)  # fmt: skip
-            value = float(np.nanmin([by_group.loc[names[i], "accuracy"] for i in eligible]))
-            estimate = stats.Estimate(value, min(worst.ci_low, value), max(worst.ci_high, value), worst.n)
+            accuracy = group_rates(counts[None])["accuracy"][0, eligible]
+            _, estimate = stats.minimum(accuracy, group_rates(resampled)["accuracy"][:, eligible], int(sizes.sum()))
             excluded = {g: f"n < {params.min_count}" for g in small}
             out.append(ctx.record("fairness.worst_group_accuracy", estimate, "higher", "fairness", slice=slice_,
                                   params={**info, "excluded": excluded}))  # fmt: skip
-        out += self._verdicts(ctx, params, feature, names, counts, sizes, by_group, where)
+        out += self._verdicts(ctx, params, feature, names, counts, sizes, resampled, where)
         return out
 
     def _verdicts(self, ctx: EvalContext, params: FairnessParams, feature: str, names: list[str], counts: np.ndarray,
-                  sizes: np.ndarray, by_group: pd.DataFrame, where: str) -> list[Record]:  # fmt: skip
+                  sizes: np.ndarray, resampled: np.ndarray, where: str) -> list[Record]:  # fmt: skip
+        """Per criterion: each judged group's ratio of rates to the reference group, with its 95%
+        percentile-bootstrap interval, against the tolerance band. A group fails when the whole interval
+        lies outside the band, passes when it lies inside, and is inconclusive otherwise; the criterion
+        fails if any group fails, is inconclusive if any is, and passes otherwise (value 1 pass, 0.5
+        inconclusive, 0 fail). A rate undefined for a group (no positives: no true-positive rate) leaves
+        that group unjudged and flags the record; it is never taken as 0."""
         reference = params.reference.get(feature) or names[int(np.argmax(sizes))]
+        r = names.index(reference)
         low, high = params.tolerance
+        ours = group_rates(counts[None])
+        draws = group_rates(resampled)
         out = []
         for criterion, rates in CRITERIA.items():
-            ratios: dict[str, dict[str, float]] = {}
-            failing = []
-            for group, n in zip(names, sizes, strict=True):
+            ratios: dict[str, dict[str, list[float]]] = {}
+            outcome: dict[str, str] = {}
+            undefined: list[str] = []
+            for i, (group, n) in enumerate(zip(names, sizes, strict=True)):
                 if group == reference or n < params.min_count:
                     continue
-                ratios[group] = {}
                 for rate in rates:
-                    base, value = float(by_group.loc[reference, rate]), float(by_group.loc[group, rate])
-                    r = value / base if base > 0 else (1.0 if value == 0 else float("inf"))
-                    ratios[group][rate] = r
-                    if not low <= r <= high and group not in failing:
-                        failing.append(group)
-            passed = float(not failing)
+                    value = _ratio_of(ours[rate][..., i], ours[rate][..., r])[0]
+                    if not np.isfinite(value):
+                        undefined.append(f"{group}:{rate}")
+                        continue
+                    spread = _ratio_of(draws[rate][..., i], draws[rate][..., r])
+                    spread = spread[np.isfinite(spread)]
+                    lo, hi = np.quantile(spread, [0.025, 0.975]) if spread.size else (value, value)
+                    ratios.setdefault(group, {})[rate] = [float(value), float(lo), float(hi)]
+                    judged = "pass" if low <= lo and hi <= high else "fail" if hi < low or lo > high else "inconclusive"
+                    if outcome.get(group) != "fail":
+                        outcome[group] = judged if outcome.get(group) in (None, "pass") else outcome[group]
+            if not outcome:
+                continue  # no group could be judged (every rate undefined): no verdict, the disparities say why
+            failing = [g for g, v in outcome.items() if v == "fail"]
+            unsure = [g for g, v in outcome.items() if v == "inconclusive"]
+            verdict = "fail" if failing else "inconclusive" if unsure else "pass"
+            flags = ("undefined-rates=" + ";".join(undefined),) if undefined else ()
             out.append(ctx.record(
-                "fairness.verdict", stats.exact(passed, int(sizes.sum())), "higher", "fairness",
-                slice=f"feature={feature},criterion={criterion}{where}",
-                params={"reference": reference, "tolerance": [low, high], "ratios": ratios, "failing": failing,
+                "fairness.verdict", stats.exact(VERDICTS[verdict], int(sizes.sum())), "higher", "fairness",
+                slice=f"feature={feature},criterion={criterion}{where}", flags=flags,
+                params={"verdict": verdict, "reference": reference, "tolerance": [low, high],
+                        "ratios": ratios, "failing": failing, "inconclusive": unsure, "undefined": undefined,
                         "not_judged": {g: f"n < {params.min_count}" for g, n in zip(names, sizes, strict=True)
                                        if n < params.min_count and g != reference}},
             ))  # fmt: skip
@@ -389,9 +420,8 @@ class Fairness(Metric):
                 out.append(ctx.record("fairness.recall", recall, "higher", "fairness",
                                       slice=f"{feature}={group},class={ctx.task.classes[c]}"))  # fmt: skip
         out.append(ctx.record("fairness.accuracy_difference", stats.from_resampled(
-            lambda t: gap(accuracy(t)), counts, resampled, contain=True), "lower", "fairness",
+            lambda t: gap(accuracy(t)), counts, resampled, method="basic", bounds=(0, 1)), "lower", "fairness",
             slice=f"feature={feature}"))  # fmt: skip
-        out.append(ctx.record("fairness.worst_group_accuracy", stats.from_resampled(
-            lambda t: np.nanmin(accuracy(t), -1), counts, resampled, contain=True), "higher", "fairness",
-            slice=f"feature={feature}"))  # fmt: skip
+        _, worst = stats.minimum(accuracy(counts[None])[0], accuracy(resampled), int(counts.sum()))
+        out.append(ctx.record("fairness.worst_group_accuracy", worst, "higher", "fairness", slice=f"feature={feature}"))
         return out

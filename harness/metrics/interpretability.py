@@ -95,6 +95,11 @@ class Interpretability(Metric):
     needs = frozenset({"gradients"})
     Params: type[BaseModel] = InterpretabilityParams
 
+    def default_examples(self, task: Task) -> int:
+        """Rows with a missing value are left out of the seeded subset when the data is loaded, so the
+        spec's examples are exact for tasks without missing values (every shipped one)."""
+        return DEFAULT_EXAMPLES[task.modality]
+
     def check(self, task: Task, params: BaseModel) -> None:
         assert isinstance(params, InterpretabilityParams)
         for name in method_names(task, params):
@@ -133,9 +138,7 @@ class _Run:
         inputs = ctx.split.inputs
         # rows with a missing value are not explained: captum's perturbations of NaN stay NaN
         candidates = np.flatnonzero(~torch.isnan(inputs.reshape(len(inputs), -1)).any(1).numpy())
-        default = len(candidates) if ctx.provenance.get("limit") else DEFAULT_EXAMPLES[self.modality]
-        wanted = params.examples or default
-        picked = stats.subset_indices(len(candidates), wanted, ctx.seed)
+        picked = stats.subset_indices(len(candidates), params.examples, ctx.seed)  # resolved by Metric.resolve
         self.index = candidates if picked is None else candidates[np.sort(picked)]
         self.baseline_kind = params.baseline or BASELINES[self.modality][0]
         if self.modality == "text":  # token ids; the baseline pads every token but the special ones

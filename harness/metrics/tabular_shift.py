@@ -4,6 +4,7 @@ distributions reweighted toward each sensitive group; the worst case over them."
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,24 +53,36 @@ class TabularShift(Metric):
         stds = np.nanstd(train.astype(np.float64), axis=0)
         opts = ctx.bootstrap_options
 
+        # each shift as a statistic of resampled example rows [B, n] -> [B], so the worst case can be
+        # bootstrapped jointly (the shifts are measured on the same examples)
+        shifts: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
         results: list[tuple[str, stats.Estimate]] = [("none", stats.proportion(ctx.clean.correct, **opts))]
-        for scale in params.noise_scales:
-            shifted = gaussian_noise(inputs, schema, stds, scale, shift_seed(ctx.task.name, f"noise{scale}", ctx.seed))
-            results.append((f"noise@{scale:g}", stats.proportion(ctx.predict(shifted) == labels, **opts)))
-        for rate in params.missing_rates:
-            shifted = missing_values(inputs, rate, shift_seed(ctx.task.name, f"missing{rate}", ctx.seed))
-            results.append((f"missing@{rate:g}", stats.proportion(ctx.predict(shifted) == labels, **opts)))
-        correct = ctx.clean.correct.astype(float)
+        perturbed = {f"noise@{scale:g}": gaussian_noise(inputs, schema, stds, scale,
+                                                        shift_seed(ctx.task.name, f"noise{scale}", ctx.seed))
+                     for scale in params.noise_scales}  # fmt: skip
+        perturbed |= {f"missing@{rate:g}": missing_values(inputs, rate, shift_seed(ctx.task.name, f"missing{rate}",
+                                                                                     ctx.seed))
+                      for rate in params.missing_rates}  # fmt: skip
+        for name, shifted in perturbed.items():
+            correct = (ctx.predict(shifted) == labels).astype(float)
+            shifts[name] = lambda rows, c=correct: c[rows].mean(1)
+            results.append((name, stats.proportion(correct.astype(bool), **opts)))
+        clean = ctx.clean.correct.astype(float)
         for attribute in ctx.task.sensitive:
             groups = ctx.split.attributes[attribute].to_numpy()
             for group in sorted(set(groups)):
                 weights = subpopulation_weights(groups, group, params.subpopulation_share)
 
                 def weighted(rows: np.ndarray, w: np.ndarray = weights) -> np.ndarray:
-                    return (correct[rows] * w[rows]).sum(1) / w[rows].sum(1)
+                    return (clean[rows] * w[rows]).sum(1) / w[rows].sum(1)
 
-                results.append((f"subpopulation:{attribute}={group}", stats.bootstrap(weighted, len(labels), **opts)))
-        worst_name, worst = min(results[1:], key=lambda item: item[1].value)
+                name = f"subpopulation:{attribute}={group}"
+                shifts[name] = weighted
+                results.append((name, stats.bootstrap(weighted, len(labels), **opts)))
+        statistics = list(shifts.values())
+        values, drawn = stats.draws(lambda rows: np.stack([f(rows) for f in statistics], 1), len(labels), **opts)
+        which, worst = stats.minimum(values, drawn, len(labels))
+        worst_name = list(shifts)[which]
         out = [
             ctx.record("tabular_shift.accuracy", estimate, "higher", "robustness", slice=f"shift={name}")
             for name, estimate in results

@@ -32,6 +32,22 @@ def fingerprint_model(name: str, task: Task, checkpoint: str | None = None, **op
     return found(parse(name)[1], task, checkpoint=checkpoint, **options) if found else None
 
 
+def canonical_name(name: str) -> str:
+    """The one name of a model however it was typed: a source whose argument is a path makes it absolute
+    (``hf:./vit``, ``hf:vit`` and ``hf:/abs/vit`` are one model, measured once, one row on a board)."""
+    prefix, arg = parse(name)
+    found = getattr(source(name), "canonical", None)
+    return f"{prefix}:{found(arg)}" if found else name
+
+
+def absolute_if_path(arg: str) -> str:
+    """``arg`` as an absolute path when it names an existing file or folder, else unchanged."""
+    from pathlib import Path
+
+    path = Path(arg).expanduser()
+    return str(path.resolve()) if path.exists() else arg
+
+
 def parse(name: str) -> tuple[str, str]:
     """``"zoo:fmnist-cnn"`` -> ``("zoo", "fmnist-cnn")``; a name without a prefix is its own source."""
     source, _, arg = name.partition(":")

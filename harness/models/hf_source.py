@@ -108,6 +108,11 @@ class HFSource:
     def catalog(self) -> list[tuple[str, str]]:
         return []
 
+    def canonical(self, arg: str) -> str:
+        from harness.models import absolute_if_path
+
+        return absolute_if_path(arg)
+
     def check(
         self, arg: str, task: Task, revision: str | None = None, trust_remote_code: bool = False, **_: Any
     ) -> None:

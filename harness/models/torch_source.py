@@ -53,6 +53,27 @@ def read_state(path: Path, name: str) -> dict[str, torch.Tensor]:
     return state
 
 
+def file_digest(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def source_digest(cls: type) -> str:
+    """The hash of the source file that defines ``cls``: editing the user's model code changes the
+    model's fingerprint, as retraining its weights does."""
+    import inspect
+
+    try:
+        return file_digest(Path(inspect.getfile(cls)))
+    except (TypeError, OSError):  # defined where there is no file (a notebook): its qualified name only
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def import_class(spec: str, name: str) -> type:
     from harness.models.base import ModelLoadError
 
@@ -69,6 +90,11 @@ def import_class(spec: str, name: str) -> type:
 class TorchSource:
     def catalog(self) -> list[tuple[str, str]]:
         return []
+
+    def canonical(self, arg: str) -> str:
+        from harness.models import absolute_if_path
+
+        return arg if ":" in arg else absolute_if_path(arg)
 
     def check(self, arg: str, task: Task, **options: Any) -> None:
         from harness.models.base import ModelLoadError
@@ -100,7 +126,8 @@ class TorchSource:
                     "class: torch:package.module:Class --checkpoint weights.safetensors"
                 ) from None
             info = {"source": f"TorchScript file {Path(arg).name}", "weights": "in the TorchScript file"}
-            return Model(name, module, task.modality, config={"source": "torchscript"}, info=info)
+            code = file_digest(Path(arg).expanduser())  # the file holds the code as well as the weights
+            return Model(name, module, task.modality, config={"source": "torchscript", "file": code}, info=info)
         cls = import_class(arg, name)
         try:
             module = cls(**options)
@@ -112,5 +139,5 @@ class TorchSource:
             path = Path(checkpoint).expanduser()
             load_state(module, read_state(path, name), path, name)
         info = {"source": f"{arg} ({cls.__module__})", "weights": checkpoint or "random initialisation"}
-        return Model(name, module, task.modality, config={"source": "torch", "class": arg, "options": options},
-                     info=info)  # fmt: skip
+        config = {"source": "torch", "class": arg, "options": options, "code": source_digest(cls)}
+        return Model(name, module, task.modality, config=config, info=info)
