@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from harness import slices
+from harness.measures import measure
 from harness.models.base import Model
 from harness.records import Direction, Record
 from harness.stats import Estimate
@@ -152,13 +154,26 @@ class EvalContext:
         self,
         metric: str,
         estimate: Estimate,
-        direction: Direction,
-        category: str,
+        direction: Direction | None = None,
+        category: str | None = None,
         *,
-        slice: str = "overall",
+        slice: str | Mapping[str, object] = "overall",
         params: dict[str, Any] | None = None,
         flags: tuple[str, ...] = (),
     ) -> Record:
+        """A record of ``metric`` (a declared ``Measure``: its direction and category come from the
+        declaration; a plugin's undeclared figure gives them here). ``slice``: key=value pairs, or their
+        canonical text."""
+        declared = measure(metric)
+        if declared is not None:
+            if (direction or declared.direction, category or declared.category) != (declared.direction,
+                                                                                    declared.category):  # fmt: skip
+                raise ValueError(f"{metric} is declared {declared.direction} is better, {declared.category}")
+            direction, category = declared.direction, declared.category
+        elif direction is None or category is None:
+            raise ValueError(f"{metric} is not declared by any metric's measures: give its direction and category")
+        if not isinstance(slice, str):
+            slice = slices.format(slice)
         if "clean" in self.__dict__ and self.clean.nonfinite:
             flags = (*flags, f"nonfinite-logits={self.clean.nonfinite}")
         if estimate.nonfinite:  # resamples where the statistic is undefined (an empty group): left out, said

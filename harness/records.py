@@ -42,6 +42,13 @@ class Record:
             raise ValueError(f"n must be a non-negative int, not {self.n!r}")
 
     @property
+    def parts(self) -> dict[str, str]:
+        """The slice as key=value pairs (``harness.slices``): {} for overall."""
+        from harness.slices import parse
+
+        return parse(self.slice)
+
+    @property
     def ok(self) -> bool:
         """True when the value is finite and nothing flagged it."""
         return math.isfinite(self.value) and not self.flags

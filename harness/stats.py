@@ -5,13 +5,17 @@
   percentile bootstrap gave [0, 0] for a robust accuracy of 0).
 - **Smooth statistics of per-example values** (Brier, NLL, a weighted accuracy, a latency
   percentile): the percentile bootstrap.
-- **Non-smooth statistics** (ECE, gaps and ratios between groups, minima and maxima over slices or
-  shifts): the basic (reverse percentile) bootstrap, ``[2v - q_hi, 2v - q_lo]``, clipped to the
-  statistic's range. The plug-in value of such a statistic is biased (an absolute value or a maximum
-  of noisy terms is pushed up, a minimum down); resampling adds the same bias again, and the basic
-  interval subtracts it, where the percentile interval would add it (it excluded the estimate itself,
-  and never covered a perfectly calibrated model's ECE of 0). ``bias`` carries the bootstrap estimate
-  of that bias, so that a record can state the bias-corrected value beside the plug-in one.
+- **Gaps and ratios between groups** (fairness disparities, explanation-quality gaps): the basic
+  (reverse percentile) bootstrap, ``[2v - q_hi, 2v - q_lo]``, clipped to the
+  statistic's range, and widened where needed to hold the estimate itself. The plug-in value of such
+  a statistic is biased (an absolute value or a maximum of noisy terms is pushed up); resampling adds
+  the same bias again, and the basic interval subtracts it, where the percentile interval would add it
+  (it lay wholly above the estimate for two equal groups, and never covered their true gap of 0).
+- **Minima** over slices or shifts (the worst shift, the weakest group): a simultaneous interval, the
+  smallest of Bonferroni-adjusted percentile intervals (``minimum``); at least 95%.
+- **ECE**: its plug-in value is biased upward by at most a bound computed from the bins
+  (``bias_bounded``); the interval reaches down by that bound; at least 95%. ``bias`` carries the
+  bootstrap estimate of the bias, so that a record can state the bias-corrected value beside it.
 - **Exact** figures (counts, parameters) and **ranges** (the min-max of repeated timings: a spread,
   not a confidence interval) say so in ``method``; boards never test ranges as if they were CIs.
 
@@ -73,6 +77,8 @@ def wilson(successes: int, n: int, confidence: float = DEFAULT_CONFIDENCE) -> tu
     """The Wilson score interval of ``successes`` out of ``n`` (Wilson, 1927)."""
     from scipy.stats import norm
 
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), not {confidence}")
     z = float(norm.ppf(1 - (1 - confidence) / 2))
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
@@ -91,8 +97,8 @@ def _interval(value: float, draws: np.ndarray, n: int, confidence: float, method
         return Estimate(float(value), float("nan"), float("nan"), n, method, nonfinite)
     alpha = (1 - confidence) / 2
     low, high = np.quantile(draws, [alpha, 1 - alpha])
-    if method == "basic":
-        low, high = 2 * value - high, 2 * value - low
+    if method == "basic":  # reflected, and reaching the estimate itself (its coverage is tested with it)
+        low, high = min(2 * value - high, value), max(2 * value - low, value)
     low, high = float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
     return Estimate(float(value), low, high, n, method, nonfinite, float(draws.mean() - value))
 
@@ -166,7 +172,11 @@ def from_counts(
 
 
 def draws(
-    statistic: Callable[[np.ndarray], np.ndarray], n: int, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
     block: int = 200,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The statistic on the data and on ``resamples`` bootstrap resamples of its n examples:
@@ -199,7 +209,9 @@ def bootstrap(
     return _interval(float(value), drawn, n, confidence, method, bounds)
 
 
-def minimum(values: np.ndarray, drawn: np.ndarray, n: int, confidence: float = DEFAULT_CONFIDENCE) -> tuple[int, Estimate]:
+def minimum(
+    values: np.ndarray, drawn: np.ndarray, n: int, confidence: float = DEFAULT_CONFIDENCE
+) -> tuple[int, Estimate]:
     """The smallest of k statistics of the same n examples (the worst of several shifts, the weakest
     group), from their values ``[k]`` and joint bootstrap draws ``[B, k]``: which is smallest, and the
     minimum with a simultaneous interval, ``[min_k low_k, min_k high_k]`` of percentile intervals at
@@ -233,7 +245,8 @@ def bias_bounded(value: float, drawn: np.ndarray, n: int, max_bias: float,
     se = float(np.std(drawn[finite], ddof=1)) if finite.sum() > 1 else float("nan")
     z = float(norm.ppf(1 - (1 - confidence) / 2))
     low, high = max(0.0, value - max_bias - z * se), value + z * se
-    return Estimate(float(value), low, high, n, "bias-bounded", int((~finite).sum()), float(drawn[finite].mean() - value))
+    bias = float(drawn[finite].mean() - value)
+    return Estimate(float(value), low, high, n, "bias-bounded", int((~finite).sum()), bias)
 
 
 def mean(values: np.ndarray, **options: Any) -> Estimate:

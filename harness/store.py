@@ -254,7 +254,8 @@ class Store:
                 (
                     job.key, job.run_id, job.model, job.task, job.metric, json.dumps(job.params, sort_keys=True),
                     job.model_fingerprint, job.task_fingerprint, seconds, time.time(),
-                    None if job.spec is None else job.spec.to_json(), json.dumps(job.provenance, sort_keys=True),
+                    None if job.spec is None else job.spec.to_json(),
+                    json.dumps(job.provenance or (records[0].provenance if records else {}), sort_keys=True),
                 ),
             )  # fmt: skip
             db.executemany(  # provenance lives on the job, not in each of its records

@@ -40,9 +40,11 @@ def csv_cell(value: Any) -> Any:
 
 def csv_frame(frame: Any) -> Any:
     """A DataFrame whose text cells are ``csv_cell``s (column names too)."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
     frame = frame.copy()
     for column in frame.columns:
-        if frame[column].dtype == object:
+        if is_object_dtype(frame[column]) or is_string_dtype(frame[column]):
             frame[column] = frame[column].map(csv_cell)
     frame.columns = [csv_cell(str(c)) for c in frame.columns]
     return frame

@@ -20,7 +20,8 @@ def evaluate(name: str, n: int = 400):
     task = get_task("fashion-mnist")
     split = task.load().subset(np.arange(n))
     ctx = EvalContext(load_model(f"zoo:{name}", task), task, split, torch.device("cpu"), 500, 0, 200, "t", {})
-    return Corruption().compute(ctx, PARAMS), ctx
+    metric = Corruption()  # compute takes parameters resolved as the runner resolves them (the task's baseline)
+    return metric.compute(ctx, metric.resolve(PARAMS, task, n=n, cut=True)), ctx
 
 
 @pytest.fixture(scope="module")

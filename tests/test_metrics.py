@@ -66,7 +66,11 @@ def test_calibration_matches_independent_computations(random_predictions, bins):
     records = by_name(Calibration().compute(context_for(logits, labels), CalibrationParams(bins=bins)))
     probs = softmax(logits.astype(np.float64), axis=1)
     assert records["calibration.ece", "overall"].value == pytest.approx(independent_ece(probs, labels, bins))
-    assert records["calibration.ece", "overall"].params == {"bins": bins}
+    ece = records["calibration.ece", "overall"]
+    assert ece.params["bins"] == bins and ece.interval == "bias-bounded"
+    assert 0 < ece.params["binning_bias"] <= ece.params["largest_binning_bias"]  # resampling inflates, boundedly
+    debiased = records["calibration.ece_debiased", "overall"]
+    assert debiased.value == pytest.approx(max(0.0, ece.value - ece.params["binning_bias"]))
     assert records["calibration.nll", "overall"].value == pytest.approx(
         skm.log_loss(labels, probs, labels=np.arange(10))
     )

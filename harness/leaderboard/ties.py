@@ -37,7 +37,8 @@ def per_example(metric: str, slice: str) -> tuple[str, str] | None:
 
 class Outcomes:
     """The per-example outputs behind a board's figures, each read from the store once: a metric's
-    outputs by the job that made them, the clean pass by the examples of the job shown."""
+    outputs by the job that made them, the clean pass by the examples of the job shown (for a job
+    stored before specs, the pair's latest outputs of that kind)."""
 
     def __init__(self, store) -> None:
         self.store = store
@@ -47,9 +48,9 @@ class Outcomes:
 
     def get(self, job: str, model: str, task: str, kind: str, column: str) -> pd.Series | None:
         spec = self.jobs[job].spec if job in self.jobs else None
-        if spec is None:
-            return None  # a legacy job: which of the stored outputs it made is not known
-        if kind == "clean":
+        if spec is None:  # a legacy job: which outputs it made is not known; the latest of the pair's, as before
+            rows = [r for r in self.sets if (r["model"], r["task"], r["kind"]) == (model, task, kind)]
+        elif kind == "clean":
             rows = [r for r in self.sets if (r["model"], r["task"], r["kind"], r["indices"]) ==
                     (model, task, "clean", spec.examples.indices)]  # fmt: skip
         else:

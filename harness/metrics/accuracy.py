@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from harness import stats
+from harness.measures import Measure
 from harness.metrics.base import Metric, NoParams
 from harness.registry import metrics
 
@@ -47,25 +48,27 @@ def macro_f1(cm: np.ndarray) -> np.ndarray:
 class Accuracy(Metric):
     name = "accuracy"
     category = "accuracy"
+    measures = (
+        Measure("accuracy.top1", "higher", "accuracy", ("class",), ("clean", "correct"), key_slices={}, percent=True),
+        Measure("accuracy.top5", "higher", "accuracy", percent=True),
+        Measure("accuracy.balanced", "higher", "accuracy", percent=True),
+        Measure("accuracy.macro_f1", "higher", "accuracy", percent=True),
+    )
     Params: type[BaseModel] = NoParams
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
         clean = ctx.clean
         k = ctx.task.num_classes
         opts = ctx.bootstrap_options
-        out = [ctx.record("accuracy.top1", stats.proportion(clean.correct, **opts), "higher", "accuracy")]
+        out = [ctx.record("accuracy.top1", stats.proportion(clean.correct, **opts))]
         if k > 5:
-            out.append(
-                ctx.record("accuracy.top5", stats.proportion(clean.correct_top(5), **opts), "higher", "accuracy")
-            )
+            out.append(ctx.record("accuracy.top5", stats.proportion(clean.correct_top(5), **opts)))
         cm = confusion(clean.labels, clean.preds, k)
-        out.append(
-            ctx.record("accuracy.balanced", stats.from_counts(balanced_accuracy, cm, **opts), "higher", "accuracy")
-        )
-        out.append(ctx.record("accuracy.macro_f1", stats.from_counts(macro_f1, cm, **opts), "higher", "accuracy"))
+        out.append(ctx.record("accuracy.balanced", stats.from_counts(balanced_accuracy, cm, **opts)))
+        out.append(ctx.record("accuracy.macro_f1", stats.from_counts(macro_f1, cm, **opts)))
         for c, name in enumerate(ctx.task.classes):
             members = clean.labels == c
             if members.any():
                 estimate = stats.proportion(clean.correct[members], **opts)
-                out.append(ctx.record("accuracy.top1", estimate, "higher", "accuracy", slice=f"class={name}"))
+                out.append(ctx.record("accuracy.top1", estimate, slice=f"class={name}"))
         return out

@@ -10,6 +10,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import stats
+from harness.measures import Measure
 from harness.metrics.base import Metric, costly_subset
 from harness.registry import attacks, metrics, unknown_name_message
 
@@ -56,6 +57,13 @@ class Adversarial(Metric):
     name = "adversarial"
     version = 2
     category = "robustness"
+    measures = (
+        Measure("adversarial.clean_accuracy", "higher", "robustness", ("attack",), ("adversarial", "correct"),
+                fixed={"attack": "none"}, percent=True),
+        Measure("adversarial.robust_accuracy", "higher", "robustness", ("attack",), ("adversarial", "robust_{attack}"),
+                key_slices={"attack": "worst-*"}, percent=True),
+        Measure("adversarial.median_min_perturbation", "higher", "robustness", ("attack",)),
+    )  # fmt: skip
     modalities = frozenset({"image"})
     needs = frozenset({"clean", "gradients"})
     Params: type[BaseModel] = AdversarialParams
@@ -126,22 +134,32 @@ class Adversarial(Metric):
         opts = ctx.bootstrap_options
         record_params = {k: v for k, v in budget.items() if k != "batch_size"}
         out = [
-            ctx.record("adversarial.clean_accuracy", stats.proportion(correct, **opts), "higher", "robustness",
-                       slice="attack=none", params=record_params, flags=flags_t)
-        ]  # fmt: skip
+            ctx.record(
+                "adversarial.clean_accuracy",
+                stats.proportion(correct, **opts),
+                slice="attack=none",
+                params=record_params,
+                flags=flags_t,
+            )
+        ]
         for metric, slice_, robust in rows:
             estimate = stats.proportion(robust, **opts)
-            out.append(
-                ctx.record(metric, estimate, "higher", "robustness", slice=slice_, params=record_params, flags=flags_t)
-            )
+            out.append(ctx.record(metric, estimate, slice=slice_, params=record_params, flags=flags_t))
         for name, outcome in outcomes.items():
             if outcome.norms is None or outcome.attack.kind == "blackbox":
                 continue
             norms = outcome.norms[correct]
             if len(norms):
                 estimate = stats.bootstrap(lambda rows, v=norms: np.median(v[rows], axis=1), len(norms), **opts)
-                out.append(ctx.record("adversarial.median_min_perturbation", estimate, "higher", "robustness",
-                                      slice=f"attack={name}", params=record_params, flags=flags_t))  # fmt: skip
+                out.append(
+                    ctx.record(
+                        "adversarial.median_min_perturbation",
+                        estimate,
+                        slice=f"attack={name}",
+                        params=record_params,
+                        flags=flags_t,
+                    )
+                )
         ctx.outputs["adversarial"] = pd.DataFrame(columns)
         return out
 

@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from harness import stats
+from harness.measures import Measure
 
 if TYPE_CHECKING:
     from harness.context import EvalContext
@@ -51,6 +52,7 @@ class Metric:
     ``modalities``: the kinds of task it measures; a suite that names it with another kind of task
     skips that pair (with the reason) instead of failing. ``task_params``: the parameters that only make
     sense for the suite's own tasks (column names); ``--task`` resets them to their defaults.
+    ``measures``: each kind of record it returns, with its direction, category and slice keys, once.
     """
 
     name: ClassVar[str]
@@ -61,6 +63,7 @@ class Metric:
     modalities: ClassVar[frozenset[str]] = frozenset({"image", "tabular", "text"})  # tasks it can measure
     task_params: ClassVar[tuple[str, ...]] = ()  # parameters that name a task's columns or groups
     Params: ClassVar[type[BaseModel]] = NoParams
+    measures: ClassVar[tuple[Measure, ...]] = ()  # what its records measure: harness.measures
 
     def check(self, task: Task, params: BaseModel) -> None:
         """Raise ValueError, naming what is wrong, when these parameters cannot work on ``task`` (checked

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness import stats
+from harness.measures import Measure
 from harness.metrics.base import Metric
 from harness.registry import metrics
 
@@ -73,6 +74,12 @@ class CalibrationParams(BaseModel):
 class Calibration(Metric):
     name = "calibration"
     category = "calibration"
+    measures = (
+        Measure("calibration.ece", "lower", "calibration", percent=True),
+        Measure("calibration.ece_debiased", "lower", "calibration", percent=True),
+        Measure("calibration.brier", "lower", "calibration"),
+        Measure("calibration.nll", "lower", "calibration"),
+    )
     Params: type[BaseModel] = CalibrationParams
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
@@ -88,13 +95,13 @@ class Calibration(Metric):
         nll = -clean.log_probs[keep][np.arange(len(labels)), labels]
         n, opts = len(labels), ctx.bootstrap_options
         value, drawn = stats.draws(ece_statistic(confidence, correct, params.bins), n, **opts)
-        largest = max_bias(confidence, correct, params.bins)
+        largest = float(max_bias(confidence, correct, params.bins))
         ece = stats.bias_bounded(float(value), drawn, n, largest)
         debiased = replace(ece, value=max(0.0, ece.value - ece.bias))
         settings = {"bins": params.bins, "binning_bias": ece.bias, "largest_binning_bias": largest}
         return [
-            ctx.record("calibration.ece", ece, "lower", "calibration", params=settings),
-            ctx.record("calibration.ece_debiased", debiased, "lower", "calibration", params=settings),
-            ctx.record("calibration.brier", stats.mean(brier, **opts), "lower", "calibration"),
-            ctx.record("calibration.nll", stats.mean(nll, **opts), "lower", "calibration"),
+            ctx.record("calibration.ece", ece, params=settings),
+            ctx.record("calibration.ece_debiased", debiased, params=settings),
+            ctx.record("calibration.brier", stats.mean(brier, **opts)),
+            ctx.record("calibration.nll", stats.mean(nll, **opts)),
         ]  # fmt: skip

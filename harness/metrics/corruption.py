@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import stats
 from harness.figures import image_grid
+from harness.measures import Measure
 from harness.metrics.base import Metric, costly_subset
 from harness.registry import metrics
 
@@ -161,6 +162,14 @@ class Corruption(Metric):
     name = "corruption"
     version = 2
     category = "robustness"
+    measures = (
+        Measure("corruption.accuracy", "higher", "robustness", ("corruption",),
+                ("corruption", "{corruption:.+@[0-9]+}"), key_slices={"corruption": "*@3"}, percent=True),
+        Measure("corruption.mean_accuracy", "higher", "robustness", percent=True),
+        Measure("corruption.ce", "lower", "robustness", ("corruption",)),
+        Measure("corruption.mce", "lower", "robustness"),
+        Measure("corruption.relative_mce", "lower", "robustness"),
+    )  # fmt: skip
     modalities = frozenset({"image", "text"})
     Params: type[BaseModel] = CorruptionParams
 
@@ -241,8 +250,14 @@ class Corruption(Metric):
                 model_err[i, j] = ~correct
                 if baseline is not None:
                     base_err[i, j] = base_predictions(name, severity, lambda x=inputs: x) != labels
-                out.append(ctx.record("corruption.accuracy", stats.proportion(correct, **opts), "higher", "robustness",
-                                      slice=f"corruption={name}@{severity}", params=record_params))  # fmt: skip
+                out.append(
+                    ctx.record(
+                        "corruption.accuracy",
+                        stats.proportion(correct, **opts),
+                        slice=f"corruption={name}@{severity}",
+                        params=record_params,
+                    )
+                )
         ctx.outputs["corruption"] = pd.DataFrame(outcomes)  # correct or not per example, for paired comparisons
         if not text:
             ctx.figures[f"corruptions@{sevs[-1]}"] = image_grid(
@@ -259,8 +274,9 @@ class Corruption(Metric):
         def mean_accuracy(rows: np.ndarray) -> np.ndarray:
             return 1 - sums(rows, flat_m).mean(1)
 
-        out.append(ctx.record("corruption.mean_accuracy", stats.bootstrap(mean_accuracy, n, **opts), "higher",
-                              "robustness", params=record_params))  # fmt: skip
+        out.append(
+            ctx.record("corruption.mean_accuracy", stats.bootstrap(mean_accuracy, n, **opts), params=record_params)
+        )
         if baseline is None:  # CE needs a baseline's errors: the task has none and the suite named none
             return out
         clean_err = (~clean_correct).astype(np.float32)
@@ -281,12 +297,12 @@ class Corruption(Metric):
             b = sums(rows, flat_b).reshape(-1, c, s).sum(2) - s * sums(rows, base_clean_err[:, None])
             return (m / np.where(np.abs(b) > 1e-12, b, np.nan)).mean(1)
 
-        out.append(ctx.record("corruption.mce", stats.bootstrap(mce, n, **opts), "lower", "robustness",
-                              params=record_params))  # fmt: skip
-        out.append(ctx.record("corruption.relative_mce", stats.bootstrap(relative_mce, n, **opts), "lower",
-                              "robustness", params=record_params))  # fmt: skip
+        out.append(ctx.record("corruption.mce", stats.bootstrap(mce, n, **opts), params=record_params))  # fmt: skip
+        out.append(
+            ctx.record("corruption.relative_mce", stats.bootstrap(relative_mce, n, **opts), params=record_params)
+        )
         for i, name in enumerate(names):
             estimate = stats.bootstrap(lambda rows, i=i: ce_per_corruption(rows)[:, i], n, **opts)
-            out.append(ctx.record("corruption.ce", estimate, "lower", "robustness", slice=f"corruption={name}",
+            out.append(ctx.record("corruption.ce", estimate, slice=f"corruption={name}",
                                   params=record_params))  # fmt: skip
         return out

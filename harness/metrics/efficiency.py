@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness import stats
+from harness.measures import Measure
 from harness.metrics.base import Metric
 from harness.registry import metrics
 
@@ -78,6 +79,16 @@ def out_of_memory(exc: BaseException) -> bool:
 class Efficiency(Metric):
     name = "efficiency"
     category = "efficiency"
+    measures = (
+        *(Measure(f"efficiency.{name}", "lower", "efficiency") for name in
+          ("params", "weights_mb", "flops_per_sample", "macs_per_sample")),
+        Measure("efficiency.throughput", "higher", "efficiency", ("batch", "precision")),
+        Measure("efficiency.best_throughput", "higher", "efficiency", ("precision",)),
+        *(Measure(f"efficiency.latency_{name}_ms", "lower", "efficiency", ("precision",))
+          for name in ("p50", "p90", "p95", "p99", "mean", "std")),
+        *(Measure(f"efficiency.{name}", "lower", "efficiency", ("precision",)) for name in
+          ("peak_memory_mb", "energy_wh_per_1k", "carbon_g_per_1k")),
+    )  # fmt: skip
     needs = frozenset({"device", "country"})
     Params: type[BaseModel] = EfficiencyParams
 
@@ -105,12 +116,10 @@ class Efficiency(Metric):
         out: list[Record] = []
 
         flops = size.flops_per_sample(module, inputs[0])
-        out.append(ctx.record("efficiency.params", stats.exact(size.parameters(module)), "lower", "efficiency"))
-        out.append(
-            ctx.record("efficiency.weights_mb", stats.exact(size.weight_bytes(module) / 2**20), "lower", "efficiency")
-        )
-        out.append(ctx.record("efficiency.flops_per_sample", stats.exact(flops), "lower", "efficiency"))
-        out.append(ctx.record("efficiency.macs_per_sample", stats.exact(flops / 2), "lower", "efficiency"))
+        out.append(ctx.record("efficiency.params", stats.exact(size.parameters(module))))
+        out.append(ctx.record("efficiency.weights_mb", stats.exact(size.weight_bytes(module) / 2**20)))
+        out.append(ctx.record("efficiency.flops_per_sample", stats.exact(flops)))
+        out.append(ctx.record("efficiency.macs_per_sample", stats.exact(flops / 2)))
         for precision in params.precisions:
             if not timing.supports(device, precision):
                 continue  # not a figure to report on this device, and not a default
@@ -130,22 +139,35 @@ class Efficiency(Metric):
                     break  # larger batches will not fit either: the best is from the sizes below
                 median = float(np.median(rates))
                 best = max(best, median)
-                out.append(ctx.record(
-                    "efficiency.throughput", stats.spread(median, rates),
-                    "higher", "efficiency", slice=f"batch={batch_size},precision={precision}{params.variant}",
-                    params={**settings, "batch_size": batch_size, "precision": precision, "unit": "samples/s",
-                            "interval": "min-max of repeats"},
-                ))  # fmt: skip
+                out.append(
+                    ctx.record(
+                        "efficiency.throughput",
+                        stats.spread(median, rates),
+                        slice=f"batch={batch_size},precision={precision}{params.variant}",
+                        params={
+                            **settings,
+                            "batch_size": batch_size,
+                            "precision": precision,
+                            "unit": "samples/s",
+                            "interval": "min-max of repeats",
+                        },
+                    )
+                )
             if best:
-                out.append(ctx.record("efficiency.best_throughput", stats.exact(best), "higher", "efficiency",
-                                      slice=where, params={**settings, "out_of_memory_at": oom_at},
-                                      flags=(f"out-of-memory-at-batch={oom_at}",) if oom_at else ()))  # fmt: skip
+                out.append(
+                    ctx.record(
+                        "efficiency.best_throughput",
+                        stats.exact(best),
+                        slice=where,
+                        params={**settings, "out_of_memory_at": oom_at},
+                        flags=(f"out-of-memory-at-batch={oom_at}",) if oom_at else (),
+                    )
+                )
             seconds = timing.latency(timed, inputs, device, queries=params.latency_queries, precision=precision)
             for name, statistic in latency_statistics(seconds * 1000).items():
                 estimate = stats.bootstrap(statistic, len(seconds), **ctx.bootstrap_options)
                 latency_params = {**settings, "queries": params.latency_queries, "batch_size": 1}
-                out.append(ctx.record(f"efficiency.latency_{name}_ms", estimate, "lower", "efficiency",
-                                      slice=where, params=latency_params))  # fmt: skip
+                out.append(ctx.record(f"efficiency.latency_{name}_ms", estimate, slice=where, params=latency_params))
             if params.energy_seconds > 0:
                 out += self._energy(ctx, params, timed, inputs, precision, settings)
             largest = max((b for b in params.batch_sizes if oom_at is None or b < oom_at), default=None)
@@ -178,8 +200,14 @@ class Efficiency(Metric):
                         baseline_mb=round(measured.baseline_mb, 1), loaded_mb=round(measured.loaded_mb, 1))  # fmt: skip
         else:
             return []  # MPS keeps no peak statistics
-        return [ctx.record("efficiency.peak_memory_mb", stats.exact(peak), "lower", "efficiency",
-                           slice=f"precision={precision}{params.variant}", params=info)]  # fmt: skip
+        return [
+            ctx.record(
+                "efficiency.peak_memory_mb",
+                stats.exact(peak),
+                slice=f"precision={precision}{params.variant}",
+                params=info,
+            )
+        ]
 
     def _energy(self, ctx: EvalContext, params: EfficiencyParams, module, inputs, precision: str,
                 settings: dict) -> list[Record]:  # fmt: skip
@@ -206,8 +234,18 @@ class Efficiency(Metric):
         wh = used.kwh * 1e6 / samples  # kWh -> Wh (x1000), per sample -> per 1,000 (x1000)
         grams = used.kg_co2 * 1e6 / samples
         return [
-            ctx.record("efficiency.energy_wh_per_1k", stats.exact(wh, samples), "lower", "efficiency",
-                       slice=f"precision={precision}{params.variant}", params=info, flags=flags),
-            ctx.record("efficiency.carbon_g_per_1k", stats.exact(grams, samples), "lower", "efficiency",
-                       slice=f"precision={precision}{params.variant}", params=info, flags=flags),
-        ]  # fmt: skip
+            ctx.record(
+                "efficiency.energy_wh_per_1k",
+                stats.exact(wh, samples),
+                slice=f"precision={precision}{params.variant}",
+                params=info,
+                flags=flags,
+            ),
+            ctx.record(
+                "efficiency.carbon_g_per_1k",
+                stats.exact(grams, samples),
+                slice=f"precision={precision}{params.variant}",
+                params=info,
+                flags=flags,
+            ),
+        ]

@@ -27,6 +27,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import stats
+from harness.measures import Measure
 from harness.metrics.base import Metric
 from harness.registry import metrics, unknown_name_message
 
@@ -178,6 +179,8 @@ DISPARITIES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
     "equal_opportunity_ratio": (lambda t: ratio(group_rates(t)["true_positive_rate"]), "higher"),
     "accuracy_difference": (lambda t: gap(group_rates(t)["accuracy"]), "lower"),
 }
+GROUP_RATES = ("accuracy", "balanced_accuracy", "selection_rate", "true_positive_rate", "false_positive_rate",
+               "false_negative_rate", "precision")  # fmt: skip
 VERDICTS = {"pass": 1.0, "inconclusive": 0.5, "fail": 0.0}  # a verdict's value in its record
 
 
@@ -243,6 +246,19 @@ class Fairness(Metric):
     name = "fairness"
     task_params = ("features", "buckets", "intersections", "control_features", "reference")
     category = "fairness"
+    measures = (
+        *(Measure(f"fairness.{rate}", "lower" if rate in ("false_positive_rate", "false_negative_rate") else "higher",
+                  "fairness", ("<feature>", "<control feature>"), percent=rate == "accuracy")
+          for rate in GROUP_RATES),
+        Measure("fairness.count", "higher", "fairness", ("<feature>", "<control feature>")),
+        Measure("fairness.recall", "higher", "fairness", ("<feature>", "class"), percent=True),
+        *(Measure(f"fairness.{name}", direction, "fairness", ("feature", "<control feature>"))
+          for name, (_, direction) in DISPARITIES.items()),
+        Measure("fairness.accuracy_difference", "lower", "fairness", ("feature",)),
+        Measure("fairness.worst_group_accuracy", "higher", "fairness", ("feature", "<control feature>"), percent=True),
+        Measure("fairness.verdict", "higher", "fairness", ("feature", "criterion", "<control feature>"),
+                verdicts={1.0: "pass", 0.5: "inconclusive", 0.0: "fail"}),
+    )  # fmt: skip
     needs = frozenset({"predictions"})  # top-1 predictions only: stored ones serve
     Params: type[BaseModel] = FairnessParams
 
@@ -307,24 +323,20 @@ class Fairness(Metric):
         for i, group in enumerate(names):
             flags = (f"small-group(n={sizes[i]}<{params.min_count})",) if sizes[i] < params.min_count else ()
             row = by_group.loc[group]
-            for metric in ("accuracy", "balanced_accuracy", "selection_rate", "true_positive_rate",
-                           "false_positive_rate", "false_negative_rate", "precision"):  # fmt: skip
+            for metric in GROUP_RATES:
                 if np.isnan(ours[metric][i]):
                     continue  # undefined here (no positive or no negative examples; fairlearn says 0): no record
                 estimate = stats.from_resampled(lambda t, i=i, m=metric: group_rates(t)[m][..., i], counts, resampled)
-                estimate = stats.Estimate(float(row[metric]), estimate.ci_low, estimate.ci_high, int(sizes[i]))
-                direction = "lower" if metric in ("false_positive_rate", "false_negative_rate") else "higher"
-                out.append(ctx.record(f"fairness.{metric}", estimate, direction, "fairness",
-                                      slice=f"{feature}={group}{where}", flags=flags))  # fmt: skip
+                estimate = replace(estimate, value=float(row[metric]), n=int(sizes[i]))  # fairlearn's value
+                out.append(ctx.record(f"fairness.{metric}", estimate, slice=f"{feature}={group}{where}", flags=flags))
             n = int(sizes[i])
-            out.append(ctx.record("fairness.count", stats.exact(n, n), "higher", "fairness",
-                                  slice=f"{feature}={group}{where}", flags=flags))  # fmt: skip
+            out.append(ctx.record("fairness.count", stats.exact(n, n), slice=f"{feature}={group}{where}", flags=flags))
         flags = ("small-groups=" + ";".join(small),) if small else ()
         if undefined:
             flags = (*flags, "undefined-rates=" + ";".join(undefined))
             info = {**info, "undefined_rates": undefined}
         slice_ = f"feature={feature}{where}"
-        for metric, (statistic, direction) in DISPARITIES.items():
+        for metric, (statistic, _) in DISPARITIES.items():
             estimate = stats.from_resampled(statistic, counts, resampled, method="basic", bounds=(0, 1))
             # fairlearn's value where every group's rates are defined (and a ratio's maximum is not 0): the
             # same as the harness's, which also leaves undefined rates out and calls equal zero rates a ratio of 1
@@ -333,14 +345,14 @@ class Fairness(Metric):
                 estimate = replace(estimate, value=value)
             if not np.isfinite(estimate.value):
                 continue  # no group has the rate defined: nothing to compare
-            out.append(ctx.record(f"fairness.{metric}", estimate, direction, "fairness", slice=slice_, params=info,
+            out.append(ctx.record(f"fairness.{metric}", estimate, slice=slice_, params=info,
                                   flags=flags))  # fmt: skip
         eligible = np.flatnonzero(sizes >= params.min_count)
         if len(eligible):
             accuracy = group_rates(counts[None])["accuracy"][0, eligible]
             _, estimate = stats.minimum(accuracy, group_rates(resampled)["accuracy"][:, eligible], int(sizes.sum()))
             excluded = {g: f"n < {params.min_count}" for g in small}
-            out.append(ctx.record("fairness.worst_group_accuracy", estimate, "higher", "fairness", slice=slice_,
+            out.append(ctx.record("fairness.worst_group_accuracy", estimate, slice=slice_,
                                   params={**info, "excluded": excluded}))  # fmt: skip
         out += self._verdicts(ctx, params, feature, names, counts, sizes, resampled, where)
         return out
@@ -384,14 +396,28 @@ class Fairness(Metric):
             unsure = [g for g, v in outcome.items() if v == "inconclusive"]
             verdict = "fail" if failing else "inconclusive" if unsure else "pass"
             flags = ("undefined-rates=" + ";".join(undefined),) if undefined else ()
-            out.append(ctx.record(
-                "fairness.verdict", stats.exact(VERDICTS[verdict], int(sizes.sum())), "higher", "fairness",
-                slice=f"feature={feature},criterion={criterion}{where}", flags=flags,
-                params={"verdict": verdict, "reference": reference, "tolerance": [low, high],
-                        "ratios": ratios, "failing": failing, "inconclusive": unsure, "undefined": undefined,
-                        "not_judged": {g: f"n < {params.min_count}" for g, n in zip(names, sizes, strict=True)
-                                       if n < params.min_count and g != reference}},
-            ))  # fmt: skip
+            out.append(
+                ctx.record(
+                    "fairness.verdict",
+                    stats.exact(VERDICTS[verdict], int(sizes.sum())),
+                    slice=f"feature={feature},criterion={criterion}{where}",
+                    flags=flags,
+                    params={
+                        "verdict": verdict,
+                        "reference": reference,
+                        "tolerance": [low, high],
+                        "ratios": ratios,
+                        "failing": failing,
+                        "inconclusive": unsure,
+                        "undefined": undefined,
+                        "not_judged": {
+                            g: f"n < {params.min_count}"
+                            for g, n in zip(names, sizes, strict=True)
+                            if n < params.min_count and g != reference
+                        },
+                    },
+                )
+            )
         return out
 
     def _multiclass(self, ctx: EvalContext, feature: str, groups: pd.Series, y: np.ndarray,
@@ -411,17 +437,22 @@ class Fairness(Metric):
         out = []
         for i, group in enumerate(names):
             estimate = stats.from_resampled(lambda t, i=i: accuracy(t)[..., i], counts, resampled)
-            out.append(ctx.record("fairness.accuracy", estimate, "higher", "fairness", slice=f"{feature}={group}"))
+            out.append(ctx.record("fairness.accuracy", estimate, slice=f"{feature}={group}"))
             for c in range(k):
                 if counts[i, c].sum() == 0:
                     continue
                 recall = stats.from_resampled(lambda t, i=i, c=c: _div(t[..., i, c, c], t[..., i, c, :].sum(-1)),
                                               counts, resampled)  # fmt: skip
-                out.append(ctx.record("fairness.recall", recall, "higher", "fairness",
-                                      slice=f"{feature}={group},class={ctx.task.classes[c]}"))  # fmt: skip
-        out.append(ctx.record("fairness.accuracy_difference", stats.from_resampled(
-            lambda t: gap(accuracy(t)), counts, resampled, method="basic", bounds=(0, 1)), "lower", "fairness",
-            slice=f"feature={feature}"))  # fmt: skip
+                out.append(
+                    ctx.record("fairness.recall", recall, slice=f"{feature}={group},class={ctx.task.classes[c]}")
+                )
+        out.append(
+            ctx.record(
+                "fairness.accuracy_difference",
+                stats.from_resampled(lambda t: gap(accuracy(t)), counts, resampled, method="basic", bounds=(0, 1)),
+                slice=f"feature={feature}",
+            )
+        )
         _, worst = stats.minimum(accuracy(counts[None])[0], accuracy(resampled), int(counts.sum()))
-        out.append(ctx.record("fairness.worst_group_accuracy", worst, "higher", "fairness", slice=f"feature={feature}"))
+        out.append(ctx.record("fairness.worst_group_accuracy", worst, slice=f"feature={feature}"))
         return out

@@ -21,6 +21,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness import stats
+from harness.measures import Measure
 from harness.metrics.base import Metric
 from harness.registry import explainers, metrics
 
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
     from harness.tasks.base import Task
 
 log = logging.getLogger(__name__)
+SCORES = {  # per-example explanation scores and their directions
+    "deletion_auc": "lower", "insertion_auc": "higher", "faithfulness_correlation": "higher", "infidelity": "lower",
+    "sensitivity_max": "lower", "sparseness": "higher",
+}  # fmt: skip
 DEFAULT_EXAMPLES = {"image": 64, "tabular": 500, "text": 64}
 RANDOMISATION_EXAMPLES = {"image": 32, "tabular": 200, "text": 32}
 BASELINES = {"image": ("black", "blurred"), "tabular": ("train-mean",), "text": ("pad",)}
@@ -92,6 +97,17 @@ def method_names(task: Task, params: InterpretabilityParams) -> list[str]:
 class Interpretability(Metric):
     name = "interpretability"
     category = "interpretability"
+    measures = (
+        *(Measure(f"interpretability.{score}", direction, "interpretability", ("method", "feature", "group"),
+                  ("interpretability", f"{{method}}/{score}"), key_slices={"method": "*"} if score == "deletion_auc"
+                  else None) for score, direction in SCORES.items()),
+        *(Measure(f"interpretability.{score}_gap", "lower", "interpretability", ("method", "feature"))
+          for score in ("deletion_auc", "faithfulness_correlation")),
+        Measure("interpretability.randomisation_correlation", "lower", "interpretability", ("method", "randomised")),
+        Measure("interpretability.randomisation_pass", "higher", "interpretability", ("method",),
+                verdicts={1.0: "pass", 0.0: "fail"}),
+        Measure("interpretability.feature_importance", "higher", "interpretability", ("method", "feature")),
+    )  # fmt: skip
     needs = frozenset({"gradients"})
     Params: type[BaseModel] = InterpretabilityParams
 
@@ -273,28 +289,26 @@ class _Run:
             correlation = S.faithfulness_correlation(self._class_scores(False), self.x, self.baselines, feature,
                                                      subset=subset, runs=p.correlation_runs, rng=rng)  # fmt: skip
             per_example = {
-                "deletion_auc": (deletion, "lower"),
-                "insertion_auc": (insertion, "higher"),
-                "faithfulness_correlation": (correlation, "higher"),
+                "deletion_auc": deletion,
+                "insertion_auc": insertion,
+                "faithfulness_correlation": correlation,
             }
             if self.modality != "text":  # both perturb inputs with noise: token ids have no neighbourhood
                 infid, sens = self._captum_scores(method, explain, attributions, salt)
-                per_example |= {"infidelity": (infid, "lower"), "sensitivity_max": (sens, "lower")}
-            per_example["sparseness"] = (S.sparseness(feature), "higher")
+                per_example |= {"infidelity": infid, "sensitivity_max": sens}
+            per_example["sparseness"] = S.sparseness(feature)
             cascade, passed = self._randomisation(method, feature, salt)
             # undefined (None): under 3 informative features per example, or a model without parameters
             flags = (UNDEFINED,) if passed is None else () if passed else (FAILS,)
             settings = {"baseline": self.baseline_kind, "target": "predicted class", "examples": len(self.index)}
             where = f"method={name}"
-            for score, (values, direction) in per_example.items():
+            for score, values in per_example.items():
                 estimate, undefined = self._mean(values)
                 extra = ("undefined-for-all-examples",) if estimate.n < 2 else ()
                 out.append(
                     ctx.record(
                         f"interpretability.{score}",
                         estimate,
-                        direction,
-                        "interpretability",
                         slice=where,
                         params={**settings, "undefined": undefined},
                         flags=flags + extra,
@@ -309,15 +323,27 @@ class _Run:
                     "statistic": "Spearman of the attributions where the input differs from the baseline",
                     "absolute": float(np.nanmean(absolute)) if np.isfinite(absolute).any() else None,
                 }
-                out.append(ctx.record("interpretability.randomisation_correlation", estimate, "lower",
-                                      "interpretability", slice=f"{where},randomised={label}", params=info,
-                                      flags=flags))  # fmt: skip
+                out.append(
+                    ctx.record(
+                        "interpretability.randomisation_correlation",
+                        estimate,
+                        slice=f"{where},randomised={label}",
+                        params=info,
+                        flags=flags,
+                    )
+                )
             final = cascade[-1][1] if cascade else np.array([])
             if passed is not None:
                 verdict = {"threshold": p.randomisation_threshold, "final_correlation": float(np.nanmean(final))}
-                out.append(ctx.record("interpretability.randomisation_pass", stats.exact(float(passed), len(final)),
-                                      "higher", "interpretability", slice=where, params=verdict,
-                                      flags=flags))  # fmt: skip
+                out.append(
+                    ctx.record(
+                        "interpretability.randomisation_pass",
+                        stats.exact(float(passed), len(final)),
+                        slice=where,
+                        params=verdict,
+                        flags=flags,
+                    )
+                )
             if self.modality != "image":
                 out += self._group_gaps(name, {"deletion_auc": deletion, "faithfulness_correlation": correlation},
                                         flags)  # fmt: skip
@@ -359,10 +385,15 @@ class _Run:
         for j, column in enumerate(columns):
             estimate = stats.mean(np.abs(feature[:, j]), **self.ctx.bootstrap_options)
             importance[column] = estimate.value
-            out.append(self.ctx.record("interpretability.feature_importance", estimate, "higher", "interpretability",
-                                       slice=f"method={name},feature={column}",
-                                       params={"statistic": "mean absolute attribution", "descriptive": True},
-                                       flags=flags))  # fmt: skip
+            out.append(
+                self.ctx.record(
+                    "interpretability.feature_importance",
+                    estimate,
+                    slice=f"method={name},feature={column}",
+                    params={"statistic": "mean absolute attribution", "descriptive": True},
+                    flags=flags,
+                )
+            )
         return importance
 
     def _group_gaps(self, name: str, scores: dict[str, np.ndarray], flags: tuple[str, ...]) -> list[Record]:
@@ -381,10 +412,15 @@ class _Run:
                     continue
                 for g in labels:
                     estimate, undefined = self._mean(values[groups == g])
-                    out.append(self.ctx.record(f"interpretability.{score}", estimate,
-                                               "lower" if score == "deletion_auc" else "higher", "interpretability",
-                                               slice=f"method={name},feature={feature},group={g}",
-                                               params={"undefined": undefined}, flags=flags))  # fmt: skip
+                    out.append(
+                        self.ctx.record(
+                            f"interpretability.{score}",
+                            estimate,
+                            slice=f"method={name},feature={feature},group={g}",
+                            params={"undefined": undefined},
+                            flags=flags,
+                        )
+                    )
                 codes = np.array([labels.index(g) if g in labels else -1 for g in groups[finite]])
                 estimate = stats.bootstrap(group_gap(values[finite], codes, len(labels)), int(finite.sum()),
                                            **self.ctx.bootstrap_options)  # fmt: skip
@@ -393,8 +429,6 @@ class _Run:
                     self.ctx.record(
                         f"interpretability.{score}_gap",
                         estimate,
-                        "lower",
-                        "interpretability",
                         slice=f"method={name},feature={feature}",
                         params=info,
                         flags=flags,

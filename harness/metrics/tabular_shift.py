@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness import stats
+from harness.measures import Measure
 from harness.metrics.base import Metric
 from harness.registry import metrics
 
@@ -35,6 +36,10 @@ def shift_seed(task: str, shift: str, seed: int) -> int:
 class TabularShift(Metric):
     name = "tabular-shift"
     category = "robustness"
+    measures = (
+        Measure("tabular_shift.accuracy", "higher", "robustness", ("shift",), percent=True),
+        Measure("tabular_shift.worst_accuracy", "higher", "robustness", ("shift",), percent=True),
+    )
     modalities = frozenset({"tabular"})
     Params: type[BaseModel] = TabularShiftParams
 
@@ -83,11 +88,6 @@ class TabularShift(Metric):
         values, drawn = stats.draws(lambda rows: np.stack([f(rows) for f in statistics], 1), len(labels), **opts)
         which, worst = stats.minimum(values, drawn, len(labels))
         worst_name = list(shifts)[which]
-        out = [
-            ctx.record("tabular_shift.accuracy", estimate, "higher", "robustness", slice=f"shift={name}")
-            for name, estimate in results
-        ]
-        out.append(
-            ctx.record("tabular_shift.worst_accuracy", worst, "higher", "robustness", slice=f"shift={worst_name}")
-        )
+        out = [ctx.record("tabular_shift.accuracy", estimate, slice=f"shift={name}") for name, estimate in results]
+        out.append(ctx.record("tabular_shift.worst_accuracy", worst, slice=f"shift={worst_name}"))
         return out
