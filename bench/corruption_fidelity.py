@@ -78,7 +78,8 @@ def main() -> None:
     names = args.corruption or list(CORRUPTIONS)
     out = {"what": "accuracy of zoo:fmnist-cnn under each corruption: harness vs imagecorruptions 1.1.2",
            "images": args.images, "seed": args.seed, "bound": f"{BOUND:.0%} + 2 standard errors",
-           "time": datetime.now(UTC).isoformat(timespec="seconds"), **accuracies(args.images, args.seed, names)}  # fmt: skip
+           "time": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+    out |= accuracies(args.images, args.seed, names)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(out, indent=2) + "\n")
     print(f"outside the bound: {', '.join(out['outside']) or 'none'}")

@@ -324,38 +324,42 @@ def headline(record: Any) -> tuple[str, str] | None:
     """Where a record goes in the summary tables: (what qualifies the model's row, e.g. the sensitive
     feature; the column), or None for detail left to the store (per-class accuracy, each single attack,
     shift and group): overall numbers, worst cases, the clean reference, disparities and verdicts."""
-    if record.metric.startswith("fairness.") and record.slice.startswith("feature="):
-        feature, _, rest = record.slice.removeprefix("feature=").partition(",")
-        if record.metric == "fairness.verdict" and rest.startswith("criterion="):
-            return feature, VERDICT_COLUMNS[rest.removeprefix("criterion=")]
-        column = FAIRNESS_COLUMNS.get(record.metric.removeprefix("fairness."))
-        return (feature, column) if column and not rest else None
-    if record.metric.startswith("interpretability.") and record.slice.startswith("method="):
-        method, _, rest = record.slice.removeprefix("method=").partition(",")
-        column = INTERPRETABILITY_COLUMNS.get(record.metric.removeprefix("interpretability."))
-        return (method, column) if column and not rest else None
-    if record.metric.startswith("efficiency.") and record.slice.startswith("precision="):
-        precision = record.slice.removeprefix("precision=")
-        short = {"best_throughput": "best samples/s", "latency_p50_ms": "p50 ms", "latency_p99_ms": "p99 ms",
-                 "peak_memory_mb": "peak MB", "energy_wh_per_1k": "Wh/1k", "carbon_g_per_1k": "gCO2e/1k"}.get(
-            record.metric.removeprefix("efficiency."))  # fmt: skip
-        return None if short is None else ("", f"{short} {precision}")
-    if record.metric.startswith("efficiency."):  # what the model is; MACs are half the FLOPs, left to the store
-        size = {"params": "params", "weights_mb": "weights MB", "flops_per_sample": "FLOPs/sample"}
-        column = size.get(record.metric.removeprefix("efficiency."))
-        return None if column is None else ("", column)
+    parts, family, name = record.parts, *record.metric.split(".", 1)
+    if family == "fairness" and "feature" in parts:
+        rest = {k: v for k, v in parts.items() if k != "feature"}
+        if name == "verdict" and set(rest) == {"criterion"}:
+            return parts["feature"], VERDICT_COLUMNS[rest["criterion"]]
+        column = FAIRNESS_COLUMNS.get(name)
+        return (parts["feature"], column) if column and not rest else None
+    if family == "interpretability" and "method" in parts:
+        column = INTERPRETABILITY_COLUMNS.get(name)
+        return (parts["method"], column) if column and set(parts) == {"method"} else None
+    if family == "efficiency" and set(parts) == {"precision"}:
+        short = {
+            "best_throughput": "best samples/s",
+            "latency_p50_ms": "p50 ms",
+            "latency_p99_ms": "p99 ms",
+            "peak_memory_mb": "peak MB",
+            "energy_wh_per_1k": "Wh/1k",
+            "carbon_g_per_1k": "gCO2e/1k",
+        }.get(name)
+        return None if short is None else ("", f"{short} {parts['precision']}")
+    if family == "efficiency":  # what the model is; MACs are half the FLOPs, left to the store
+        column = {"params": "params", "weights_mb": "weights MB", "flops_per_sample": "FLOPs/sample"}.get(name)
+        return None if column is None or parts else ("", column)
     column = _column(record)
     return None if column is None else ("", column)
 
 
 def _column(record: Any) -> str | None:
-    if record.slice == "overall":
+    parts = record.parts
+    if not parts:
         return record.metric.split(".", 1)[1]
-    if record.slice.startswith("attack=worst-"):
-        return record.slice.removeprefix("attack=worst-").replace("@", " ")
+    if parts.get("attack", "").startswith("worst-"):
+        return parts["attack"].removeprefix("worst-").replace("@", " ")
     if record.metric == "tabular_shift.worst_accuracy":
         return "worst shift"
-    if record.slice in ("attack=none", "shift=none"):
+    if parts in ({"attack": "none"}, {"shift": "none"}):
         return "clean"
     return None
 
@@ -538,6 +542,7 @@ def compare(
     from rich.text import Text
 
     from harness.leaderboard.compare import compare as paired
+    from harness.measures import metric_of
     from harness.store import Store
 
     setup_logging(False, False)
@@ -548,12 +553,13 @@ def compare(
         choice = choice_of(limit, seed, None)
         rows = paired(results, canonical(a), canonical(b), task=task, resamples=1000, choice=choice)
     if as_json:
-        print_json([{"task": c.task, "figure": c.figure, "a": c.a.value, "a_ci": [c.a.ci_low, c.a.ci_high],
+        print_json([{"task": c.task, "figure": c.figure, "metric": c.metric, "slice": c.slice, "a": c.a.value,
+                     "a_ci": [c.a.ci_low, c.a.ci_high], "paired_on": c.paired_on,
                      "b": c.b.value, "b_ci": [c.b.ci_low, c.b.ci_high], "difference": c.difference.value,
                      "difference_ci": [c.difference.ci_low, c.difference.ci_high], "n": c.difference.n,
                      "test": c.test, "p": c.p, "p_holm": c.p_holm, "verdict": c.verdict} for c in rows])  # fmt: skip
         return
-    shown = rows if show_all else [c for c in rows if key_figure(c.figure)]
+    shown = rows if show_all else [c for c in rows if c.key]
     tasks = sorted({c.task for c in rows})
     on = f" on {tasks[0]}" if len(tasks) == 1 else ""
     table = Table(title=Text(f"A = {a}, B = {b}{on}: paired on the same examples; p adjusted by Holm over "
@@ -570,6 +576,9 @@ def compare(
                   f"{c.p_holm:.2g}", verdict)[bool(on) :]  # fmt: skip
         table.add_row(*[Text(v) for v in values])
     print_whole(table)
+    paired_on = sorted({(c.task, c.paired_on) for c in rows})
+    out.print(Text("paired on " + "; ".join(f"{t}: {p}" for t, p in paired_on) + " (for each kind of outcome, the "
+                   "largest set of examples both were evaluated on with the same settings)"))  # fmt: skip
     out.print(
         "test: McNemar's exact test on per-example correct/incorrect, or a paired bootstrap of the "
         "per-example differences; n.s.: no significant difference at 0.05 after Holm"
@@ -579,7 +588,7 @@ def compare(
         summary.add_column(column, justify="left" if column in ("task", "family") else "right")
     families: dict[tuple[str, str], list[str]] = {}
     for c in rows:
-        families.setdefault((c.task, c.figure.split(" ")[0].split(".")[0]), []).append(c.verdict)
+        families.setdefault((c.task, metric_of(c.metric) or c.metric), []).append(c.verdict)
     for (t, family), verdicts in families.items():
         counts = [str(verdicts.count(v)) for v in ("A better", "B better", "no significant difference")]
         summary.add_row(Text(t), Text(family), str(len(verdicts)), *counts)
@@ -603,13 +612,6 @@ def print_whole(table: Table) -> None:
         for column in table.columns:
             column.no_wrap, column.overflow = False, "fold"
         out.print(table)
-
-
-def key_figure(figure: str) -> bool:
-    """The figures ``harness compare`` shows unless asked for all: clean accuracy, the worst case over
-    attacks, each corruption at the middle severity, and each explainer's deletion AUC."""
-    return (figure == "accuracy.top1" or " worst-" in figure or figure.endswith("@3")
-            or figure.endswith("/deletion_auc"))  # fmt: skip
 
 
 class CardFormat(StrEnum):

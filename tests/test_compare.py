@@ -47,7 +47,7 @@ def test_a_paired_comparison_tests_each_outcome_and_gives_a_verdict(tmp_path):
     assert accuracy.difference.value == pytest.approx(a.mean() - b.mean())
     assert accuracy.test == "McNemar exact" and accuracy.p == pytest.approx(mcnemar_exact(a, b))
     assert accuracy.verdict == "A better"
-    deletion = rows["interpretability saliency/deletion_auc"]
+    deletion = rows["interpretability.deletion_auc method=saliency"]
     assert deletion.test == "paired bootstrap" and deletion.verdict == "B better"  # lower deletion AUC is better
     assert [accuracy.p_holm, deletion.p_holm] == pytest.approx(holm([accuracy.p, deletion.p]))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import fnmatch
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
@@ -56,8 +56,17 @@ class Facts:
     def get(self, metric: str, slice: str = "overall") -> Record | None:
         return next((r for r in self.records if r.metric == metric and r.slice == slice), None)
 
-    def all(self, metric: str, pattern: str = ".*") -> list[Record]:
-        return [r for r in self.records if r.metric == metric and re.fullmatch(pattern, r.slice)]
+    def all(self, metric: str) -> list[Record]:
+        return [r for r in self.records if r.metric == metric]
+
+    def where(self, metric: str, **globs: str) -> list[Record]:
+        """Records of ``metric`` whose slice has exactly these keys, each value matching its glob."""
+        return [r for r in self.all(metric) if set(r.parts) == set(globs)
+                and all(fnmatch.fnmatchcase(r.parts[k], g) for k, g in globs.items())]  # fmt: skip
+
+    def groups(self, metric: str, feature: str | None = None) -> list[Record]:
+        """Records of one group of people: a slice of one pair, its key the feature (``sex=Female``)."""
+        return [r for r in self.all(metric) if len(r.parts) == 1 and (feature is None or feature in r.parts)]
 
 
 def _settings(value: Any) -> str:
@@ -158,18 +167,18 @@ def quantitative(facts: Facts, figures: list[Image]) -> Section:
     headline += [["balanced accuracy", shown(r)] for r in facts.all("accuracy.balanced")]
     if headline:
         blocks += ["Overall:", Table(["figure", "value ± CI"], headline)]
-    groups = facts.all("fairness.accuracy", r"[^,=]+=[^,]+")
+    groups = facts.groups("fairness.accuracy")
     if groups:
         rows = [[r.slice, _interval(r, 100), str(r.n)] for r in groups]
         blocks += ["Disaggregated by group (accuracy in %, 95% CI):", Table(["group", "accuracy", "n"], rows)]
-    robust = facts.all("adversarial.robust_accuracy", r"attack=worst-.*")
+    robust = facts.where("adversarial.robust_accuracy", attack="worst-*")
     if robust:
         blocks += ["Robust accuracy, worst case over attacks:",
-                   Table(["norm@epsilon", "robust accuracy"], [[r.slice.removeprefix("attack=worst-"), shown(r)]
+                   Table(["norm@epsilon", "robust accuracy"], [[r.parts["attack"].removeprefix("worst-"), shown(r)]
                                                                for r in robust])]  # fmt: skip
-    corruptions = facts.all("corruption.ce", r"corruption=.*")
+    corruptions = facts.where("corruption.ce", corruption="*")
     if corruptions:
-        rows = [[r.slice.removeprefix("corruption="), shown(r)] for r in corruptions]
+        rows = [[r.parts["corruption"], shown(r)] for r in corruptions]
         blocks += [
             "Corruption error relative to the baseline (CE, lower is better):",
             Table(["corruption", "CE"], rows),
@@ -177,8 +186,8 @@ def quantitative(facts: Facts, figures: list[Image]) -> Section:
     explained: dict[str, dict[str, str]] = {}
     for r in facts.records:
         score = r.metric.removeprefix("interpretability.")
-        if r.metric.startswith("interpretability.") and score in EXPLANATION_SCORES and r.slice.count("=") == 1:
-            explained.setdefault(r.slice.removeprefix("method="), {})[score] = format_value(
+        if r.metric.startswith("interpretability.") and score in EXPLANATION_SCORES and set(r.parts) == {"method"}:
+            explained.setdefault(r.parts["method"], {})[score] = format_value(
                 r.metric, r.value, r.ci_low, r.ci_high)  # fmt: skip
     if explained:
         n = next(r.n for r in facts.records if r.metric == "interpretability.deletion_auc")
@@ -187,7 +196,7 @@ def quantitative(facts: Facts, figures: list[Image]) -> Section:
                    Table(["method", *EXPLANATION_SCORES.values()],
                          [[m, *(scores.get(k, "") for k in EXPLANATION_SCORES)] for m, scores in
                           sorted(explained.items())])]  # fmt: skip
-    cost = [r for r in facts.records if r.category == "efficiency" and r.slice in ("overall", "precision=fp32")
+    cost = [r for r in facts.records if r.category == "efficiency" and r.parts in ({}, {"precision": "fp32"})
             and r.metric.removeprefix("efficiency.") in COST_LABELS]  # fmt: skip
     cost.sort(key=lambda r: list(COST_LABELS).index(r.metric.removeprefix("efficiency.")))
     if cost:
@@ -201,12 +210,12 @@ def quantitative(facts: Facts, figures: list[Image]) -> Section:
 def findings(facts: Facts, sensitive: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
     """(ethical considerations, caveats and recommendations) written from the records."""
     ethics, caveats = [], []
-    for gap in facts.all("fairness.accuracy_difference", r"feature=[^,]+"):
-        feature = gap.slice.removeprefix("feature=")
-        groups = facts.all("fairness.accuracy", rf"{re.escape(feature)}=[^,]+")
+    for gap in facts.where("fairness.accuracy_difference", feature="*"):
+        feature = gap.parts["feature"]
+        groups = facts.groups("fairness.accuracy", feature)
         if groups:
             weakest = min(groups, key=lambda r: r.value)
-            ethics.append(f"Weakest {feature} group: {weakest.slice.split('=', 1)[1]} at accuracy "
+            ethics.append(f"Weakest {feature} group: {weakest.parts[feature]} at accuracy "
                           f"{_interval(weakest, 100)}% (n={weakest.n}); the largest accuracy gap between {feature} "
                           f"groups is {_interval(gap, 100)} points.")  # fmt: skip
     judged: dict[tuple[str, str], list[str]] = {}  # (feature, verdict) -> "criterion (groups)"
@@ -214,7 +223,7 @@ def findings(facts: Facts, sensitive: tuple[str, ...] = ()) -> tuple[list[str], 
         outcome = verdict.params.get("verdict") or ("pass" if verdict.value == 1 else "fail")
         if outcome == "pass":
             continue
-        where = dict(part.split("=", 1) for part in verdict.slice.split(","))
+        where = verdict.parts
         groups = ", ".join(verdict.params.get("failing" if outcome == "fail" else "inconclusive", [])) or "?"
         criterion = where.get("criterion", "?").replace("_", " ")
         judged.setdefault((where.get("feature", "?"), outcome), []).append(f"{criterion} ({groups})")
@@ -228,18 +237,20 @@ def findings(facts: Facts, sensitive: tuple[str, ...] = ()) -> tuple[list[str], 
                 f"ratio straddles the band: more examples would decide) for {'; '.join(criteria)}."
             )
     clean = facts.get("adversarial.clean_accuracy", "attack=none")
-    curve = sorted((float(r.slice.split("@")[1]), r) for r in facts.all("adversarial.robust_accuracy",
-                                                                            r"attack=worst-linf@[0-9.]+"))  # fmt: skip
+    curve = sorted(
+        (float(r.parts["attack"].split("@")[1]), r)
+        for r in facts.where("adversarial.robust_accuracy", attack="worst-linf@*")
+    )
     if clean and curve:
         halved = next((eps for eps, r in curve if r.value <= clean.value / 2), None)
         if halved is not None:
             caveats.append(f"Robust accuracy falls to half the clean accuracy at Linf epsilon {halved:g}.")
         else:
             caveats.append(f"Robust accuracy stays above half the clean accuracy up to Linf epsilon {curve[-1][0]:g}.")
-    ce = facts.all("corruption.ce", r"corruption=.*")
+    ce = facts.where("corruption.ce", corruption="*")
     if ce:
         worst = max(ce, key=lambda r: r.value)
-        caveats.append(f"Worst corruption: {worst.slice.removeprefix('corruption=')} (CE {_interval(worst)}).")
+        caveats.append(f"Worst corruption: {worst.parts['corruption']} (CE {_interval(worst)}).")
     flags = sorted({f for r in facts.records for f in r.flags if f != "energy-estimated"})
     if flags:
         caveats.append(f"Evaluation flags (figures to read with care): {', '.join(flags)}.")
@@ -249,11 +260,11 @@ def findings(facts: Facts, sensitive: tuple[str, ...] = ()) -> tuple[list[str], 
     if not ethics and not sensitive:
         ethics.append("The evaluation data declares no sensitive attributes, so performance is not "
                       "disaggregated by group of people.")  # fmt: skip
-    classes = facts.all("accuracy.top1", r"class=.+")
+    classes = facts.where("accuracy.top1", **{"class": "*"})
     if len(classes) > 1:
         weakest, strongest = min(classes, key=lambda r: r.value), max(classes, key=lambda r: r.value)
-        caveats.append(f"Weakest class: {weakest.slice.removeprefix('class=')} at accuracy {_interval(weakest, 100)}% "
-                       f"(n={weakest.n}); strongest: {strongest.slice.removeprefix('class=')} at "
+        caveats.append(f"Weakest class: {weakest.parts['class']} at accuracy {_interval(weakest, 100)}% "
+                       f"(n={weakest.n}); strongest: {strongest.parts['class']} at "
                        f"{_interval(strongest, 100)}%.")  # fmt: skip
     elif not ethics:
         ethics.append("No fairness evaluation in the store for this model: disaggregated performance is "
@@ -381,7 +392,7 @@ def _figures(store: Any, name: str, task: str, facts: Facts, output: Path) -> li
     folder = output.parent / f"{output.stem}_figures"
     drawn = [(plots.robust_curves(facts.records, task), "robust accuracy against epsilon"),
              (plots.corruption_severity(facts.records, task), "corruption accuracy by severity")]  # fmt: skip
-    for feature in sorted({r.slice.split("=")[0] for r in facts.all("fairness.accuracy", r"[^,=]+=[^,]+")}):
+    for feature in sorted({next(iter(r.parts)) for r in facts.groups("fairness.accuracy")}):
         drawn.append((plots.group_accuracy(facts.records, task, feature), f"accuracy by {feature}"))
     images = []
     for png, caption in drawn:

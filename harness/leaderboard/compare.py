@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness import stats
+from harness import slices, stats
 from harness.errors import HarnessError
+from harness.measures import measure, outcomes
 from harness.selection import Choice
 from harness.store import JobRow
 
 ALPHA = 0.05
-LOWER_IS_BETTER = ("deletion_auc", "infidelity", "sensitivity_max")
 
 
 class CompareError(HarnessError, ValueError):
@@ -32,7 +32,8 @@ class CompareError(HarnessError, ValueError):
 @dataclass(frozen=True)
 class Comparison:
     task: str
-    figure: str  # e.g. accuracy.top1, corruption.accuracy fog@3, interpretability saliency/deletion_auc
+    metric: str  # the record metric compared, e.g. corruption.accuracy
+    slice: str  # its slice, e.g. corruption=fog@3
     a: stats.Estimate
     b: stats.Estimate
     difference: stats.Estimate  # A - B, paired bootstrap interval
@@ -41,6 +42,17 @@ class Comparison:
     p_holm: float = float("nan")
     higher_is_better: bool = True
     paired_on: str = ""  # which stored examples: "10,000 examples (clean)"
+
+    @property
+    def figure(self) -> str:
+        """``accuracy.top1`` or ``corruption.accuracy corruption=fog@3``."""
+        return self.metric if self.slice == slices.OVERALL else f"{self.metric} {self.slice}"
+
+    @property
+    def key(self) -> bool:
+        """One of the figures shown unless all are asked for (each measure declares its key slices)."""
+        declared = measure(self.metric)
+        return declared is not None and declared.is_key(slices.parse(self.slice))
 
     @property
     def verdict(self) -> str:
@@ -89,17 +101,14 @@ def holm(p: list[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def _figure(kind: str, column: str) -> tuple[str, bool] | None:
-    """The figure a per-example column stands for and whether higher is better; None for columns that
-    are not outcomes (labels, predictions, norms, attributes)."""
-    if kind == "clean":
-        return ("accuracy.top1", True) if column == "correct" else None
-    if kind == "adversarial" and column.startswith("robust_"):
-        return f"adversarial.robust_accuracy {column.removeprefix('robust_')}", True
-    if kind == "corruption" and "@" in column:
-        return f"corruption.accuracy {column}", True
-    if kind == "interpretability" and "/" in column:
-        return f"interpretability {column}", not column.endswith(LOWER_IS_BETTER)
+def _figure(kind: str, column: str) -> tuple[str, str, bool] | None:
+    """The figure a per-example column stands for, as (record metric, slice, higher is better), from
+    the metrics' declared measures; None for columns that are not outcomes (labels, predictions, norms,
+    attributes)."""
+    for declared in outcomes(kind):
+        parts = declared.parts_of(kind, column)
+        if parts is not None:
+            return declared.name, slices.format(parts), declared.direction == "higher"
     return None
 
 
@@ -197,9 +206,9 @@ def compare(store, a: str, b: str, *, task: str | None = None, resamples: int = 
     return [Comparison(**{**c.__dict__, "p_holm": p}) for c, p in zip(out, adjusted, strict=True)]
 
 
-def _compare_column(task: str, figure: tuple[str, bool], xa: pd.Series, xb: pd.Series, resamples: int,
+def _compare_column(task: str, figure: tuple[str, str, bool], xa: pd.Series, xb: pd.Series, resamples: int,
                     seed: int) -> Comparison:  # fmt: skip
-    name, higher = figure
+    name, slice_, higher = figure
     binary = xa.dtype == bool and xb.dtype == bool
     va, vb = xa.to_numpy(dtype=float), xb.to_numpy(dtype=float)
     keep = np.isfinite(va) & np.isfinite(vb)  # undefined scores (NaN) are left out of both
@@ -211,5 +220,5 @@ def _compare_column(task: str, figure: tuple[str, bool], xa: pd.Series, xb: pd.S
         test, p = "McNemar exact", mcnemar_exact(va.astype(bool), vb.astype(bool))
     else:
         test, p = "paired bootstrap", paired_bootstrap_p(d, **options)
-    return Comparison(task, name, stats.mean(va, **options), stats.mean(vb, **options), difference, test, p,
-                      higher_is_better=higher)  # fmt: skip
+    return Comparison(task, name, slice_, stats.mean(va, **options), stats.mean(vb, **options), difference, test,
+                      p, higher_is_better=higher)  # fmt: skip

@@ -132,8 +132,8 @@ def _plots(board: Board, records: list[Record], categories: set[str]) -> list[st
         for d in devices:
             drawn.append((plots.accuracy_vs_energy(records, task, d), f"{task}: accuracy against energy on {d}",
                           "efficiency"))  # fmt: skip
-        features = sorted({r.slice.split("=", 1)[0] for r in records if r.task == task
-                           and r.metric == "fairness.accuracy" and "," not in r.slice})  # fmt: skip
+        features = sorted({next(iter(r.parts)) for r in records if r.task == task
+                           and r.metric == "fairness.accuracy" and len(r.parts) == 1})  # fmt: skip
         drawn += [(plots.group_accuracy(records, task, f), f"{task}: accuracy by {f}", "fairness") for f in features]
         out += [_image(png, caption, category) for png, caption, category in drawn
                 if png is not None and category in categories]  # fmt: skip

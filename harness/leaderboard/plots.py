@@ -3,7 +3,6 @@ figures a plot needs)."""
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 
 import numpy as np
@@ -81,7 +80,7 @@ def accuracy_vs_energy(records: list[Record], task: str, device: str) -> bytes |
     records = [r for r in records if r.task == task]
     clean = _by_model(records, "accuracy.top1", "overall")
     energy = {r.model: r for r in records if r.metric == "efficiency.energy_wh_per_1k" and
-              r.slice == "precision=fp32" and str(r.provenance.get("device")) == device}  # fmt: skip
+              r.parts == {"precision": "fp32"} and str(r.provenance.get("device")) == device}  # fmt: skip
     points = {m: (energy[m].value, 100 * clean[m].value) for m in clean if m in energy}
     if len(points) < 2:
         return None
@@ -94,24 +93,23 @@ def accuracy_vs_energy(records: list[Record], task: str, device: str) -> bytes |
 def robust_curves(records: list[Record], task: str) -> bytes | None:
     curves: dict[str, dict[float, float]] = defaultdict(dict)
     for r in records:
-        found = re.fullmatch(r"attack=worst-linf@([0-9.]+)", r.slice)
-        if r.task == task and r.metric == "adversarial.robust_accuracy" and found:
-            curves[r.model][float(found.group(1))] = 100 * r.value
+        attack = r.parts.get("attack", "") if r.task == task and r.metric == "adversarial.robust_accuracy" else ""
+        if attack.startswith("worst-linf@"):
+            curves[r.model][float(attack.partition("@")[2])] = 100 * r.value
     return _lines(curves, "Linf epsilon", "robust accuracy, worst case (%)", f"{task}: robust accuracy against epsilon")
 
 
 def group_accuracy(records: list[Record], task: str, feature: str) -> bytes | None:
-    rows = [r for r in records if r.task == task and r.metric == "fairness.accuracy"
-            and re.fullmatch(rf"{re.escape(feature)}=[^,]+", r.slice)]  # fmt: skip
+    rows = [r for r in records if r.task == task and r.metric == "fairness.accuracy" and list(r.parts) == [feature]]
     if not rows:
         return None
     models = sorted({r.model for r in rows})
-    groups = sorted({r.slice.split("=", 1)[1] for r in rows})
+    groups = sorted({r.parts[feature] for r in rows})
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     width = 0.8 / len(models)
     for i, model in enumerate(models):
-        values = {r.slice.split("=", 1)[1]: r for r in rows if r.model == model}
+        values = {r.parts[feature]: r for r in rows if r.model == model}
         xs = np.arange(len(groups)) + i * width
         heights = [100 * values[g].value if g in values else np.nan for g in groups]
         errors = [[100 * (values[g].value - values[g].ci_low) if g in values else 0 for g in groups],
@@ -128,8 +126,8 @@ def group_accuracy(records: list[Record], task: str, feature: str) -> bytes | No
 def corruption_severity(records: list[Record], task: str) -> bytes | None:
     by: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
-        found = re.fullmatch(r"corruption=[a-z_-]+@([0-9]+)", r.slice)
-        if r.task == task and r.metric == "corruption.accuracy" and found:
-            by[r.model][int(found.group(1))].append(100 * r.value)
+        name = r.parts.get("corruption", "") if r.task == task and r.metric == "corruption.accuracy" else ""
+        if "@" in name:
+            by[r.model][int(name.rpartition("@")[2])].append(100 * r.value)
     means = {model: {s: float(np.mean(v)) for s, v in severities.items()} for model, severities in by.items()}
     return _lines(means, "severity", "accuracy, mean over corruptions (%)", f"{task}: corruption accuracy by severity")

@@ -12,6 +12,7 @@ import pandas as pd
 from harness import text as doc
 from harness.leaderboard.table import Board, Column
 from harness.leaderboard.ties import tie_mark
+from harness.measures import measure
 
 LEGEND = ("± the larger side of the 95% interval (methods in docs/metrics.md), n the examples measured; "
           "↑ higher is better, ↓ lower; ≈ not significantly "
@@ -23,14 +24,13 @@ def format_value(metric: str, value: float, low: float, high: float) -> str:
     """``91.8 ±0.5``: the value and the larger side of its CI (the exact bounds are in the store)."""
     if isinstance(value, float) and math.isnan(value):
         return ""
-    if metric == "fairness.verdict":
-        return {1.0: "pass", 0.5: "inconclusive", 0.0: "fail"}.get(value, f"{value:g}")
-    if metric == "interpretability.randomisation_pass":
-        return "pass" if value == 1 else "fail"
-    if metric.startswith("efficiency."):  # counts and timings: no percent, spread only where there is one
+    declared = measure(metric)
+    if declared is not None and declared.verdicts:
+        return declared.verdicts.get(value, f"{value:g}")
+    if declared is not None and declared.category == "efficiency":  # counts, timings: spread only where there is one
         text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
         return text if high == low else f"{text} ±{max(high - value, value - low):.2g}"
-    percent = "accuracy" in metric or metric == "calibration.ece"
+    percent = declared.percent if declared is not None else "accuracy" in metric
     scale, digits = (100, 1) if percent else (1, 3)
     half = max(high - value, value - low) * scale
     return f"{value * scale:.{digits}f} ±{half:.{digits}f}"

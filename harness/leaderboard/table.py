@@ -24,15 +24,13 @@ ANY_DEVICE = "any"
 
 
 @cache
-def device_dependent(family: str) -> bool:
-    """Whether the metric a record family comes from (``efficiency`` for ``efficiency.params``)
-    depends on the device it runs on."""
-    from harness.registry import RegistryError, metrics
+def device_dependent(name: str) -> bool:
+    """Whether the metric whose records carry ``name`` (``efficiency.params``) depends on the device."""
+    from harness.measures import metric_of
+    from harness.registry import metrics
 
-    try:
-        return "device" in metrics.get(family.replace("_", "-")).needs
-    except RegistryError:
-        return False
+    metric = metric_of(name)
+    return metric is not None and "device" in metrics.get(metric).needs
 
 
 @dataclass(frozen=True)
@@ -66,13 +64,13 @@ def build(records: list[Record], headlines: list[Headline], *, sort: str | None 
     cells: dict[tuple[str, str, str], dict[str, Record]] = {}
     devices: dict[tuple[str, str], set[str]] = {}
     for r in records:  # the devices a model has headline figures on
-        if device_dependent(r.metric.split(".", 1)[0]) and any(match(r, c.headline) for c in columns):
+        if device_dependent(r.metric) and any(match(r, c.headline) for c in columns):
             devices.setdefault((r.task, r.model), set()).add(str(r.provenance.get("device", ANY_DEVICE)))
     for r in records:
         for c in columns:
             if not match(r, c.headline):
                 continue
-            if device_dependent(r.metric.split(".", 1)[0]):
+            if device_dependent(r.metric):
                 where = [str(r.provenance.get("device", ANY_DEVICE))]
             else:
                 where = sorted(devices.get((r.task, r.model), {ANY_DEVICE}))

@@ -15,24 +15,16 @@ import math
 import numpy as np
 import pandas as pd
 
+from harness import slices
 from harness.leaderboard.compare import ALPHA, holm, mcnemar_exact, paired_bootstrap_p
 from harness.leaderboard.table import Board
+from harness.measures import measure
 
 
 def per_example(metric: str, slice: str) -> tuple[str, str] | None:
-    """(kind, column) of the per-example outcome behind a figure, or None."""
-    where = slice.split("=", 1)[1] if "=" in slice else ""
-    if metric == "accuracy.top1" and slice == "overall":
-        return "clean", "correct"
-    if metric == "adversarial.robust_accuracy":
-        return "adversarial", f"robust_{where}"
-    if metric == "adversarial.clean_accuracy":
-        return "adversarial", "correct"
-    if metric == "corruption.accuracy":
-        return "corruption", where
-    if metric.startswith("interpretability.") and slice.startswith("method=") and "," not in slice:
-        return "interpretability", f"{where}/{metric.removeprefix('interpretability.')}"
-    return None
+    """(kind, column) of the per-example outcome behind a figure, as its measure declares it, or None."""
+    declared = measure(metric)
+    return None if declared is None else declared.column(slices.parse(slice))
 
 
 class Outcomes:

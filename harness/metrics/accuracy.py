@@ -70,5 +70,5 @@ class Accuracy(Metric):
             members = clean.labels == c
             if members.any():
                 estimate = stats.proportion(clean.correct[members], **opts)
-                out.append(ctx.record("accuracy.top1", estimate, slice=f"class={name}"))
+                out.append(ctx.record("accuracy.top1", estimate, slice={"class": name}))
         return out

@@ -292,19 +292,19 @@ class Fairness(Metric):
                     difference, ratio_ = frame.difference(method="between_groups"), frame.ratio(method="between_groups")
                 if control is None:
                     fair = disparities_of(difference, ratio_)
-                    out += self._binary(ctx, params, name, groups, y, yhat, frame.by_group, fair, "")
+                    out += self._binary(ctx, params, name, groups, y, yhat, frame.by_group, fair, {})
                     continue
                 for value in sorted(control.unique()):
                     rows = (control == value).to_numpy()
                     table = frame.by_group.xs(value, level="control")
                     fair = disparities_of(difference.loc[value], ratio_.loc[value])
                     out += self._binary(ctx, params, name, groups[rows], y[rows], yhat[rows], table, fair,
-                                        f",{control_name}={value}")  # fmt: skip
+                                        {control_name: value})  # fmt: skip
         return out
 
     def _binary(self, ctx: EvalContext, params: FairnessParams, feature: str, groups: pd.Series, y: np.ndarray,
                 yhat: np.ndarray, by_group: pd.DataFrame, fair: dict[str, float],
-                where: str) -> list[Record]:  # fmt: skip
+                where: dict[str, str]) -> list[Record]:  # fmt: skip
         names = sorted(groups.unique())
         codes = pd.Categorical(groups, categories=names).codes.astype(np.int64)  # int8 for few groups: would overflow
         counts = np.bincount(codes * 4 + y * 2 + yhat, minlength=len(names) * 4).reshape(len(names), 2, 2)
@@ -328,14 +328,14 @@ class Fairness(Metric):
                     continue  # undefined here (no positive or no negative examples; fairlearn says 0): no record
                 estimate = stats.from_resampled(lambda t, i=i, m=metric: group_rates(t)[m][..., i], counts, resampled)
                 estimate = replace(estimate, value=float(row[metric]), n=int(sizes[i]))  # fairlearn's value
-                out.append(ctx.record(f"fairness.{metric}", estimate, slice=f"{feature}={group}{where}", flags=flags))
+                out.append(ctx.record(f"fairness.{metric}", estimate, slice={feature: group, **where}, flags=flags))
             n = int(sizes[i])
-            out.append(ctx.record("fairness.count", stats.exact(n, n), slice=f"{feature}={group}{where}", flags=flags))
+            out.append(ctx.record("fairness.count", stats.exact(n, n), slice={feature: group, **where}, flags=flags))
         flags = ("small-groups=" + ";".join(small),) if small else ()
         if undefined:
             flags = (*flags, "undefined-rates=" + ";".join(undefined))
             info = {**info, "undefined_rates": undefined}
-        slice_ = f"feature={feature}{where}"
+        slice_ = {"feature": feature, **where}
         for metric, (statistic, _) in DISPARITIES.items():
             estimate = stats.from_resampled(statistic, counts, resampled, method="basic", bounds=(0, 1))
             # fairlearn's value where every group's rates are defined (and a ratio's maximum is not 0): the
@@ -358,7 +358,7 @@ class Fairness(Metric):
         return out
 
     def _verdicts(self, ctx: EvalContext, params: FairnessParams, feature: str, names: list[str], counts: np.ndarray,
-                  sizes: np.ndarray, resampled: np.ndarray, where: str) -> list[Record]:  # fmt: skip
+                  sizes: np.ndarray, resampled: np.ndarray, where: dict[str, str]) -> list[Record]:  # fmt: skip
         """Per criterion: each judged group's ratio of rates to the reference group, with its 95%
         percentile-bootstrap interval, against the tolerance band. A group fails when the whole interval
         lies outside the band, passes when it lies inside, and is inconclusive otherwise; the criterion
@@ -400,7 +400,7 @@ class Fairness(Metric):
                 ctx.record(
                     "fairness.verdict",
                     stats.exact(VERDICTS[verdict], int(sizes.sum())),
-                    slice=f"feature={feature},criterion={criterion}{where}",
+                    slice={"feature": feature, "criterion": criterion, **where},
                     flags=flags,
                     params={
                         "verdict": verdict,
@@ -437,22 +437,20 @@ class Fairness(Metric):
         out = []
         for i, group in enumerate(names):
             estimate = stats.from_resampled(lambda t, i=i: accuracy(t)[..., i], counts, resampled)
-            out.append(ctx.record("fairness.accuracy", estimate, slice=f"{feature}={group}"))
+            out.append(ctx.record("fairness.accuracy", estimate, slice={feature: group}))
             for c in range(k):
                 if counts[i, c].sum() == 0:
                     continue
                 recall = stats.from_resampled(lambda t, i=i, c=c: _div(t[..., i, c, c], t[..., i, c, :].sum(-1)),
                                               counts, resampled)  # fmt: skip
-                out.append(
-                    ctx.record("fairness.recall", recall, slice=f"{feature}={group},class={ctx.task.classes[c]}")
-                )
+                out.append(ctx.record("fairness.recall", recall, slice={feature: group, "class": ctx.task.classes[c]}))
         out.append(
             ctx.record(
                 "fairness.accuracy_difference",
                 stats.from_resampled(lambda t: gap(accuracy(t)), counts, resampled, method="basic", bounds=(0, 1)),
-                slice=f"feature={feature}",
+                slice={"feature": feature},
             )
         )
         _, worst = stats.minimum(accuracy(counts[None])[0], accuracy(resampled), int(counts.sum()))
-        out.append(ctx.record("fairness.worst_group_accuracy", worst, slice=f"feature={feature}"))
+        out.append(ctx.record("fairness.worst_group_accuracy", worst, slice={"feature": feature}))
         return out

@@ -301,7 +301,7 @@ class _Run:
             # undefined (None): under 3 informative features per example, or a model without parameters
             flags = (UNDEFINED,) if passed is None else () if passed else (FAILS,)
             settings = {"baseline": self.baseline_kind, "target": "predicted class", "examples": len(self.index)}
-            where = f"method={name}"
+            where = {"method": name}
             for score, values in per_example.items():
                 estimate, undefined = self._mean(values)
                 extra = ("undefined-for-all-examples",) if estimate.n < 2 else ()
@@ -327,7 +327,7 @@ class _Run:
                     ctx.record(
                         "interpretability.randomisation_correlation",
                         estimate,
-                        slice=f"{where},randomised={label}",
+                        slice={**where, "randomised": label},
                         params=info,
                         flags=flags,
                     )
@@ -389,7 +389,7 @@ class _Run:
                 self.ctx.record(
                     "interpretability.feature_importance",
                     estimate,
-                    slice=f"method={name},feature={column}",
+                    slice={"method": name, "feature": column},
                     params={"statistic": "mean absolute attribution", "descriptive": True},
                     flags=flags,
                 )
@@ -416,20 +416,21 @@ class _Run:
                         self.ctx.record(
                             f"interpretability.{score}",
                             estimate,
-                            slice=f"method={name},feature={feature},group={g}",
+                            slice={"method": name, "feature": feature, "group": g},
                             params={"undefined": undefined},
                             flags=flags,
                         )
                     )
                 codes = np.array([labels.index(g) if g in labels else -1 for g in groups[finite]])
-                estimate = stats.bootstrap(group_gap(values[finite], codes, len(labels)), int(finite.sum()),
+                gap = group_gap(values[finite], codes, len(labels))  # a gap: basic bootstrap, as fairness's
+                estimate = stats.bootstrap(gap, int(finite.sum()), method="basic", bounds=(0, np.inf),
                                            **self.ctx.bootstrap_options)  # fmt: skip
                 info = {"groups": labels, "statistic": "largest minus smallest group mean"}
                 out.append(
                     self.ctx.record(
                         f"interpretability.{score}_gap",
                         estimate,
-                        slice=f"method={name},feature={feature}",
+                        slice={"method": name, "feature": feature},
                         params=info,
                         flags=flags,
                     )
