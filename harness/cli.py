@@ -427,10 +427,11 @@ def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
             for k, chunk in enumerate(chunks):
                 part = f" {k + 1}/{len(chunks)}" if len(chunks) > 1 else ""
                 table = Table(
-                    title=f"{task_name} · {family}{part} ({unit}, ± the 95% bootstrap CI)", title_justify="left",
+                    title=f"{task_name} · {family}{part} ({unit}, ± the larger side of the 95% interval)",
+                    title_justify="left",
                     caption="↑ higher is better, ↓ lower is better; ⚑ flagged",
                     caption_justify="left",
-                )  # fmt: skip
+                )
                 table.add_column("model", style="bold", no_wrap=True)
                 for c in chunk:
                     arrow = "↑" if directions[c] == "higher" else "↓"

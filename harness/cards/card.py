@@ -17,6 +17,7 @@ from harness.leaderboard import plots
 from harness.leaderboard.render import format_value
 from harness.records import Record
 from harness.selection import Choice, SelectionError, selected
+from harness.stats import METHODS
 
 NOT_PROVIDED = "not provided"
 TASK_TYPES = {"image": "image-classification", "tabular": "tabular-classification", "text": "text-classification"}
@@ -136,9 +137,10 @@ def factors(task: Any, facts: Facts) -> Section:
 
 def metrics_section(facts: Facts) -> Section:
     families = sorted({r.metric.split(".")[0] for r in facts.records})
+    methods = "; ".join(f"{m}: {METHODS[m]}" for m in sorted({r.interval for r in facts.records} & set(METHODS)))
     return Section("Metrics", [
-        f"Measured: {', '.join(families)}. Every figure has a 95% bootstrap confidence interval over the "
-        "evaluated examples and its sample count; definitions in the harness's docs/metrics.md.",
+        f"Measured: {', '.join(families)}. Every figure has its sample count and an interval whose method "
+        f"it names ({methods}); definitions and the tested coverage of each in the harness's docs/metrics.md.",
     ])  # fmt: skip
 
 

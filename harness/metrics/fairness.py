@@ -4,13 +4,14 @@ Per group of each sensitive feature, and of each named intersection (sex x race)
 fairlearn's ``MetricFrame`` (accuracy, balanced accuracy, selection rate, true and false positive
 rates, false negative rate, precision, count). Per feature: demographic parity, equalized odds and
 equal opportunity differences and ratios, the accuracy difference and the worst-group accuracy, from
-fairlearn's MetricFrame. Every number has a 95% bootstrap interval: the statistics are functions of
+fairlearn's MetricFrame. Every number has a 95% interval (docs/metrics.md): the statistics are functions of
 the table of counts (group x label x prediction), which resamples exactly as a multinomial
 (``stats.resample_counts``, drawn once per table and shared by its statistics), so a thousand
 resamples of 16,281 rows cost milliseconds. Groups under ``min_count`` examples are reported and
 flagged, and left out of the worst group. An audit verdict per
 feature and criterion compares each group's rate with a reference group's (default: the largest)
-against a tolerance (default: the four-fifths rule, a ratio in [0.8, 1.25]).
+against a tolerance (default: the four-fifths rule, a ratio in [0.8, 1.25]): pass, fail, or
+inconclusive where the ratio's interval straddles the band.
 """
 
 from __future__ import annotations
