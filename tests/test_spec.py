@@ -367,7 +367,7 @@ def test_worst_shift_and_throughput_say_which_interval_they_carry(tmp_path):
     own = next(r for r in result.records if r.metric == "tabular_shift.accuracy" and r.slice == worst.slice)
     assert worst.interval == "bonferroni" and own.interval in ("wilson", "percentile")
     assert worst.ci_low <= own.ci_low and worst.value == own.value  # wider: it accounts for the picking
-    assert "n the examples measured" in LEGEND
+    assert "n the examples (or repeats) measured" in LEGEND and "range" in LEGEND
 
 
 def test_markdown_and_csv_cells_cannot_change_their_documents_structure():

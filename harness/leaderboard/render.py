@@ -14,7 +14,8 @@ from harness.leaderboard.table import Board, Column
 from harness.leaderboard.ties import tie_mark
 from harness.measures import measure
 
-LEGEND = ("± the larger side of the 95% interval (methods in docs/metrics.md), n the examples measured; "
+LEGEND = ("± the larger side of the 95% interval (methods in docs/metrics.md; a range is the min-max of repeated "
+          "timings, not an interval), n the examples (or repeats) measured; "
           "↑ higher is better, ↓ lower; ≈ not significantly "
           "different from the best in its column (paired test on the same examples where the store has them, "
           "Holm-adjusted; otherwise overlapping CIs)")  # fmt: skip
@@ -45,6 +46,9 @@ def cells(board: Board) -> list[dict[str, str]]:
         for c in board.columns:
             label = c.headline.label
             text = format_value(c.headline.metric, row[label], row[f"{label} low"], row[f"{label} high"])
+            if text and row.get(f"{label} interval") == "range":  # repeats' min-max: a spread, not a CI
+                text = f"{format_value(c.headline.metric, row[label], row[label], row[label])} " \
+                       f"(range {row[f'{label} low']:,.4g}-{row[f'{label} high']:,.4g})"  # fmt: skip
             if text:
                 text += f" n={int(row[f'{label} n']):,}"
             shown[label] = text + tie_mark(row.get(f"{label} tie"))

@@ -233,19 +233,6 @@ class Efficiency(Metric):
         flags = ("energy-estimated",) if used.method == "estimated" else ()
         wh = used.kwh * 1e6 / samples  # kWh -> Wh (x1000), per sample -> per 1,000 (x1000)
         grams = used.kg_co2 * 1e6 / samples
-        return [
-            ctx.record(
-                "efficiency.energy_wh_per_1k",
-                stats.exact(wh, samples),
-                slice=f"precision={precision}{params.variant}",
-                params=info,
-                flags=flags,
-            ),
-            ctx.record(
-                "efficiency.carbon_g_per_1k",
-                stats.exact(grams, samples),
-                slice=f"precision={precision}{params.variant}",
-                params=info,
-                flags=flags,
-            ),
-        ]
+        where = {"precision": f"{precision}{params.variant}"}
+        return [ctx.record(f"efficiency.{name}", stats.exact(value, samples), slice=where, params=info, flags=flags)
+                for name, value in (("energy_wh_per_1k", wh), ("carbon_g_per_1k", grams))]  # fmt: skip
