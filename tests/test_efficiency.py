@@ -88,6 +88,9 @@ def test_out_of_memory_keeps_the_smaller_batches_and_says_so():
     records = Efficiency().compute(ctx, EfficiencyParams(repeats=2, latency_queries=20, energy_seconds=0))
     batches = [r.params["batch_size"] for r in records if r.metric == "efficiency.throughput"]
     assert batches == [1, 8]
+    # a throughput's interval is the min-max of its repeats, labelled so (boards never test ties with it)
+    assert {r.interval for r in records if r.metric == "efficiency.throughput"} == {"range"}
+    assert {r.interval for r in records if r.metric.startswith("efficiency.latency")} == {"percentile"}
     best = next(r for r in records if r.metric == "efficiency.best_throughput")
     assert best.params["out_of_memory_at"] == 32 and best.flags == ("out-of-memory-at-batch=32",)
 

@@ -437,3 +437,22 @@ def test_interpretability_and_corruption_defaults_resolve_into_the_spec(tmp_path
     with Store(tmp_path) as store:
         (job,) = runner.plan(parse_suite(text_, "t.yaml"), store).jobs
     assert job.spec.metric.params["examples"] == 500 and job.spec.examples.count == 500
+
+
+def test_throughput_ranges_are_never_tested_as_confidence_intervals(tmp_path):
+    """Two models' overlapping min-max ranges of throughput: no ≈ (a spread of repeats is not a CI),
+    and the cell says range."""
+    from harness.config import Headline
+    from harness.leaderboard.render import cells
+    from harness.leaderboard.table import build
+    from harness.leaderboard.ties import mark
+    from harness.records import Record
+
+    records = [Record(m, "fashion-mnist", "efficiency.throughput", v, v - 50, v + 50, 5, "higher", "efficiency",
+                      slice="batch=1,precision=fp32", provenance={"device": "cpu: x"}, interval="range")
+               for m, v in (("a", 1000.0), ("b", 990.0))]  # fmt: skip
+    board = build(records, [Headline(metric="efficiency.throughput", slice="batch=1,precision=fp32", label="tp")])
+    with Store(tmp_path) as store:
+        mark(board, store)
+    assert board.frame["tp tie"].isna().all()
+    assert cells(board)[0]["tp"].startswith("1,000 (range 950-1,050)")
