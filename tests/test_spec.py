@@ -143,7 +143,7 @@ def test_user_code_enters_the_fingerprint_of_torch_models(tmp_path, monkeypatch)
     from harness.tasks import get_task
 
     task = get_task("fashion-mnist")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])  # (syspath_prepend trips on the pkg_resources shim)
     prints = []
     for suffix in ("", " * 2"):
         (tmp_path / "user_net.py").write_text(USER_MODEL.format(suffix=suffix))
