@@ -456,3 +456,30 @@ def test_throughput_ranges_are_never_tested_as_confidence_intervals(tmp_path):
         mark(board, store)
     assert board.frame["tp tie"].isna().all()
     assert cells(board)[0]["tp"].startswith("1,000 (range 950-1,050)")
+
+
+def test_a_group_failing_one_rate_fails_the_criterion_whatever_its_other_rate():
+    """Equalized odds judges TPR and FPR: a clear TPR failure is a failure even when the FPR, measured on
+    few negatives, is inconclusive."""
+    import pandas as pd
+
+    from harness.metrics.fairness import Fairness, FairnessParams
+    from tests.helpers import context_for
+
+    rng = np.random.default_rng(3)
+    group = np.array(["a"] * 2000 + ["b"] * 1000)
+    labels = np.ones(3000, dtype=int)
+    labels[:1000] = 0  # a: 1,000 negatives, 1,000 positives
+    labels[2000:2040] = 0  # b: 40 negatives, 960 positives
+    positive = np.where(group == "a", 0.9, 0.5)  # TPR 0.9 against 0.5: the ratio ~0.56, clearly outside
+    preds = np.where(labels == 1, rng.random(3000) < positive, rng.random(3000) < 0.1).astype(int)
+    logits = np.stack([1 - preds, preds], 1).astype(np.float32) * 4
+    ctx = context_for(logits, labels, attributes=pd.DataFrame({"g": group}), resamples=300)
+    records = Fairness().compute(ctx, FairnessParams(features=("g",)))
+    verdicts = {r.slice: r for r in records if r.metric == "fairness.verdict"}
+    odds = verdicts["feature=g,criterion=equalized_odds"]
+    ratios = odds.params["ratios"]["b"]
+    assert ratios["true_positive_rate"][2] < 0.8 and ratios["false_positive_rate"][1] < 0.8 < ratios[
+        "false_positive_rate"][2]  # fmt: skip
+    assert odds.params["verdict"] == "fail" and odds.params["failing"] == ["b"]
+    assert verdicts["feature=g,criterion=equal_opportunity"].params["verdict"] == "fail"

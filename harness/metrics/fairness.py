@@ -182,6 +182,7 @@ DISPARITIES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
 }
 GROUP_RATES = ("accuracy", "balanced_accuracy", "selection_rate", "true_positive_rate", "false_positive_rate",
                "false_negative_rate", "precision")  # fmt: skip
+SEVERITY = ("pass", "inconclusive", "fail")  # a group's verdict is its worst rate's
 VERDICTS = {"pass": 1.0, "inconclusive": 0.5, "fail": 0.0}  # a verdict's value in its record
 
 
@@ -245,6 +246,7 @@ def metric_frame(y: np.ndarray, yhat: np.ndarray, groups: pd.Series, control: pd
 @metrics.register("fairness", "per-group metrics (fairlearn MetricFrame), disparities with CIs, audit verdicts")
 class Fairness(Metric):
     name = "fairness"
+    version = 2  # 2: verdicts pass / fail / inconclusive from the ratio's interval; undefined rates unjudged
     task_params = ("features", "buckets", "intersections", "control_features", "reference")
     category = "fairness"
     measures = (
@@ -389,8 +391,7 @@ class Fairness(Metric):
                     lo, hi = np.quantile(spread, [0.025, 0.975]) if spread.size else (value, value)
                     ratios.setdefault(group, {})[rate] = [float(value), float(lo), float(hi)]
                     judged = "pass" if low <= lo and hi <= high else "fail" if hi < low or lo > high else "inconclusive"
-                    if outcome.get(group) != "fail":
-                        outcome[group] = judged if outcome.get(group) in (None, "pass") else outcome[group]
+                    outcome[group] = max(outcome.get(group, "pass"), judged, key=SEVERITY.index)  # the worst rate
             if not outcome:
                 continue  # no group could be judged (every rate undefined): no verdict, the disparities say why
             failing = [g for g, v in outcome.items() if v == "fail"]
