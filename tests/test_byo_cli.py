@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 from byo_fixtures import (
     image_dataset,
@@ -22,6 +23,8 @@ from byo_fixtures import (
     tiny_text_model,
 )
 from test_cli import harness
+
+from harness.export import export_table
 
 SUITES = ("quick", "robustness", "fairness", "interpretability", "efficiency")
 PLUGIN = Path(__file__).resolve().parents[1] / "examples" / "harness-plugin-example"
@@ -72,6 +75,10 @@ def test_every_suite_runs_on_a_model_and_task_of_each_modality(byo, tmp_path, mo
         expected = EXPECTED[suite]
         expected = expected[modality] if isinstance(expected, dict) else expected
         assert expected <= metrics_in(store), (suite, metrics_in(store), proc.stderr[-2000:])
+        tables = ("records", "jobs", "runs") if suite == "efficiency" else ("records", "examples", "jobs", "runs")
+        for what in tables:  # every table of every suite's store to Parquet (efficiency keeps no per-example rows)
+            rows = export_table(store, what, tmp_path / f"{suite}-{what}.parquet", "parquet")
+            assert len(pd.read_parquet(tmp_path / f"{suite}-{what}.parquet")) == rows > 0, (suite, what)
     if modality == "text":  # text perturbations land as the image corruptions do
         with sqlite3.connect(tmp_path / "robustness" / "results.sqlite") as db:
             slices = {r[0] for r in db.execute("SELECT slice FROM records WHERE metric='corruption.accuracy'")}
