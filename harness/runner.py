@@ -1,5 +1,9 @@
 """Plan (model x task x metric) jobs, skip what the store holds, run the rest, store each as it ends.
 
+Planning resolves each job to its ``JobSpec`` (the model's canonical identity and fingerprint, the
+exact examples, the metric's parameters with their defaults, what else it reads, the device where it
+matters); the spec's hash is the job's key, so the store serves a job only for the same computation.
+
 The unit of work handed to an executor is a (model, task) pair with its pending metric jobs, so that
 the pair's clean pass is computed once and shared; each finished job comes back as it ends and is
 committed at once, so a killed run loses only the job in flight.

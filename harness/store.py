@@ -1,11 +1,11 @@
 """The result store: SQLite (WAL) for jobs and records, Parquet for per-example outputs.
 
-A job is one (model, task, metric, parameters) measurement; its key hashes the model and task
-fingerprints, the metric, its version and parameters, and the run settings that change the numbers
-(seed, resamples, subset). A job and all its records are written in one transaction, so a run killed
-at any moment leaves each job either wholly stored or absent, never half; the next run skips what
-is stored (resume) and measures the rest. Measuring a stored job again (``--no-cache``) replaces it
-in the same transaction, so records are never duplicated.
+A job is one measurement; its key is the hash of its ``JobSpec`` (``harness/spec.py``: everything that
+determines its figures, resolved), which is stored with the job's provenance on the job's row; jobs
+stored before specs existed have none and read as legacy. A job and all its records are written in
+one transaction, so a run killed at any moment leaves each job either wholly stored or absent, never
+half; the next run skips what is stored (resume) and measures the rest. Measuring a stored job again
+(``--no-cache``) replaces it in the same transaction, so records are never duplicated.
 
 Per-example outputs are written to a temporary Parquet file, renamed into place, then indexed in
 SQLite; a file without its index row (a kill between the two) is overwritten by the next run. The
