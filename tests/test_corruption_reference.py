@@ -23,8 +23,8 @@ Known and kept differences, each asserted here with its evidence:
 - frost: the harness's textures are its own (the photographs have no stated license), matched to the
   photographs' mean colour and contrast within 8, 32 and 224-pixel windows;
 - snow at severities 1 and 2: ours changes the median image 8-16% more than the reference (KS p down to
-  1e-5; the reference truncates its snow layer to 8 bits before ImageMagick's motion blur, ours blurs in
-  float): left out of the KS test, within the ratio and the accuracy bound.
+  1e-5; likely because the reference truncates its snow layer to 8 bits before ImageMagick's motion
+  blur and ours blurs in float: not confirmed): left out of the KS test, within the ratio and the accuracy bound.
 """
 
 from __future__ import annotations
