@@ -9,6 +9,7 @@ import pandas as pd
 
 from harness.errors import HarnessError
 from harness.files import atomic_write
+from harness.measures import metric_of
 from harness.selection import Choice, SelectionError, selected
 from harness.store import Store
 from harness.text import csv_frame
@@ -32,7 +33,7 @@ def records_frame(
     else:
         wanted = None if metrics is None else set(metrics)
         records = [r for r in selected(store, choice, models=models, tasks=tasks)
-                   if wanted is None or r.metric.split(".", 1)[0].replace("_", "-") in wanted]  # fmt: skip
+                   if wanted is None or (metric_of(r.metric) or r.metric.split(".", 1)[0]) in wanted]  # fmt: skip
     rows = []
     for record in records:
         row = record.to_dict()

@@ -65,32 +65,26 @@ class Measure:
 
 
 @cache
-def declared() -> dict[str, Measure]:
-    """Every registered metric's measures, by record metric name."""
+def owners() -> dict[str, tuple[str, Measure]]:
+    """Every registered metric's measures, by record metric name: (the metric's name, the measure)."""
     from harness.registry import metrics
 
-    out: dict[str, Measure] = {}
-    for entry in metrics.entries():
-        for measure in getattr(entry.obj, "measures", ()):
-            out[measure.name] = measure
-    return out
+    return {measure.name: (entry.name, measure) for entry in metrics.entries()
+            for measure in getattr(entry.obj, "measures", ())}  # fmt: skip
 
 
 def measure(name: str) -> Measure | None:
     """The declaration of a record metric (None for one no registered metric declares: a plugin's)."""
-    return declared().get(name)
+    found = owners().get(name)
+    return None if found is None else found[1]
 
 
 def metric_of(name: str) -> str | None:
     """The registered metric whose records carry ``name`` (``tabular_shift.accuracy`` -> ``tabular-shift``)."""
-    from harness.registry import metrics
-
-    for entry in metrics.entries():
-        if any(m.name == name for m in getattr(entry.obj, "measures", ())):
-            return entry.name
-    return None
+    found = owners().get(name)
+    return None if found is None else found[0]
 
 
 def outcomes(kind: str) -> list[Measure]:
     """The measures whose per-example outcomes are stored under ``kind``."""
-    return [m for m in declared().values() if m.outcome is not None and m.outcome[0] == kind]
+    return [m for _, m in owners().values() if m.outcome is not None and m.outcome[0] == kind]

@@ -63,17 +63,26 @@ class Pair:
     cannot give its fingerprint without loading it; otherwise when the pair first runs."""
 
     ref: ModelRef
-    task: str
-    task_options: dict[str, Any]
-    fingerprint: str
-    jobs: list[Job]
-    examples_key: str
-    subset: np.ndarray | None
+    identity: ModelIdentity  # the model's canonical name and fingerprint, as every job's spec holds it
+    task_identity: TaskIdentity
+    examples: ExampleSet  # the examples of the pair (all, or the run's seeded subset)
+    subset: np.ndarray | None  # their indices in the split, None for all
+    examples_key: str  # where the clean pass's per-example outputs are stored
+    jobs: list[Job] = field(default_factory=list)
     model: Model | None = None
     stored_clean: pd.DataFrame | None = None  # the clean pass's per-example outputs from an earlier run
-    identity: ModelIdentity | None = None
-    task_identity: TaskIdentity | None = None
-    examples: ExampleSet | None = None  # the examples of the pair (all, or the run's seeded subset)
+
+    @property
+    def task(self) -> str:
+        return self.task_identity.name
+
+    @property
+    def task_options(self) -> dict[str, Any]:
+        return self.task_identity.options
+
+    @property
+    def fingerprint(self) -> str:
+        return self.identity.fingerprint
 
     @property
     def name(self) -> str:
@@ -218,8 +227,8 @@ def new_pair(ref: ModelRef, task: Task, task_options: dict[str, Any], suite: Sui
                         None if subset is None else {"limit": int(suite.limit or 0), "seed": suite.seed})  # fmt: skip
     examples_key = key_of(kind="clean", model=identity.name, model_fp=fingerprint, task_fp=task.fingerprint,
                           indices=examples.indices)  # fmt: skip
-    return Pair(ref, task.name, task_options, fingerprint, [], examples_key, subset, model, identity=identity,
-                task_identity=TaskIdentity(task.name, task.fingerprint, task_options), examples=examples)  # fmt: skip
+    return Pair(ref, identity, TaskIdentity(task.name, task.fingerprint, task_options), examples, subset, examples_key,
+                model=model)  # fmt: skip
 
 
 def new_job(pair: Pair, task: Task, metric: Any, params: Any, suite: Suite,

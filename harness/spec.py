@@ -55,10 +55,6 @@ class ExampleSet:
     indices: str
     subset: dict[str, int] | None = None  # {"limit": L, "seed": S} when the run evaluated a seeded subset
 
-    @property
-    def complete(self) -> bool:
-        return self.count == self.total
-
 
 @dataclass(frozen=True)
 class MetricSpec:

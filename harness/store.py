@@ -30,7 +30,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.files import atomic_write
 from harness.records import Record
-from harness.spec import JobSpec, index_digest
+from harness.spec import JobSpec, digest, index_digest
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -79,8 +79,8 @@ EXAMPLE_COLUMNS = (
 
 
 def key_of(**parts: Any) -> str:
-    """A stable key from JSON-able parts."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    """A stable key from JSON-able parts (per-example outputs, figures)."""
+    return digest(parts)
 
 
 LOCK_TIMEOUT = 60.0  # seconds a run waits for another writing to the same store

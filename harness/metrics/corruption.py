@@ -110,7 +110,7 @@ def code_version() -> str:
 def corrupted(task_fp: str, split_fp: str, images: torch.Tensor, name: str, severity: int, seed: int) -> torch.Tensor:
     """``images`` corrupted, as uint8, from the disk cache or made once and written there."""
     import torch
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file, save_file
 
     from harness.attacks.corruptions import corrupt
     from harness.files import atomic_write
@@ -126,8 +126,6 @@ def corrupted(task_fp: str, split_fp: str, images: torch.Tensor, name: str, seve
     chunks = range(0, len(images), CHUNK)
     out = torch.cat([corrupt(images[i : i + CHUNK], name, severity, seed, chunk=i // CHUNK) for i in chunks])
     pixels = (out * 255).round().to(torch.uint8).contiguous()
-    from safetensors.torch import save_file
-
     with atomic_write(path) as tmp:
         save_file({"images": pixels}, str(tmp))
     return pixels
