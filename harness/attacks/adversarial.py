@@ -1,13 +1,15 @@
-"""Adversarial attacks through foolbox 3, registered by name.
+"""Adversarial attacks, registered by name: foolbox 3's, and the torch-native ones of AutoAttack
+(``harness.attacks.autoattack``).
 
-Each attack is one of three kinds:
+Each attack is one of four kinds:
 
 - ``fixed``: finds an adversarial example inside an epsilon ball, for each epsilon of a grid
   (FGSM, PGD); the result is robust or not per example and epsilon;
 - ``minimal``: looks for the smallest adversarial perturbation (DeepFool, C&W, FMN); an example is
   robust at epsilon when the smallest perturbation found is larger than epsilon;
 - ``blackbox``: a decision-based minimal attack that uses only the predicted labels (HopSkipJump),
-  run on a smaller subset as a check against gradient masking.
+  run on a smaller subset as a check against gradient masking;
+- ``protocol``: an ensemble run as a cascade over the examples still robust (AutoAttack).
 
 Defaults are strong rather than foolbox's: PGD takes ``steps`` steps of 2.5 * eps / steps (Madry et
 al., 2018) from a random start, with restarts, so that it is never weaker than FGSM.
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     import torch
 
 Norm = Literal["linf", "l2"]
-Kind = Literal["fixed", "minimal", "blackbox"]
+Kind = Literal["fixed", "minimal", "blackbox", "protocol"]
 
 
 def foolbox() -> Any:
@@ -44,8 +46,13 @@ class Attack:
     name: str
     norm: Norm
     kind: Kind
-    build: Callable[[dict[str, Any]], Any]  # budget -> foolbox attack
     description: str
+    build: Callable[[dict[str, Any]], Any] | None = None  # budget -> foolbox attack
+    stages: tuple[str, ...] = ()  # torch-native: the cascade's stages (harness.attacks.autoattack.STAGES)
+
+    @property
+    def native(self) -> bool:
+        return self.build is None
 
 
 @dataclass
@@ -55,6 +62,8 @@ class Outcome:
     attack: Attack
     robust: dict[float, np.ndarray] | None = None  # fixed attacks: epsilon -> robust[n]
     norms: np.ndarray | None = None  # minimal attacks: smallest perturbation found (inf if none)
+    stages: tuple[str, ...] = ()  # torch-native attacks: the stages that ran, in order
+    broken_by: dict[float, np.ndarray] | None = None  # epsilon -> the stage that broke each example
 
     def robust_at(self, eps: float, correct: np.ndarray) -> np.ndarray:
         if self.robust is not None:
@@ -65,10 +74,14 @@ class Outcome:
 
 def _register(name: str, norm: Norm, kind: Kind, description: str):
     def add(build: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
-        attacks.register(name, description)(Attack(name, norm, kind, build, description))
+        attacks.register(name, description)(Attack(name, norm, kind, description, build))
         return build
 
     return add
+
+
+def register_native(attack: Attack) -> None:
+    attacks.register(attack.name, attack.description)(attack)
 
 
 @_register("fgsm", "linf", "fixed", "fast gradient sign method (Goodfellow et al., 2015), one step of size eps")
@@ -101,13 +114,21 @@ def _deepfool_l2(budget: dict[str, Any]) -> Any:
 @_register("cw-l2", "l2", "minimal", "Carlini and Wagner (2017) L2, minimal perturbation by binary search")
 def _cw_l2(budget: dict[str, Any]) -> Any:
     return foolbox().attacks.L2CarliniWagnerAttack(
-        steps=budget["minimal_steps"], binary_search_steps=budget["cw_binary_steps"], stepsize=0.05
+        steps=budget["minimal_steps"],
+        binary_search_steps=budget["cw_binary_steps"],
+        initial_const=budget["cw_initial_const"],
+        stepsize=budget["cw_stepsize"],
     )
 
 
 @_register("fmn-linf", "linf", "minimal", "fast minimum-norm attack (Pintor et al., 2021), Linf")
 def _fmn_linf(budget: dict[str, Any]) -> Any:
     return foolbox().attacks.LInfFMNAttack(steps=budget["minimal_steps"])
+
+
+@_register("fmn-l2", "l2", "minimal", "fast minimum-norm attack (Pintor et al., 2021), L2")
+def _fmn_l2(budget: dict[str, Any]) -> Any:
+    return foolbox().attacks.L2FMNAttack(steps=budget["minimal_steps"])
 
 
 @_register("hopskipjump", "linf", "blackbox", "HopSkipJump (Chen et al., 2020): decision-based, labels only, Linf")
@@ -181,18 +202,32 @@ def run_attack(
     budget: dict[str, Any],
     seed: int,
     batch_size: int,
+    broken: dict[float, np.ndarray] | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> Outcome:
     """Run ``attack`` on every example in batches; seeded, so the same call gives the same outcome.
+    Torch-native attacks skip the examples ``broken`` already marks as broken at an epsilon, and tell
+    ``report`` what runs.
 
     The module's parameters are frozen meanwhile: foolbox takes gradients with ``loss.backward()``,
     which would otherwise also compute (and accumulate) every weight's gradient, a third of the work."""
     import torch
 
-    fb = foolbox()
-    fmodel = fb.PyTorchModel(module, bounds=bounds, device=inputs.device)
-    built = attack.build(budget)
     from harness.models.base import frozen
 
+    if attack.native:
+        from harness.attacks.autoattack import VERSIONS, cascade
+
+        stages = VERSIONS[budget["protocol"]] if attack.kind == "protocol" else attack.stages
+        with frozen(module):
+            result = cascade(stages, module, inputs, labels, correct, norm=attack.norm, bounds=bounds,
+                             epsilons=epsilons, budget=budget, seed=seed, batch_size=batch_size, broken=broken,
+                             report=report)  # fmt: skip
+        return Outcome(attack, robust=result.robust, stages=stages, broken_by=result.broken_by)
+    fb = foolbox()
+    fmodel = fb.PyTorchModel(module, bounds=bounds, device=inputs.device)
+    assert attack.build is not None
+    built = attack.build(budget)
     with frozen(module):
         if attack.kind == "fixed":
             restarts = budget["restarts"] if attack.name.startswith("pgd") else 1

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from harness.attacks.active import THRESHOLD
+
 BLACKBOX_MARGIN = 0.002  # 0.2 percentage points
 
 
@@ -39,10 +41,13 @@ def result_flags(
     blackbox_gap: float | None,
     large_eps_accuracy: float | None,
     chance: float,
+    active_pass_rates: tuple[float, ...] | list[float] = (),
 ) -> list[str]:
     """Checks of the results: ``robust`` maps a slice to its robust accuracy on the same examples as
     ``clean``; ``blackbox_gap`` is (white-box worst case - black-box) robust accuracy on the black-box
-    subset, largest over epsilons; ``large_eps_accuracy`` the accuracy under PGD at a huge epsilon."""
+    subset, largest over epsilons; ``large_eps_accuracy`` the accuracy under APGD at a huge epsilon;
+    ``active_pass_rates`` the binarization tests' pass rates, one per norm."""
+
     flags = []
     if any(value > clean + 1e-12 for value in robust.values()):
         flags.append("robust-above-clean")
@@ -50,6 +55,8 @@ def result_flags(
         flags.append("blackbox-stronger")
     if large_eps_accuracy is not None and large_eps_accuracy > max(2 * chance, 0.1):
         flags.append("large-eps-not-broken")
+    if any(rate < THRESHOLD for rate in active_pass_rates):
+        flags.append("attack-too-weak")
     return flags
 
 

@@ -3,7 +3,7 @@ attacks (as AutoAttack reports it), median smallest perturbations, and the sanit
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -18,25 +18,40 @@ if TYPE_CHECKING:
     from harness.context import EvalContext
     from harness.records import Record
 
-WHITE_BOX = ("fgsm", "pgd-linf", "pgd-l2", "deepfool-linf", "deepfool-l2", "cw-l2", "fmn-linf")
+DEFAULT_ATTACKS = ("autoattack-linf", "autoattack-l2", "fmn-linf", "fmn-l2", "hopskipjump")
+PROTOCOL_NAMES = {"standard": "AutoAttack standard", "rand": "AutoAttack rand (EoT 20)"}
 
 
 class AdversarialParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    attacks: tuple[str, ...] = Field((*WHITE_BOX, "hopskipjump"), description="registered attack names")
+    attacks: tuple[str, ...] = Field(DEFAULT_ATTACKS, description="registered attack names")
     linf_eps: tuple[float, ...] = (0.01, 0.03, 0.05, 0.1, 0.2)
     l2_eps: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
     examples: int | None = Field(
         None, ge=1, description="seeded subset of the evaluated examples (default: 1,000, or all under --limit)"
     )
+    protocol: Literal["auto", "standard", "rand"] = Field(
+        "auto", description="AutoAttack version: auto is rand for a randomized forward pass, else standard"
+    )
+    apgd_steps: int = Field(100, ge=1, description="iterations of APGD (AutoAttack: 100)")
+    target_classes: int = Field(9, ge=1, description="target classes of APGD-T and FAB-T (AutoAttack: 9)")
+    fab_steps: int = Field(100, ge=1, description="iterations of FAB-T per target class (AutoAttack: 100)")
+    square_queries: int = Field(5000, ge=1, description="queries of Square (AutoAttack: 5,000)")
+    eot_iterations: int = Field(20, ge=1, description="forward passes averaged per gradient, rand version")
     blackbox_examples: int = Field(100, ge=1, description="subset (of the above) for the black-box attack")
     pgd_steps: int = Field(20, ge=1)
     restarts: int = Field(1, ge=1, description="PGD runs from independent random starts")
-    minimal_steps: int = Field(50, ge=1, description="steps of DeepFool, C&W and FMN")
-    cw_binary_steps: int = Field(3, ge=1)
+    minimal_steps: int = Field(100, ge=1, description="steps of DeepFool, C&W and FMN")
+    cw_binary_steps: int = Field(9, ge=1)
+    cw_initial_const: float = Field(1.0, gt=0, description="C&W's first trade-off constant")
+    cw_stepsize: float = Field(0.01, gt=0)
     blackbox_steps: int = Field(10, ge=1)
     blackbox_queries: int = Field(500, ge=10, description="most gradient-estimation queries per HopSkipJump step")
     sanity_eps: float = Field(0.5, gt=0, description="Linf epsilon at which PGD must break any model")
+    active_tests: int = Field(
+        20, ge=0, description="binarization tests per norm at the grid's middle epsilon (0: none)"
+    )
+    active_inner_points: int = Field(999, ge=10)
     batch_size: int = Field(250, ge=1)
 
     @field_validator("attacks")
@@ -52,10 +67,10 @@ def eps_label(eps: float) -> str:
     return f"{eps:g}"
 
 
-@metrics.register("adversarial", "robust accuracy under foolbox attacks (Linf, L2), worst case, sanity flags")
+@metrics.register("adversarial", "robust accuracy under AutoAttack and other attacks (Linf, L2), sanity flags")
 class Adversarial(Metric):
     name = "adversarial"
-    version = 2
+    version = 3
     category = "robustness"
     measures = (
         Measure("adversarial.clean_accuracy", "higher", "robustness", ("attack",), ("adversarial", "correct"),
@@ -63,13 +78,13 @@ class Adversarial(Metric):
         Measure("adversarial.robust_accuracy", "higher", "robustness", ("attack",), ("adversarial", "robust_{attack}"),
                 key_slices={"attack": "worst-*"}, percent=True),
         Measure("adversarial.median_min_perturbation", "higher", "robustness", ("attack",)),
+        Measure("adversarial.active_test_pass_rate", "higher", "robustness", ("attack",), percent=True),
     )  # fmt: skip
     modalities = frozenset({"image"})
     needs = frozenset({"clean", "gradients"})
     Params: type[BaseModel] = AdversarialParams
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
-        from harness.attacks.adversarial import run_attack
         from harness.attacks.sanity import model_flags, monotone, result_flags
 
         assert isinstance(params, AdversarialParams)
@@ -80,21 +95,16 @@ class Adversarial(Metric):
         inputs = ctx.split.inputs[picked].to(ctx.device)
         labels = ctx.split.labels[picked].to(ctx.device)
         correct = ctx.clean.correct[picked]
-        budget = params.model_dump()
-        grids = {"linf": list(params.linf_eps), "l2": list(params.l2_eps)}
+        grids = {"linf": sorted(params.linf_eps), "l2": sorted(params.l2_eps)}
 
         flags = model_flags(module, inputs[:64], labels[:64])
-        outcomes = {}
-        for done, name in enumerate(params.attacks):
-            ctx.stage(name, done, len(params.attacks))
-            attack = attacks.get(name)
-            examples = params.blackbox_examples if attack.kind == "blackbox" else len(picked)
-            outcomes[name] = run_attack(
-                attack, module, inputs[:examples], labels[:examples], correct[:examples],
-                bounds=ctx.task.bounds, epsilons=grids[attack.norm], budget=budget, seed=ctx.seed,
-                batch_size=params.batch_size,
-            )  # fmt: skip
-        ctx.stage("done", len(params.attacks), len(params.attacks))
+        version = params.protocol
+        if version == "auto":
+            version = "rand" if "randomized-forward" in flags else "standard"
+        if version == "rand":
+            flags.append("autoattack-rand")
+        budget = {**params.model_dump(), "protocol": version}
+        outcomes = self._attack(ctx, params, budget, module, inputs, labels, correct, grids)
 
         rows: list[tuple[str, str, np.ndarray]] = []  # (metric, slice, robust per example)
         columns: dict[str, np.ndarray] = {
@@ -112,6 +122,8 @@ class Adversarial(Metric):
                     columns[f"robust_{name}@{eps_label(eps)}"] = robust
                     cell = worst.setdefault(attack.norm, {})
                     cell[eps] = cell[eps] & robust if eps in cell else robust
+            for eps, by in (outcome.broken_by or {}).items():
+                columns[f"broken_by_{name}@{eps_label(eps)}"] = by.astype(str)
             if outcome.norms is not None and attack.kind != "blackbox":
                 columns[f"norm_{name}"] = outcome.norms
         worst = {norm: monotone(cells) for norm, cells in worst.items()}
@@ -122,6 +134,7 @@ class Adversarial(Metric):
 
         blackbox_gap = self._blackbox_gap(outcomes, worst, grids, correct)
         large_eps = self._large_eps_accuracy(module, inputs, labels, correct, params, ctx)
+        active = self._active_tests(ctx, params, budget, module, inputs, correct, grids, worst)
         clean_accuracy = float(correct.mean())
         flags += result_flags(
             clean_accuracy,
@@ -129,10 +142,12 @@ class Adversarial(Metric):
             blackbox_gap=blackbox_gap,
             large_eps_accuracy=large_eps,
             chance=1 / ctx.task.num_classes,
+            active_pass_rates=[passed.mean() for _, passed in active.values() if len(passed)],
         )
         flags_t = tuple(dict.fromkeys(flags))
         opts = ctx.bootstrap_options
         record_params = {k: v for k, v in budget.items() if k != "batch_size"}
+        record_params["protocol"] = PROTOCOL_NAMES[version]
         out = [
             ctx.record(
                 "adversarial.clean_accuracy",
@@ -145,6 +160,10 @@ class Adversarial(Metric):
         for metric, slice_, robust in rows:
             estimate = stats.proportion(robust, **opts)
             out.append(ctx.record(metric, estimate, slice=slice_, params=record_params, flags=flags_t))
+        for slice_, (_, passed) in active.items():
+            if len(passed):
+                out.append(ctx.record("adversarial.active_test_pass_rate", stats.proportion(passed, **opts),
+                                      slice=slice_, params=record_params, flags=flags_t))  # fmt: skip
         for name, outcome in outcomes.items():
             if outcome.norms is None or outcome.attack.kind == "blackbox":
                 continue
@@ -164,6 +183,66 @@ class Adversarial(Metric):
         return out
 
     @staticmethod
+    def _attack(ctx, params, budget, module, inputs, labels, correct, grids) -> dict[str, Any]:
+        """Every attack of the list: minimum-norm ones first, since their smallest perturbations tell the
+        AutoAttack cascade which examples are already broken at each epsilon; the black-box check last."""
+        from harness.attacks.adversarial import run_attack
+
+        chosen = [attacks.get(name) for name in params.attacks]
+        order = {"minimal": 0, "fixed": 1, "protocol": 1, "blackbox": 2}
+        chosen.sort(key=lambda attack: order[attack.kind])
+        broken: dict[str, dict[float, np.ndarray]] = {}  # norm -> eps -> broken by a minimum-norm attack
+        outcomes = {}
+        for done, attack in enumerate(chosen):
+            ctx.stage(attack.name, done, len(chosen))
+            examples = params.blackbox_examples if attack.kind == "blackbox" else len(inputs)
+            outcome = run_attack(
+                attack, module, inputs[:examples], labels[:examples], correct[:examples],
+                bounds=ctx.task.bounds, epsilons=grids[attack.norm], budget=budget, seed=ctx.seed,
+                batch_size=params.batch_size, broken=broken.get(attack.norm) if attack.kind == "protocol" else None,
+                report=lambda text, name=attack.name, done=done: ctx.stage(f"{name}: {text}", done, len(chosen)),
+            )  # fmt: skip
+            if attack.kind == "minimal":
+                cells = broken.setdefault(attack.norm, {})
+                for eps in grids[attack.norm]:
+                    hit = correct & ~(outcome.norms > eps)
+                    cells[eps] = cells[eps] | hit if eps in cells else hit
+            outcomes[attack.name] = outcome
+        ctx.stage("done", len(chosen), len(chosen))
+        return {name: outcomes[name] for name in params.attacks}
+
+    @staticmethod
+    def _active_tests(ctx, params, budget, module, inputs, correct, grids, worst) -> dict[str, tuple[float, Any]]:
+        """Binarization tests of each norm's white-box attacks together, at the grid's middle epsilon, on
+        the first ``active_tests`` correctly classified examples: slice -> (eps, passed per valid test)."""
+        from harness.attacks.active import binarization_tests, last_linear
+        from harness.attacks.adversarial import run_attack
+
+        if params.active_tests == 0 or last_linear(module) is None:
+            return {}
+        out = {}
+        rows = np.flatnonzero(correct)[: params.active_tests]
+        for norm in worst:
+            eps = grids[norm][len(grids[norm]) // 2]
+            chosen = [attacks.get(n) for n in params.attacks]
+            chosen = [a for a in chosen if a.norm == norm and a.kind != "blackbox"]
+
+            def attack(test_model, x, y, chosen=chosen, eps=eps) -> bool:
+                ok = np.ones(1, dtype=bool)
+                for a in chosen:
+                    outcome = run_attack(a, test_model, x, y, ok, bounds=ctx.task.bounds, epsilons=[eps],
+                                         budget=budget, seed=ctx.seed, batch_size=1)  # fmt: skip
+                    if not outcome.robust_at(eps, ok)[0]:
+                        return True
+                return False
+
+            ctx.stage(f"active tests {norm} {eps:g}", 0, 1)
+            passed = binarization_tests(module, inputs[rows], eps=eps, norm=norm, bounds=ctx.task.bounds,
+                                        attack=attack, inner=params.active_inner_points, seed=ctx.seed)  # fmt: skip
+            out[f"attack=worst-{norm}@{eps_label(eps)}"] = (eps, np.asarray(passed, dtype=bool))
+        return out
+
+    @staticmethod
     def _blackbox_gap(
         outcomes: dict[str, Any], worst: dict[str, dict[float, np.ndarray]], grids, correct
     ) -> float | None:
@@ -180,13 +259,13 @@ class Adversarial(Metric):
 
     @staticmethod
     def _large_eps_accuracy(module, inputs, labels, correct, params, ctx) -> float:
-        """PGD at a huge Linf epsilon (default 0.5: every image can become uniform grey) on up to 200
+        """APGD-CE at a huge Linf epsilon (default 0.5: every image can become uniform grey) on up to 200
         examples: a model that keeps its accuracy there has not been attacked properly."""
         from harness.attacks.adversarial import run_attack
 
         n = min(200, len(labels))
         outcome = run_attack(
-            attacks.get("pgd-linf"), module, inputs[:n], labels[:n], correct[:n], bounds=ctx.task.bounds,
+            attacks.get("apgd-ce-linf"), module, inputs[:n], labels[:n], correct[:n], bounds=ctx.task.bounds,
             epsilons=[params.sanity_eps], budget=params.model_dump(), seed=ctx.seed, batch_size=params.batch_size,
         )  # fmt: skip
         return float(outcome.robust[params.sanity_eps].mean())
