@@ -269,6 +269,14 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=1, default=str) + "\n")
 
 
+def passes(job: Any) -> int | None:
+    """The job's estimated model passes (forward, or forward and backward), where its metric says."""
+    from harness.registry import metrics
+
+    metric = metrics.get(job.metric)()
+    return metric.passes(metric.Params(**job.params), job.spec.examples.count)
+
+
 def print_plan(the_plan: Any, as_json: bool) -> None:
     from rich.table import Table
 
@@ -280,6 +288,7 @@ def print_plan(the_plan: Any, as_json: bool) -> None:
             "params": j.params,
             "stored": j.key in the_plan.stored,
             "key": j.key,
+            "passes": passes(j),
         }
         for j in the_plan.jobs
     ]
@@ -287,13 +296,13 @@ def print_plan(the_plan: Any, as_json: bool) -> None:
         print_json({"jobs": rows, "skipped": the_plan.skipped})
         return
     table = Table(title=f"plan: {the_plan.suite.name}", title_justify="left")
-    for column in ("model", "task", "metric", "params", "status"):
+    for column in ("model", "task", "metric", "params", "passes (at most)", "status"):
         table.add_column(column)
     for row in rows:
         status = "[green]stored[/]" if row["stored"] else "[yellow]to run[/]"
-        table.add_row(
-            row["model"], row["task"], row["metric"], json.dumps(row["params"]) if row["params"] else "", status
-        )
+        estimate = f"{row['passes']:,}" if row["passes"] is not None else ""
+        params = json.dumps(row["params"]) if row["params"] else ""
+        table.add_row(row["model"], row["task"], row["metric"], params, estimate, status)
     out.print(table)
     pending = sum(not r["stored"] for r in rows)
     skipped = f"{len(the_plan.skipped)} incompatible pairs skipped"

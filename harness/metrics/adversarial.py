@@ -84,6 +84,34 @@ class Adversarial(Metric):
     needs = frozenset({"clean", "gradients"})
     Params: type[BaseModel] = AdversarialParams
 
+    def passes(self, params: BaseModel, n: int) -> int | None:
+        """An upper bound: every example survives every attack at every epsilon. Attacks stop on an
+        example once it is broken, so a model that is not robust costs a small fraction of it."""
+        assert isinstance(params, AdversarialParams)
+        p = params
+        eps_count = {"linf": len(p.linf_eps), "l2": len(p.l2_eps)}
+        per_eps = {
+            "protocol": (p.apgd_steps + 1) * (1 + p.target_classes) + 2 * p.target_classes * p.fab_steps
+            + p.square_queries,  # standard; rand: 2 APGD runs with EoT
+            "fgsm": 1, "pgd": p.pgd_steps * p.restarts, "apgd-ce": p.apgd_steps + 1,
+            "apgd-t": (p.apgd_steps + 1) * p.target_classes, "fab-t": 2 * p.target_classes * p.fab_steps,
+            "square": p.square_queries,
+        }  # fmt: skip
+        rand = 2 * (p.apgd_steps + 1) * p.eot_iterations
+        total = 0
+        for name in p.attacks:
+            attack = attacks.get(name)
+            if attack.kind == "blackbox":
+                total += p.blackbox_examples * p.blackbox_steps * (p.blackbox_queries + 50)
+            elif attack.kind == "minimal":
+                total += n * p.minimal_steps * (p.cw_binary_steps if name == "cw-l2" else 1)
+            elif attack.kind == "protocol":
+                total += n * eps_count[attack.norm] * max(per_eps["protocol"], rand if p.protocol != "standard" else 0)
+            else:
+                key = next((k for k in per_eps if name.startswith(k)), "pgd")
+                total += n * eps_count[attack.norm] * per_eps[key]
+        return total + min(200, n) * (p.apgd_steps + 1) + 2 * p.active_tests * p.active_inner_points
+
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
         from harness.attacks.sanity import model_flags, monotone, result_flags
 

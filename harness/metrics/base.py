@@ -93,5 +93,10 @@ class Metric:
         the version of generated data. It joins the job spec, so changing any of it measures again."""
         return {}
 
+    def passes(self, params: BaseModel, n: int) -> int | None:
+        """At most how many model passes (forward, or forward and backward) the job makes on ``n``
+        examples (resolved ``params``), for ``--dry-run``; None where the metric does not estimate it."""
+        return None
+
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
         raise NotImplementedError
