@@ -64,7 +64,7 @@ def test_fab_projection_is_the_exact_minimum(norm):
             assert np.abs(step).max() == pytest.approx(lp.fun, abs=1e-6)
         else:
             qp = minimize(lambda z: z @ z, np.zeros(d), method="SLSQP", bounds=bounds, options={"ftol": 1e-12},
-                          constraints=[{"type": "eq", "fun": lambda z: w @ z - c}])  # fmt: skip
+                          constraints=[{"type": "eq", "fun": lambda z, w=w, c=c: w @ z - c}])  # fmt: skip
             assert np.linalg.norm(step) == pytest.approx(np.sqrt(qp.fun), abs=1e-5)
         checked += 1
     assert checked >= 20
@@ -95,8 +95,7 @@ def _theirs(name: str, module, x, y, eps: float, norm: str) -> torch.Tensor:
     attack = {
         "apgd-ce": lambda: torchattacks.APGD(module, norm=n, eps=eps, steps=100, loss="ce", seed=0),
         "apgd-t": lambda: torchattacks.APGDT(module, norm=n, eps=eps, steps=100, n_classes=10, seed=0),
-        "fab-t": lambda: torchattacks.FAB(module, norm=n, eps=eps, steps=100, multi_targeted=True, n_classes=10,
-                                          seed=0),  # fmt: skip
+        "fab-t": lambda: torchattacks.FAB(module, norm=n, eps=eps, steps=100, multi_targeted=True, n_classes=10),
         "square": lambda: torchattacks.Square(module, norm=n, eps=eps, n_queries=1000, seed=0),
     }[name]()
     adv = attack(x, y)
