@@ -130,5 +130,5 @@ metrics: Registry = Registry(
     ),
     "harness.metrics",
 )
-attacks: Registry = Registry("attack", ("harness.attacks.adversarial", "harness.attacks.autoattack"), "harness.attacks")
+attacks: Registry = Registry("attack", ("harness.attacks.adversarial",), "harness.attacks")
 explainers: Registry = Registry("explainer", ("harness.explain.methods",), "harness.explainers")

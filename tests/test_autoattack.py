@@ -289,18 +289,21 @@ def test_dlr_losses_match_their_definitions():
 
 @pytest.mark.slow
 def test_minimum_norm_attacks_find_the_minimum(fmnist):
-    """On the zoo CNN's first 200 test images, each minimum-norm attack's median smallest perturbation is
-    within 1.5x of the smallest median of its norm, and finds an adversarial example for almost all."""
+    """On the zoo CNN's first 100 test images, each minimum-norm attack's median smallest perturbation is
+    within 1.5x of the smallest median of its norm (FAB-T's, measured: C&W's is 1.3x, DeepFool's 1.2x on
+    200 images), and finds an adversarial example for almost all."""
     task, split = fmnist
     module = load_model("zoo:fmnist-cnn", task).module.eval()
-    x, y = split.inputs[:200], split.labels[:200]
+    x, y = split.inputs[:100], split.labels[:100]
     with torch.no_grad():
         correct = (module(x).argmax(1) == y).numpy()
     medians: dict[str, dict[str, float]] = {"linf": {}, "l2": {}}
-    for name in ("deepfool-linf", "fmn-linf", "deepfool-l2", "cw-l2", "fmn-l2"):
+    minimal = [name for name in attacks.names() if attacks.get(name).kind == "minimal"]
+    assert set(minimal) == {"deepfool-linf", "fmn-linf", "fab-t-linf", "deepfool-l2", "cw-l2", "fab-t-l2"}
+    for name in minimal:
         attack = attacks.get(name)
         outcome = run_attack(attack, module, x, y, correct, bounds=(0, 1), epsilons=[1.0], budget=BUDGET, seed=0,
-                             batch_size=200)  # fmt: skip
+                             batch_size=100)  # fmt: skip
         norms = outcome.norms[correct]
         assert np.isinf(norms).mean() <= 0.02, name
         medians[attack.norm][name] = float(np.median(norms))

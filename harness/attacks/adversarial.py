@@ -80,7 +80,8 @@ def _register(name: str, norm: Norm, kind: Kind, description: str):
     return add
 
 
-def register_native(attack: Attack) -> None:
+def _native(attack: Attack) -> None:
+    """Register a torch-native attack (``harness.attacks.autoattack``, imported when one runs)."""
     attacks.register(attack.name, attack.description)(attack)
 
 
@@ -126,11 +127,6 @@ def _fmn_linf(budget: dict[str, Any]) -> Any:
     return foolbox().attacks.LInfFMNAttack(steps=budget["minimal_steps"])
 
 
-@_register("fmn-l2", "l2", "minimal", "fast minimum-norm attack (Pintor et al., 2021), L2")
-def _fmn_l2(budget: dict[str, Any]) -> Any:
-    return foolbox().attacks.L2FMNAttack(steps=budget["minimal_steps"])
-
-
 @_register("hopskipjump", "linf", "blackbox", "HopSkipJump (Chen et al., 2020): decision-based, labels only, Linf")
 def _hopskipjump(budget: dict[str, Any]) -> Any:
     return foolbox().attacks.HopSkipJumpAttack(
@@ -139,6 +135,27 @@ def _hopskipjump(budget: dict[str, Any]) -> Any:
         max_gradient_eval_steps=budget["blackbox_queries"],
         constraint="linf",
     )
+
+
+def _protocol(norm: Norm) -> Attack:
+    return Attack(
+        f"autoattack-{norm}", norm, "protocol",
+        f"AutoAttack (Croce and Hein, 2020), {norm.capitalize()}: APGD-CE, APGD-T, FAB-T, Square (standard) or "
+        "APGD-CE and APGD-DLR with 20 EoT passes (rand, used for randomized models)",
+    )  # fmt: skip
+
+
+def _single(stage: str, norm: Norm, description: str) -> Attack:
+    return Attack(f"{stage}-{norm}", norm, "fixed", description, stages=(stage,))
+
+
+for _norm in ("linf", "l2"):
+    _native(_protocol(_norm))
+    _native(_single("apgd-ce", _norm, f"APGD with cross-entropy (Croce and Hein, 2020), {_norm}, 100 steps"))
+    _native(_single("apgd-t", _norm, f"APGD with the targeted DLR loss, 9 target classes, {_norm}"))
+    _native(Attack(f"fab-t-{_norm}", _norm, "minimal", f"targeted FAB (Croce and Hein, 2020), 9 target "
+                           f"classes, {_norm}, minimal perturbation", stages=("fab-t",)))  # fmt: skip
+    _native(_single("square", _norm, f"Square Attack (Andriushchenko et al., 2020), 5,000 queries, {_norm}"))
 
 
 def decision_starts(fmodel: Any, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
@@ -215,6 +232,13 @@ def run_attack(
 
     from harness.models.base import frozen
 
+    if attack.native and attack.kind == "minimal":
+        from harness.attacks.autoattack import smallest
+
+        with frozen(module):
+            norms = smallest(attack, module, inputs, labels, correct, bounds=bounds, budget=budget, seed=seed,
+                             batch_size=batch_size, report=report)  # fmt: skip
+        return Outcome(attack, norms=norms, stages=attack.stages)
     if attack.native:
         from harness.attacks.autoattack import VERSIONS, cascade
 

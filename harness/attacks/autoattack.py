@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.attacks.adversarial import Attack, Norm, register_native
+from harness.attacks.adversarial import Attack, Norm
 from harness.attacks.apgd import apgd, ce_loss, dlr_loss, top_targets
 from harness.attacks.fab import fab_targeted
 from harness.attacks.square import square
@@ -139,21 +139,30 @@ def cascade(
     return out
 
 
-def _protocol(norm: Norm) -> Attack:
-    return Attack(
-        f"autoattack-{norm}", norm, "protocol",
-        f"AutoAttack (Croce and Hein, 2020), {norm.capitalize()}: APGD-CE, APGD-T, FAB-T, Square (standard) or "
-        "APGD-CE and APGD-DLR with 20 EoT passes (rand, used for randomized models)",
-    )  # fmt: skip
-
-
-def _single(stage: str, norm: Norm, description: str) -> Attack:
-    return Attack(f"{stage}-{norm}", norm, "fixed", description, stages=(stage,))
-
-
-for _norm in ("linf", "l2"):
-    register_native(_protocol(_norm))
-    register_native(_single("apgd-ce", _norm, f"APGD with cross-entropy (Croce and Hein, 2020), {_norm}, 100 steps"))
-    register_native(_single("apgd-t", _norm, f"APGD with the targeted DLR loss, 9 target classes, {_norm}"))
-    register_native(_single("fab-t", _norm, f"targeted FAB (Croce and Hein, 2020), 9 target classes, {_norm}"))
-    register_native(_single("square", _norm, f"Square Attack (Andriushchenko et al., 2020), 5,000 queries, {_norm}"))
+def smallest(
+    attack: Attack,
+    module: torch.nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    correct: np.ndarray,
+    *,
+    bounds: tuple[float, float],
+    budget: dict[str, Any],
+    seed: int,
+    batch_size: int,
+    report: Callable[[str], None] | None = None,
+) -> np.ndarray:
+    """FAB-T's smallest adversarial perturbation per example, every target class run on every correctly
+    classified example (0 for misclassified ones, inf where none was found)."""
+    torch.manual_seed(seed)
+    norms = np.zeros(len(labels))
+    todo = np.flatnonzero(correct)
+    for number, start in enumerate(range(0, len(todo), batch_size)):
+        if report:
+            report(f"{attack.name} batch {number + 1}/{-(-len(todo) // batch_size)}")
+        rows = todo[start : start + batch_size]
+        index = torch.as_tensor(rows, device=inputs.device)
+        found = fab_targeted(module, inputs[index], labels[index], norm=attack.norm, bounds=bounds,
+                             targets=budget["target_classes"], steps=budget["fab_steps"])  # fmt: skip
+        norms[rows] = found.cpu().numpy()
+    return norms

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from harness.context import EvalContext
     from harness.records import Record
 
-DEFAULT_ATTACKS = ("autoattack-linf", "autoattack-l2", "fmn-linf", "fmn-l2", "hopskipjump")
+DEFAULT_ATTACKS = ("autoattack-linf", "autoattack-l2", "fmn-linf", "deepfool-l2", "hopskipjump")
 PROTOCOL_NAMES = {"standard": "AutoAttack standard", "rand": "AutoAttack rand (EoT 20)"}
 
 
@@ -103,6 +103,8 @@ class Adversarial(Metric):
             attack = attacks.get(name)
             if attack.kind == "blackbox":
                 total += p.blackbox_examples * p.blackbox_steps * (p.blackbox_queries + 50)
+            elif attack.kind == "minimal" and attack.native:
+                total += n * per_eps["fab-t"]
             elif attack.kind == "minimal":
                 total += n * p.minimal_steps * (p.cw_binary_steps if name == "cw-l2" else 1)
             elif attack.kind == "protocol":
