@@ -175,7 +175,9 @@ def quantitative(facts: Facts, figures: list[Image]) -> Section:
         blocks += ["Disaggregated by group (accuracy in %, 95% CI):", Table(["group", "accuracy", "n"], rows)]
     robust = facts.where("adversarial.robust_accuracy", attack="worst-*")
     if robust:
-        blocks += ["Robust accuracy, worst case over attacks:",
+        protocols = sorted({str(r.params.get("protocol")) for r in robust if r.params.get("protocol")})
+        named = f" (including {', '.join(protocols)})" if protocols else ""
+        blocks += [f"Robust accuracy, worst case over attacks{named}:",
                    Table(["norm@epsilon", "robust accuracy"], [[r.parts["attack"].removeprefix("worst-"), shown(r)]
                                                                for r in robust])]  # fmt: skip
     corruptions = facts.where("corruption.ce", corruption="*")
