@@ -17,7 +17,16 @@ from harness.models.base import Model
 from harness.registry import attacks
 from harness.tasks import get_task
 
-FAST = dict(pgd_steps=10, minimal_steps=20, cw_binary_steps=2, blackbox_steps=3, blackbox_queries=100, batch_size=100)
+FAST = dict(
+    pgd_steps=10,
+    minimal_steps=20,
+    cw_binary_steps=2,
+    blackbox_steps=3,
+    blackbox_queries=100,
+    batch_size=100,
+    active_tests=5,
+    active_inner_points=199,
+)
 
 
 def context(model: Model, n: int) -> EvalContext:

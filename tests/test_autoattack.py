@@ -272,7 +272,7 @@ def test_a_randomized_model_gets_the_rand_version(fmnist, monkeypatch):
                            eot_iterations=3, active_tests=0)  # fmt: skip
     robust = records["adversarial.robust_accuracy", "attack=autoattack-linf@0.1"]
     assert {"randomized-forward", "autoattack-rand"} <= set(robust.flags)
-    assert robust.params["protocol"] == "AutoAttack rand (EoT 20)".replace("20", "20")
+    assert robust.params["protocol"] == "AutoAttack rand (EoT 3)"
     assert "apgd-ce-eot" in calls and "apgd-ce" not in calls[: calls.index("apgd-ce-eot")]
     assert set(ctx.outputs["adversarial"]["broken_by_autoattack-linf@0.1"]) <= {"", "before", "apgd-ce-eot",
                                                                                  "apgd-dlr-eot"}  # fmt: skip

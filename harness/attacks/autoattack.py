@@ -27,7 +27,6 @@ from harness.attacks.square import square
 
 # stage: (forward, x, y, eps, norm, bounds, budget) -> broken[n]
 Stage = Callable[..., torch.Tensor]
-VERSION = 1  # of the protocol as implemented here: bump when a stage or a default changes
 
 
 def _apgd_ce(forward, x, y, eps, norm, bounds, budget, eot: int = 1) -> torch.Tensor:

@@ -3,6 +3,8 @@ attacks (as AutoAttack reports it), median smallest perturbations, and the sanit
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -10,6 +12,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import stats
+from harness.files import source_digest
 from harness.measures import Measure
 from harness.metrics.base import Metric, costly_subset
 from harness.registry import attacks, metrics, unknown_name_message
@@ -17,9 +20,9 @@ from harness.registry import attacks, metrics, unknown_name_message
 if TYPE_CHECKING:
     from harness.context import EvalContext
     from harness.records import Record
+    from harness.tasks.base import Task
 
 DEFAULT_ATTACKS = ("autoattack-linf", "autoattack-l2", "fmn-linf", "deepfool-l2", "hopskipjump")
-PROTOCOL_NAMES = {"standard": "AutoAttack standard", "rand": "AutoAttack rand (EoT 20)"}
 
 
 class AdversarialParams(BaseModel):
@@ -63,6 +66,23 @@ class AdversarialParams(BaseModel):
         return names
 
 
+ATTACK_CODE = ("adversarial.py", "apgd.py", "fab.py", "square.py", "autoattack.py", "active.py", "sanity.py")
+
+
+@cache
+def attack_code() -> str:
+    """The hash of the harness's attack code: editing an attack changes its figures, so it joins the spec."""
+    import harness.attacks
+
+    folder = Path(harness.attacks.__file__).parent
+    return source_digest([folder / name for name in ATTACK_CODE])
+
+
+def protocol_name(version: str, eot: int) -> str:
+    """How a record names the AutoAttack version that produced it."""
+    return "AutoAttack standard" if version == "standard" else f"AutoAttack rand (EoT {eot})"
+
+
 def eps_label(eps: float) -> str:
     return f"{eps:g}"
 
@@ -83,6 +103,10 @@ class Adversarial(Metric):
     modalities = frozenset({"image"})
     needs = frozenset({"clean", "gradients"})
     Params: type[BaseModel] = AdversarialParams
+
+    def depends(self, params: BaseModel, task: Task) -> dict[str, object]:
+        """The version of the attack code (AutoAttack's stages, the cascade, the active test, the flags)."""
+        return {"attack_code": attack_code()}
 
     def passes(self, params: BaseModel, n: int) -> int | None:
         """An upper bound: every example survives every attack at every epsilon. Attacks stop on an
@@ -177,7 +201,7 @@ class Adversarial(Metric):
         flags_t = tuple(dict.fromkeys(flags))
         opts = ctx.bootstrap_options
         record_params = {k: v for k, v in budget.items() if k != "batch_size"}
-        record_params["protocol"] = PROTOCOL_NAMES[version]
+        record_params["protocol"] = protocol_name(version, params.eot_iterations)
         out = [
             ctx.record(
                 "adversarial.clean_accuracy",

@@ -8,7 +8,6 @@ uint8 safetensors under ``$HARNESS_CACHE`` or ``~/.cache/harness``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from functools import cache
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import stats
 from harness.figures import image_grid
+from harness.files import source_digest
 from harness.measures import Measure
 from harness.metrics.base import Metric, costly_subset
 from harness.registry import metrics
@@ -100,11 +100,7 @@ def code_version() -> str:
     import harness.attacks.corruptions as image
     import harness.attacks.text as text
 
-    digest = hashlib.sha256()
-    files = [*sorted(Path(image.__file__).parent.glob("*.py")), Path(text.__file__)]
-    for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
+    return source_digest([*sorted(Path(image.__file__).parent.glob("*.py")), Path(text.__file__)])
 
 
 def corrupted(task_fp: str, split_fp: str, images: torch.Tensor, name: str, severity: int, seed: int) -> torch.Tensor:
