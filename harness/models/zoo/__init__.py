@@ -112,5 +112,6 @@ class ZooSource:
             **USE,
             "out_of_scope": OUT_OF_SCOPE.get(e["task"], "any use beyond evaluating the harness"),
             **json.loads(metadata.get("training", "{}")),
+            **e.get("measured", {}),  # figures measured after training, with the command that measured them
         }
         return Model(f"zoo:{arg}", module, task.modality, config=self._config(arg), info=info)
