@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.optimize import linprog, minimize
+from test_adversarial import ZeroGrad, measure
 from torch import nn
 
 from harness.attacks import autoattack
@@ -22,9 +23,9 @@ from harness.models import load_model
 from harness.models.base import frozen
 from harness.registry import attacks
 from harness.tasks import get_task
-from tests.test_adversarial import ZeroGrad, measure
 
 BUDGET = AdversarialParams().model_dump() | {"protocol": "standard"}
+TARGETS = 3  # target classes of APGD-T and FAB-T in the comparisons (AutoAttack: 9), on both sides
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +83,9 @@ def _ours(name: str, module, x, y, eps: float, norm: str) -> torch.Tensor:
         if name == "apgd-ce":
             return apgd(module, x, y, eps=eps, norm=norm, bounds=(0, 1), steps=100)
         if name == "apgd-t":
-            return autoattack.STAGES["apgd-t"](module, x, y, eps, norm, (0, 1), BUDGET)
+            return autoattack.STAGES["apgd-t"](module, x, y, eps, norm, (0, 1), BUDGET | {"target_classes": TARGETS})
         if name == "fab-t":
-            return fab_targeted(module, x, y, norm=norm, bounds=(0, 1), eps=eps) <= eps
+            return fab_targeted(module, x, y, norm=norm, bounds=(0, 1), eps=eps, targets=TARGETS) <= eps
         return square(module, x, y, eps=eps, norm=norm, bounds=(0, 1), queries=1000)
 
 
@@ -98,6 +99,7 @@ def _theirs(name: str, module, x, y, eps: float, norm: str) -> torch.Tensor:
         "fab-t": lambda: torchattacks.FAB(module, norm=n, eps=eps, steps=100, multi_targeted=True, n_classes=10),
         "square": lambda: torchattacks.Square(module, norm=n, eps=eps, n_queries=1000, seed=0),
     }[name]()
+    attack.n_target_classes = TARGETS  # read by APGDT and FAB (multi-targeted) only
     adv = attack(x, y)
     with torch.no_grad():
         fooled = module(adv).argmax(1) != y
@@ -110,9 +112,10 @@ def _theirs(name: str, module, x, y, eps: float, norm: str) -> torch.Tensor:
 @pytest.mark.parametrize(("norm", "eps"), [("linf", 0.1), ("l2", 1.0)])
 def test_each_attack_and_the_ensemble_match_torchattacks(fmnist, norm, eps):
     """On the adversarially trained CNN's first 100 test images (correctly classified ones), each of
-    APGD-CE, APGD-T, FAB-T and Square (1,000 queries on both sides, to keep the test short) is within
-    1.5 points of torchattacks' robust accuracy, and the harness's worst case is never above torchattacks'
-    by more than that."""
+    APGD-CE, APGD-T, FAB-T and Square is within 1.5 points of torchattacks' robust accuracy, and the
+    harness's worst case is never above torchattacks' by more than that. To keep CI short both sides
+    run 3 target classes and Square 1,000 queries; with AutoAttack's 9 and 5,000 on the same images the
+    two agreed exactly on every attack but L2 Square (86.1% against 87.3%: the harness's stronger)."""
     task, split = fmnist
     module = load_model("zoo:fmnist-cnn-adv", task).module.eval()
     x, y = correct_examples(module, split, 100)
@@ -289,12 +292,12 @@ def test_dlr_losses_match_their_definitions():
 
 @pytest.mark.slow
 def test_minimum_norm_attacks_find_the_minimum(fmnist):
-    """On the zoo CNN's first 100 test images, each minimum-norm attack's median smallest perturbation is
-    within 1.5x of the smallest median of its norm (FAB-T's, measured: C&W's is 1.3x, DeepFool's 1.2x on
-    200 images), and finds an adversarial example for almost all."""
+    """On the zoo CNN's first 80 test images, each minimum-norm attack's median smallest perturbation is
+    within 1.5x of the smallest median of its norm (FAB-T's; measured on 200 images: C&W's 1.3x,
+    DeepFool's 1.2x), and finds an adversarial example for almost all. FAB-T runs 3 target classes here."""
     task, split = fmnist
     module = load_model("zoo:fmnist-cnn", task).module.eval()
-    x, y = split.inputs[:100], split.labels[:100]
+    x, y = split.inputs[:80], split.labels[:80]
     with torch.no_grad():
         correct = (module(x).argmax(1) == y).numpy()
     medians: dict[str, dict[str, float]] = {"linf": {}, "l2": {}}
@@ -302,8 +305,8 @@ def test_minimum_norm_attacks_find_the_minimum(fmnist):
     assert set(minimal) == {"deepfool-linf", "fmn-linf", "fab-t-linf", "deepfool-l2", "cw-l2", "fab-t-l2"}
     for name in minimal:
         attack = attacks.get(name)
-        outcome = run_attack(attack, module, x, y, correct, bounds=(0, 1), epsilons=[1.0], budget=BUDGET, seed=0,
-                             batch_size=100)  # fmt: skip
+        outcome = run_attack(attack, module, x, y, correct, bounds=(0, 1), epsilons=[1.0], seed=0, batch_size=80,
+                             budget=BUDGET | {"target_classes": TARGETS})  # fmt: skip
         norms = outcome.norms[correct]
         assert np.isinf(norms).mean() <= 0.02, name
         medians[attack.norm][name] = float(np.median(norms))
