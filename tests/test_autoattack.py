@@ -109,7 +109,7 @@ def _theirs(name: str, module, x, y, eps: float, norm: str) -> torch.Tensor:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("norm", "eps"), [("linf", 0.1), ("l2", 1.0)])
+@pytest.mark.parametrize(("norm", "eps"), [("linf", 0.1)])  # L2 1.0 agreed as well (docstring); left out for CI time
 def test_each_attack_and_the_ensemble_match_torchattacks(fmnist, norm, eps):
     """On the adversarially trained CNN's first 100 test images (correctly classified ones), each of
     APGD-CE, APGD-T, FAB-T and Square is within 1.5 points of torchattacks' robust accuracy, and the
