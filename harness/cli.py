@@ -173,6 +173,9 @@ def run(
     limit: Annotated[int | None, typer.Option(help="Evaluate a seeded subset of N examples per task")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of subsets and bootstrap resampling [default: 0]")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 256]")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes decoding image files [default: CPUs - 1, at most 8; 0: none]")
+    ] = None,
     resamples: Annotated[int | None, typer.Option(help="Bootstrap resamples per CI [default: 1000]")] = None,
     store: StoreOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Measure again what the store already holds")] = False,
@@ -201,7 +204,7 @@ def run(
     spec = spec.with_overrides(
         models=model, tasks=task, metrics=metric, checkpoint=checkpoint, model_options=model_options,
         task_options=task_options, limit=limit, executor=executor, ray_address=ray_address, retries=retries,
-        seed=seed, batch_size=batch_size, resamples=resamples, country=country,
+        seed=seed, batch_size=batch_size, resamples=resamples, country=country, workers=workers,
     )  # fmt: skip
     # --device cpu,cuda runs the suite once per device; metrics whose results depend on the device
     # (efficiency) are measured on each, the others come from the store after the first

@@ -184,6 +184,9 @@ class Suite(BaseModel):
     seed: int = Field(0, ge=0, description="seeds subsets and bootstrap resampling")
     limit: int | None = Field(None, ge=1, description="evaluate a seeded subset of this many examples")
     batch_size: int = Field(256, ge=1)
+    workers: int | None = Field(
+        None, ge=0, description="processes that decode files in batches (default: from the CPU count; 0: none)"
+    )
     resamples: int = Field(1000, ge=10, le=100_000, description="bootstrap resamples per confidence interval")
     device: str = "auto"
     country: str = Field("USA", description="ISO 3166-1 alpha-3 code of the grid whose carbon intensity applies")

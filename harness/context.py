@@ -84,33 +84,38 @@ class EvalContext:
     metric_params: dict[str, Any] = field(default_factory=dict)  # set by the runner for each metric
     outputs: dict[str, pd.DataFrame] = field(default_factory=dict)  # per-example outputs a metric adds, by kind
     figures: dict[str, bytes] = field(default_factory=dict)  # PNG figures a metric draws, by name
+    workers: int = 0  # processes that decode a streamed split's files (0: this process)
     stored: pd.DataFrame | None = None  # per-example clean outputs of an earlier run with the same fingerprints
 
-    def logits(self, inputs: torch.Tensor | np.ndarray, progress: bool = False) -> np.ndarray:
+    def logits(self, inputs: torch.Tensor | np.ndarray) -> np.ndarray:
         """The model's logits for any inputs in the task's raw space, in batches on the device."""
         self.model.to(self.device)
         inputs = torch.as_tensor(inputs)
-        parts, pin = [], self.device.type == "cuda"
+        pin = self.device.type == "cuda"
+        parts = []
         for start in range(0, len(inputs), self.batch_size):
             batch = inputs[start : start + self.batch_size]
-            try:
-                out = self.model.logits(batch.pin_memory() if pin else batch)
-            except Exception as exc:  # name the model, the task and the batch: the user's model raised
-                raise ModelRunError(
-                    f"{self.model.name} raised on {self.task.name}, batch {start // self.batch_size} (examples "
-                    f"{start}-{start + len(batch) - 1}): {type(exc).__name__}: {exc}"
-                ) from exc
-            expected = (len(batch), self.task.num_classes)
-            if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
-                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise ModelRunError(
-                    f"{self.model.name} returned {shape} on {self.task.name}, batch {start // self.batch_size}; "
-                    f"expected logits of shape {expected}"
-                )
-            parts.append(out.float())
-            if progress and self.on_batch:
-                self.on_batch(start + len(batch), len(inputs))
-        return torch.cat(parts).cpu().numpy()
+            parts.append(self._batch_logits(batch.pin_memory() if pin else batch, start))
+        return torch.cat(parts).cpu().numpy() if parts else np.zeros((0, self.task.num_classes), np.float32)
+
+    def _batch_logits(self, batch: torch.Tensor, start: int) -> torch.Tensor:
+        """One batch's logits, checked; an error names the model, the task and the batch."""
+        number = start // self.batch_size
+        try:
+            out = self.model.logits(batch)
+        except Exception as exc:  # name the model, the task and the batch: the user's model raised
+            raise ModelRunError(
+                f"{self.model.name} raised on {self.task.name}, batch {number} (examples "
+                f"{start}-{start + len(batch) - 1}): {type(exc).__name__}: {exc}"
+            ) from exc
+        expected = (len(batch), self.task.num_classes)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ModelRunError(
+                f"{self.model.name} returned {shape} on {self.task.name}, batch {number}; "
+                f"expected logits of shape {expected}"
+            )
+        return out.float()
 
     def stage(self, label: str, done: int, total: int) -> None:
         """Report progress inside a long metric: ``label`` is what runs now, ``done`` of ``total``."""
@@ -125,12 +130,14 @@ class EvalContext:
     @cached_property
     def clean(self) -> Predictions:
         """One pass of the model over the data; every metric that needs clean outputs shares it."""
-        logits = self.logits(self.split.inputs, progress=True)
-        if logits.shape != (len(self.split), self.task.num_classes):
-            raise ValueError(
-                f"{self.model.name} returned logits of shape {tuple(logits.shape)} on {self.task.name}; "
-                f"expected ({len(self.split)}, {self.task.num_classes})"
-            )
+        self.model.to(self.device)
+        parts, done = [], 0
+        for batch, _ in self.split.batches(self.batch_size, workers=self.workers, device=self.device):
+            parts.append(self._batch_logits(batch, done).cpu())
+            done += len(batch)
+            if self.on_batch:
+                self.on_batch(done, len(self.split))
+        logits = torch.cat(parts).numpy() if parts else np.zeros((0, self.task.num_classes), np.float32)
         return Predictions(logits, self.split.labels.numpy())
 
     def predictions(self) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,7 @@ from harness.registry import metrics
 from harness.spec import ExampleSet, JobSpec, MetricSpec, ModelIdentity, TaskIdentity, index_digest
 from harness.store import JobRow, Store, StoreError, key_of
 from harness.tasks import Task, get_task
+from harness.tasks.stream import default_workers
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +302,7 @@ def evaluate_pair(
     ctx = EvalContext(
         model, task, split, device, settings["batch_size"], settings["seed"], settings["resamples"],
         settings["run_id"], provenance, settings["country"], on_batch=reporter.batch, on_stage=reporter.stage,
-        stored=pair.stored_clean,
+        stored=pair.stored_clean, workers=settings["workers"],
     )  # fmt: skip
     clean_saved = False
     for job in jobs:
@@ -335,6 +336,18 @@ def evaluate_pair(
         ctx.outputs.clear()
         ctx.figures.clear()
         yield Outcome(pair, job, records, time.perf_counter() - started, provenance=provenance)
+    release(pair, model)
+
+
+def release(pair: Pair, model: Model) -> None:
+    """The pair's model leaves the device once its jobs are done, so that device memory does not grow
+    across a suite (the next pair loads its own model)."""
+    model.to("cpu")
+    pair.model = None
+    import torch
+
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def run(
@@ -357,6 +370,7 @@ def run(
     settings = {
         "device": device, "seed": suite.seed, "batch_size": suite.batch_size, "resamples": suite.resamples,
         "limit": suite.limit, "run_id": run_id, "versions": library_versions(), "country": suite.country,
+        "workers": default_workers() if suite.workers is None else suite.workers,
     }  # fmt: skip
     work = [(pair, the_plan.pending(pair)) for pair in the_plan.pairs]
     work = [(pair, jobs) for pair, jobs in work if jobs]

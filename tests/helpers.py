@@ -53,3 +53,8 @@ def context_for(
     task = make_task(np.asarray(labels, dtype=np.int64), logits.shape[1], attributes)
     model = Model("table", TableModule(logits), "tabular")
     return EvalContext(model, task, task.load(), torch.device("cpu"), 64, seed, resamples, "test-run", {})
+
+
+def everything(split: Split) -> torch.Tensor:
+    """Every input of a split as one tensor (a streamed split decodes its files): for small test data."""
+    return split.take(np.arange(len(split)))

@@ -14,6 +14,7 @@ import timm
 import torch
 import transformers
 from byo_fixtures import image_dataset, image_folder, text_dataset, tiny_image_model, tiny_text_model
+from helpers import everything
 from safetensors.torch import save_file
 
 from harness.models import check_model, load_model
@@ -35,7 +36,7 @@ def hub(tmp_path_factory):
 def test_hf_text_model_tokenises_inside_and_matches_transformers(hub):
     task = get_task(f"hf:{hub.reviews}")
     model = load_model(f"hf:{hub.bert}", task)
-    rows = task.load().inputs[:10]
+    rows = everything(task.load())[:10]
     ours = model.logits(rows)
     tokenizer = transformers.AutoTokenizer.from_pretrained(hub.bert)
     reference = transformers.AutoModelForSequenceClassification.from_pretrained(hub.bert).eval()
@@ -51,7 +52,7 @@ def test_hf_text_model_tokenises_inside_and_matches_transformers(hub):
 def test_hf_image_model_preprocesses_inside_and_matches_its_processor(hub):
     task = get_task(f"hf:{hub.shapes}")
     model = load_model(f"hf:{hub.vit}", task)
-    pixels = task.load().inputs[:6]
+    pixels = everything(task.load())[:6]
     processor = transformers.AutoImageProcessor.from_pretrained(hub.vit)
     reference = transformers.AutoModelForImageClassification.from_pretrained(hub.vit).eval()
     images = [(x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for x in pixels]
@@ -62,7 +63,7 @@ def test_hf_image_model_preprocesses_inside_and_matches_its_processor(hub):
     folder = get_task(f"imagefolder:{hub.folder}")
     with pytest.raises(IncompatibleError, match=r"labels \['r', 'g', 'b'\] are not the classes"):
         load_model(f"hf:{hub.vit}", folder)
-    x = folder.load().inputs[:2].clone().requires_grad_(True)
+    x = everything(folder.load())[:2].clone().requires_grad_(True)
     vit_on_folder = tiny_image_model(hub.root / "folder-vit", labels=("cat", "dog", "eel"))
     load_model(f"hf:{vit_on_folder}", folder).module(x).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
@@ -98,14 +99,15 @@ def test_hf_refusals_name_the_model_and_the_way_out(hub, tmp_path, monkeypatch):
 def test_timm_random_checkpoint_and_another_architecture(tmp_path, hub):
     task = get_task(f"imagefolder:{hub.folder}")
     model = load_model("timm:resnet10t", task)
-    assert model.module(task.load().inputs[:2]).shape == (2, 3) and model.info["weights"] == "random initialisation"
+    assert model.module(everything(task.load())[:2]).shape == (2, 3)
+    assert model.info["weights"] == "random initialisation"
     body = timm.create_model("resnet10t", num_classes=3, in_chans=3)
     save_file(body.state_dict(), tmp_path / "r10.safetensors")
     torch.save(body.state_dict(), tmp_path / "r10.pth")
-    expected = body.eval()(model.module[0](task.load().inputs[:4]))
+    expected = body.eval()(model.module[0](everything(task.load())[:4]))
     for file in ("r10.safetensors", "r10.pth"):
         loaded = load_model("timm:resnet10t", task, checkpoint=str(tmp_path / file))
-        assert torch.allclose(loaded.logits(task.load().inputs[:4]), expected, atol=1e-5)
+        assert torch.allclose(loaded.logits(everything(task.load())[:4]), expected, atol=1e-5)
     assert loaded.fingerprint != model.fingerprint
     with pytest.raises(ModelLoadError, match="timm:resnet18: could not build the model from"):
         load_model("timm:resnet18", task, checkpoint=str(tmp_path / "r10.safetensors"))
@@ -120,7 +122,7 @@ def test_timm_published_config_resizes_and_normalises_inside(tmp_path, hub):
     model = load_model("timm:test_vit", task, pretrained=True, pretrained_cfg_overlay=overlay)
     preprocess = model.module[0]
     assert preprocess.size == (160, 160) and preprocess.resize == round(160 / 0.95) and preprocess.mode == "bicubic"
-    x = task.load().inputs[:2]
+    x = everything(task.load())[:2]
     assert preprocess(x).shape == (2, 3, 160, 160)
     assert torch.allclose(model.logits(x), body.eval()(preprocess(x)), atol=1e-5)
     save_file(timm.create_model("test_vit").state_dict(), tmp_path / "vit1k.safetensors")
@@ -143,7 +145,7 @@ class Net(torch.nn.Module):
 def test_torch_sources_torchscript_state_dicts_and_refusals(tmp_path, hub, monkeypatch):
     monkeypatch.setitem(sys.modules, "user_models", SimpleNamespace(Net=Net))
     task = get_task(f"imagefolder:{hub.folder}")
-    x = task.load().inputs[:4]
+    x = everything(task.load())[:4]
     torch.manual_seed(0)
     net = Net().eval()
     torch.jit.script(net).save(str(tmp_path / "net.pt"))

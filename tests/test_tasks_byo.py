@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from byo_fixtures import image_dataset, image_folder, sentences, table, text_dataset
+from helpers import everything
 from PIL import Image
 
 from harness.registry import RegistryError
@@ -30,15 +31,15 @@ def test_imagefolder_reads_classes_splits_and_pixels(tmp_path):
     assert task.classes == ("cat", "dog", "eel") and task.splits == ("train", "test") and task.eval_split == "test"
     assert task.input_shape == (3, 20, 24) and task.modality == "image"
     split = task.load()
-    assert split.inputs.shape == (18, 3, 20, 24) and split.labels.tolist() == [0] * 6 + [1] * 6 + [2] * 6
+    assert everything(split).shape == (18, 3, 20, 24) and split.labels.tolist() == [0] * 6 + [1] * 6 + [2] * 6
     first = np.asarray(Image.open(root / "test" / "cat" / "0.png"), dtype=np.float32).transpose(2, 0, 1) / 255
-    assert torch.allclose(split.inputs[0], torch.from_numpy(first))
+    assert torch.allclose(everything(split)[0], torch.from_numpy(first))
     assert split.attributes["file"][0] == "cat/0.png"
     resized = get_task(f"imagefolder:{root}", size=16, channels=1)
-    assert resized.input_shape == (1, 16, 16) and resized.load().inputs.shape == (18, 1, 16, 16)
+    assert resized.input_shape == (1, 16, 16) and everything(resized.load()).shape == (18, 1, 16, 16)
     grey = np.asarray(Image.open(root / "test" / "cat" / "0.png").convert("L").resize((16, 16), Image.BILINEAR))
-    assert np.allclose(resized.load().inputs[0, 0].numpy(), grey / 255)
-    cropped = get_task(f"imagefolder:{root}", size=16, resize=18).load().inputs
+    assert np.allclose(everything(resized.load())[0, 0].numpy(), grey / 255)
+    cropped = everything(get_task(f"imagefolder:{root}", size=16, resize=18).load())
     assert cropped.shape == (18, 3, 16, 16)
 
 
@@ -54,7 +55,7 @@ def test_imagefolder_bad_input_names_the_folder_and_what_was_expected(tmp_path):
         Image.new("RGB", size).save(tmp_path / "mixed" / f"c{k}" / "x.png")
     with pytest.raises(TaskError, match=r"2 different sizes .* size=H"):
         get_task(f"imagefolder:{tmp_path / 'mixed'}")
-    assert get_task(f"imagefolder:{tmp_path / 'mixed'}", size=[6, 5]).load().inputs.shape == (2, 3, 6, 5)
+    assert everything(get_task(f"imagefolder:{tmp_path / 'mixed'}", size=[6, 5]).load()).shape == (2, 3, 6, 5)
     with pytest.raises(TaskError, match="unknown option 'colour'"):
         get_task(f"imagefolder:{tmp_path / 'mixed'}", colour=1)
     with pytest.raises(RegistryError, match="needs its <dir>: imagefolder:<dir>"):
@@ -107,7 +108,7 @@ def test_hf_text_dataset_from_disk(tmp_path):
     assert task.modality == "text" and task.classes == ("negative", "positive") and task.sensitive == ("dialect",)
     split = task.load()
     texts, labels, groups = sentences(48, seed=2)
-    assert decode_texts(split.inputs) == texts and split.labels.tolist() == labels
+    assert decode_texts(everything(split)) == texts and split.labels.tolist() == labels
     assert split.attributes["dialect"].tolist() == groups
     assert get_task(f"hf:{path}", split="train").load().labels.tolist() == sentences(48, seed=1)[1]
     with pytest.raises(TaskError, match=r"no split 'validation'; its splits are \['train', 'test'\]"):
@@ -119,13 +120,13 @@ def test_hf_text_dataset_from_disk(tmp_path):
 def test_hf_image_dataset_and_data_files(tmp_path):
     task = get_task(f"hf:{image_dataset(tmp_path)}")
     assert task.modality == "image" and task.input_shape == (3, 16, 16) and task.classes == ("r", "g", "b")
-    assert task.load().inputs.shape == (24, 3, 16, 16) and float(task.load().inputs.max()) <= 1
+    assert everything(task.load()).shape == (24, 3, 16, 16) and float(everything(task.load()).max()) <= 1
     # a folder of plain data files goes through datasets.load_dataset, as a hub data set does
     texts, labels, _ = sentences(20)
     (tmp_path / "files").mkdir()
     pd.DataFrame({"text": texts, "label": labels}).to_csv(tmp_path / "files" / "test.csv", index=False)
     files = get_task(f"hf:{tmp_path / 'files'}")
-    assert files.modality == "text" and files.classes == ("0", "1") and decode_texts(files.load().inputs) == texts
+    assert files.modality == "text" and files.classes == ("0", "1") and decode_texts(everything(files.load())) == texts
 
 
 def test_hub_names_while_offline_say_how_to_get_the_data(monkeypatch):
@@ -152,11 +153,11 @@ def test_named_benchmarks_load_from_disk_or_say_how_to_get_them(tmp_path):
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
     split = get_task("mnist", root=str(tmp_path)).load()
-    assert split.inputs.shape == (12, 1, 28, 28) and split.labels.tolist() == labels.tolist()
-    assert torch.allclose(split.inputs[3, 0], torch.from_numpy(images[3] / 255).float())
+    assert everything(split).shape == (12, 1, 28, 28) and split.labels.tolist() == labels.tolist()
+    assert torch.allclose(everything(split)[3, 0], torch.from_numpy(images[3] / 255).float())
     with pytest.raises(DataNotFoundError, match=r"image-net.org"):
         get_task("imagenet-val", root=str(tmp_path / "none"))
     folder = image_folder(tmp_path, classes=("n01440764", "n01443537"), per_class=2, size=(300, 260))
     imagenet = get_task("imagenet-val", root=str(folder / "test"))
     assert imagenet.name == "imagenet-val" and imagenet.input_shape == (3, 224, 224)
-    assert imagenet.load().inputs.shape == (4, 3, 224, 224)
+    assert everything(imagenet.load()).shape == (4, 3, 224, 224)

@@ -146,7 +146,7 @@ class Adversarial(Metric):
             raise ValueError(f"adversarial attacks need an image task with declared bounds; {ctx.task.name} has none")
         picked = costly_subset(ctx, params.examples)
         module = ctx.model.to(ctx.device).module
-        inputs = ctx.split.inputs[picked].to(ctx.device)
+        inputs = ctx.split.take(picked, workers=ctx.workers, device=ctx.device)
         labels = ctx.split.labels[picked].to(ctx.device)
         correct = ctx.clean.correct[picked]
         grids = {"linf": sorted(params.linf_eps), "l2": sorted(params.l2_eps)}

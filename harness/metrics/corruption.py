@@ -199,7 +199,8 @@ class Corruption(Metric):
         baseline = params.baseline  # resolved: the suite's, else the task's default, else None
         picked = costly_subset(ctx, params.examples)
         split = ctx.split.subset(picked)
-        images, labels, clean_correct = split.inputs, ctx.clean.labels[picked], ctx.clean.correct[picked]
+        images = split.take(np.arange(len(split)), workers=ctx.workers)
+        labels, clean_correct = ctx.clean.labels[picked], ctx.clean.correct[picked]
         split_fp = split.fingerprint
         names, sevs = params.names(ctx.task.modality), params.severities
         text = ctx.task.modality == "text"

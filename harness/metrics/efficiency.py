@@ -105,7 +105,7 @@ class Efficiency(Metric):
         assert isinstance(params, EfficiencyParams)
         device = ctx.device
         module = ctx.model.to(device).module.eval()
-        inputs = ctx.split.inputs[: max(params.batch_sizes)]
+        inputs = ctx.split.take(np.arange(min(max(params.batch_sizes), len(ctx.split))), workers=ctx.workers)
         if params.channels_last:  # on a copy: the model's other metrics keep its own layout
             module = copy.deepcopy(module).to(memory_format=torch.channels_last)
             inputs = inputs.contiguous(memory_format=torch.channels_last)

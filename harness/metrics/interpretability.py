@@ -151,19 +151,22 @@ class _Run:
             from harness.models.text import token_ids_model
 
             self.module = token_ids_model(self.module).eval()
-        inputs = ctx.split.inputs
-        # rows with a missing value are not explained: captum's perturbations of NaN stay NaN
-        candidates = np.flatnonzero(~torch.isnan(inputs.reshape(len(inputs), -1)).any(1).numpy())
+        split = ctx.split
+        # rows with a missing value are not explained: captum's perturbations of NaN stay NaN (images
+        # decoded from files have none)
+        candidates = np.arange(len(split)) if split.streamed else np.flatnonzero(
+            ~torch.isnan(split.inputs.reshape(len(split), -1)).any(1).numpy()
+        )  # fmt: skip
         picked = stats.subset_indices(len(candidates), params.examples, ctx.seed)  # resolved by Metric.resolve
         self.index = candidates if picked is None else candidates[np.sort(picked)]
         self.baseline_kind = params.baseline or BASELINES[self.modality][0]
         if self.modality == "text":  # token ids; the baseline pads every token but the special ones
             text = self.module.text
-            self.x = text.tokenize(inputs[self.index])["input_ids"]
+            self.x = text.tokenize(split.inputs[self.index])["input_ids"]
             special = torch.isin(self.x, torch.as_tensor(sorted(text.special_ids), device=self.x.device))
             self.baselines = torch.where(special, self.x, torch.full_like(self.x, text.pad_id))
         else:
-            self.x = inputs[self.index].float().to(self.device)
+            self.x = split.take(self.index, workers=ctx.workers, device=self.device).float()
         self.targets = self._logits(self.x).argmax(1)
         if self.modality == "image":
             self.baselines = baselines.image_baseline(self.baseline_kind, self.x)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import torch
     from pydantic import BaseModel
+    from torch.utils.data import Dataset
 
 Modality = Literal["image", "tabular", "text"]
 
@@ -45,15 +46,25 @@ def fingerprint_arrays(*arrays: np.ndarray, extra: str = "") -> str:
     return digest.hexdigest()[:16]
 
 
+class StreamedSplitError(HarnessError, TypeError):
+    """Code asked a streamed split for all its inputs at once; it reads them with ``batches`` or ``take``."""
+
+
 @dataclass(frozen=True)
 class Split:
-    """One split in memory: ``inputs`` in the task's raw space, integer ``labels``, and ``attributes``
-    (one row per example: its ``index`` in the split, sensitive features, any metadata a slice may
-    use). A subset keeps the original ``index`` so that per-example outputs stay comparable."""
+    """One split: ``data`` holds the inputs in the task's raw space, either in memory (a tensor: the
+    shipped tasks, tables, texts) or as a dataset of examples decoded when read (uint8 images that
+    become float in [0, 1] on the device); integer ``labels`` and ``attributes`` (one row per example:
+    its ``index`` in the split, sensitive features, any metadata a slice may use) are in memory. A
+    subset keeps the original ``index`` so that per-example outputs stay comparable.
+
+    Metrics read inputs with ``batches`` (every example, or some, in order) or ``take`` (a bounded
+    subset as one tensor), never the whole split at once, so that the host's memory does not grow with
+    the data."""
 
     task: str
     name: str
-    inputs: torch.Tensor
+    data: torch.Tensor | Dataset
     labels: torch.Tensor
     attributes: pd.DataFrame
     fingerprint: str
@@ -61,23 +72,71 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    @property
+    def streamed(self) -> bool:
+        import torch
+
+        return not isinstance(self.data, torch.Tensor)
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        """Every input as one tensor: only for a split held in memory (training the zoo, tables)."""
+        if self.streamed:
+            raise StreamedSplitError(
+                f"{self.task} ({self.name}) is read from its files in batches; use Split.batches or Split.take"
+            )
+        return self.data  # type: ignore[return-value]
+
     def subset(self, indices: np.ndarray) -> Split:
         import torch
 
-        idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        from harness.tasks.stream import Rows
+
+        positions = np.asarray(indices, dtype=np.int64)
+        data = Rows(self.data, positions) if self.streamed else self.data[torch.as_tensor(positions)]
         return Split(
             self.task,
             self.name,
-            self.inputs[idx],
-            self.labels[idx],
-            self.attributes.iloc[np.asarray(indices)].reset_index(drop=True),
-            fingerprint_arrays(np.asarray(indices, dtype=np.int64), extra=self.fingerprint),
+            data,
+            self.labels[torch.as_tensor(positions)],
+            self.attributes.iloc[positions].reset_index(drop=True),
+            fingerprint_arrays(positions, extra=self.fingerprint),
         )
 
-    def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, pd.DataFrame]]:
-        for start in range(0, len(self), batch_size):
-            stop = start + batch_size
-            yield self.inputs[start:stop], self.labels[start:stop], self.attributes.iloc[start:stop]
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        positions: np.ndarray | None = None,
+        workers: int = 0,
+        device: torch.device | None = None,
+    ) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+        """(inputs on ``device``, their positions in the split) in order, ``batch_size`` at a time; a
+        streamed split is decoded by ``workers`` processes (its uint8 pixels become float in [0, 1] on
+        the device), a split in memory is sliced as it is held."""
+        from harness.tasks.stream import stream
+
+        if self.streamed:
+            yield from stream(self.data, batch_size, positions=positions, workers=workers, device=device)
+            return
+        rows = np.arange(len(self)) if positions is None else np.asarray(positions, dtype=np.int64)
+        contiguous = positions is None
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            batch = self.data[start : start + len(chunk)] if contiguous else self.data[chunk]
+            yield (batch if device is None else batch.to(device)), chunk
+
+    def take(self, positions: np.ndarray, *, workers: int = 0, device: torch.device | None = None) -> torch.Tensor:
+        """The inputs at ``positions`` as one tensor on ``device``: for metrics that work on a bounded
+        subset (attacks, attributions, timing)."""
+        import torch
+
+        positions = np.asarray(positions, dtype=np.int64)
+        if not self.streamed:
+            rows = self.data[torch.as_tensor(positions)]
+            return rows if device is None else rows.to(device)
+        parts = [batch for batch, _ in self.batches(256, positions=positions, workers=workers, device=device)]
+        return torch.cat(parts) if parts else torch.empty(0)
 
 
 class Task(ABC):

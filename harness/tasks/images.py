@@ -7,6 +7,7 @@ channels are declared as options or inferred (every image the same size; grey wh
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -16,8 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.registry import tasks
 from harness.tasks.base import Split, Task, TaskError, fingerprint_arrays, parse_options
+from harness.tasks.index import Entry, file_index
 
 if TYPE_CHECKING:
+    import torch
     from PIL import Image
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
@@ -84,19 +87,16 @@ def image_split(task: str, split: str, pixels: np.ndarray, labels: np.ndarray, e
     )
 
 
-def infer_format(paths: list[Path], options: ImageOptions, where: str) -> tuple[int, tuple[int, int]]:
-    """Channels and size: declared, or read from the files' headers (grey if all are, one common size)."""
-    from PIL import Image, UnidentifiedImageError
-
-    modes, sizes = Counter(), Counter()
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                modes[image.mode in ("1", "L", "I", "I;16", "F")] += 1
-                sizes[(image.height, image.width)] += 1
-        except (UnidentifiedImageError, OSError) as exc:
-            raise TaskError(f"{where}: {path} is not an image that PIL can read ({exc})") from None
-    channels = options.channels or (1 if modes[True] == len(paths) else 3)
+def infer_format(entries: dict[Path, Entry | str], options: ImageOptions, where: str) -> tuple[int, tuple[int, int]]:
+    """Channels and size: declared, or read from the files' headers (grey if all are, one common size;
+    under ``resize`` alone, that size with its shorter side resized)."""
+    sizes, grey = Counter(), 0
+    for entry in entries.values():
+        if isinstance(entry, str):
+            raise TaskError(f"{where}: {entry}")
+        sizes[(entry.height, entry.width)] += 1
+        grey += entry.grey
+    channels = options.channels or (1 if grey == len(entries) else 3)
     if options.size is not None:
         return channels, options.size
     if len(sizes) > 1:
@@ -105,7 +105,43 @@ def infer_format(paths: list[Path], options: ImageOptions, where: str) -> tuple[
             f"{where}: the images have {len(sizes)} different sizes ({shown}, ...); "
             "declare the size a model sees with the task option size=H or size=[H, W]"
         )
-    return channels, next(iter(sizes))
+    h, w = next(iter(sizes))
+    if options.resize is not None:
+        scale = options.resize / min(h, w)
+        h, w = max(1, round(h * scale)), max(1, round(w * scale))
+    return channels, (h, w)
+
+
+class ImageFiles:
+    """A dataset of image files decoded when read (in a DataLoader's workers): uint8 [C, H, W]."""
+
+    def __init__(self, paths: list[Path], channels: int, size: tuple[int, int], resize: int | None) -> None:
+        self.paths, self.channels, self.size, self.resize = [str(p) for p in paths], channels, size, resize
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        import torch
+        from PIL import Image
+
+        with Image.open(self.paths[i]) as image:
+            array = to_array(image, self.channels, self.size, self.resize)
+        if array.shape[1:] != tuple(self.size):
+            raise TaskError(
+                f"{self.paths[i]} is {array.shape[2]}x{array.shape[1]} once decoded, the task declares "
+                f"{self.size[1]}x{self.size[0]}; declare the size with the task option size=H or size=[H, W]"
+            )
+        return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def files_fingerprint(name: str, split: str, options: ImageOptions, files: list[tuple[str, int, Entry]]) -> str:
+    """The hash of a file-backed split without decoding it: each file's path, label, size and byte
+    hash, and the decoding options."""
+    digest = hashlib.sha256(f"{name}/{split}/{options.model_dump_json()}".encode())
+    for relative, label, entry in files:
+        digest.update(f"\0{relative}\0{label}\0{entry.size}\0{entry.digest}".encode())
+    return digest.hexdigest()[:16]
 
 
 def class_folders(root: Path, where: str) -> dict[str, list[Path]]:
@@ -148,24 +184,36 @@ class ImageFolderTask(Task):
         self.files = {s: class_folders(r, self.name) for s, r in self.roots.items()}
         self.classes = tuple(self.files[default])
         paths = [p for files in self.files[default].values() for p in files]
-        channels, size = infer_format(paths, self.options, self.name)
+        self._entries = {default: file_index(self.roots[default], paths)}
+        channels, size = infer_format(self._entries[default], self.options, self.name)
         self.input_shape = (channels, *size)
         self.description = f"Images from {root}: {len(paths)} in the {default} split, {len(self.classes)} classes."
 
     def _load(self, split: str) -> Split:
-        from PIL import Image
+        """The split as a stream of its files (decoded when read), fingerprinted from their bytes."""
+        import pandas as pd
+        import torch
 
         files = self.files[split]
         unknown = sorted(set(files) - set(self.classes))
         if unknown:
             raise TaskError(f"task {self.name}: split {split} has classes {unknown} that {self.eval_split} lacks")
+        paths = [p for name in self.classes for p in files.get(name, [])]
+        labels = np.asarray([k for k, name in enumerate(self.classes) for _ in files.get(name, [])], dtype=np.int64)
+        if split not in self._entries:
+            self._entries[split] = file_index(self.roots[split], paths)
+        entries = self._entries[split]
+        bad = next((e for e in entries.values() if isinstance(e, str)), None)
+        if bad is not None:
+            raise TaskError(f"task {self.name}: {bad}")
+        names = [str(p.relative_to(self.roots[split])) for p in paths]
+        listed = [(n, int(k), entries[p]) for n, k, p in zip(names, labels, paths, strict=True)]
         channels, size = self.input_shape[0], self.input_shape[1:]
-        arrays, labels, names = [], [], []
-        for label, name in enumerate(self.classes):
-            for path in files.get(name, []):
-                with Image.open(path) as image:
-                    arrays.append(to_array(image, channels, size, self.options.resize))
-                labels.append(label)
-                names.append(str(path.relative_to(self.roots[split])))
-        pixels = np.stack(arrays)
-        return image_split(self.name, split, pixels, np.asarray(labels), {"file": names})
+        return Split(
+            self.name,
+            split,
+            ImageFiles(paths, channels, size, self.options.resize),
+            torch.from_numpy(labels),
+            pd.DataFrame({"index": np.arange(len(labels)), "file": names}),
+            files_fingerprint(self.name, split, self.options, listed),  # type: ignore[arg-type]
+        )

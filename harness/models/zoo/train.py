@@ -92,8 +92,8 @@ def accuracy(module: nn.Module, split: Split, batch_size: int = 1000) -> float:
     module.eval()
     correct = 0
     with torch.inference_mode():
-        for inputs, labels, _ in split.batches(batch_size):
-            correct += int((module(inputs).argmax(1) == labels).sum())
+        for inputs, rows in split.batches(batch_size):
+            correct += int((module(inputs).argmax(1) == split.labels[rows]).sum())
     return correct / len(split)
 
 
