@@ -1,4 +1,5 @@
-"""The corruption metric: CE and mCE against their definitions, the zoo's ordering, the shared cache."""
+"""The corruption metric: CE and mCE against their definitions, the zoo's ordering, corrupted data that
+does not depend on the batch size or the subset."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import pytest
 import torch
 
 from harness.context import EvalContext
-from harness.metrics.corruption import Corruption, CorruptionParams, cache_dir
+from harness.metrics import corruption
+from harness.metrics.corruption import Corruption, CorruptionParams
 from harness.models import load_model
 from harness.tasks import get_task
 
@@ -16,21 +18,17 @@ PARAMS = CorruptionParams(
 )
 
 
-def evaluate(name: str, n: int = 400):
+def evaluate(name: str, n: int = 400, batch_size: int = 500, rows: np.ndarray | None = None):
     task = get_task("fashion-mnist")
-    split = task.load().subset(np.arange(n))
-    ctx = EvalContext(load_model(f"zoo:{name}", task), task, split, torch.device("cpu"), 500, 0, 200, "t", {})
+    split = task.load().subset(np.arange(n) if rows is None else rows)
+    ctx = EvalContext(load_model(f"zoo:{name}", task), task, split, torch.device("cpu"), batch_size, 0, 200, "t", {})
     metric = Corruption()  # compute takes parameters resolved as the runner resolves them (the task's baseline)
     return metric.compute(ctx, metric.resolve(PARAMS, task, n=n, cut=True)), ctx
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("HARNESS_CACHE", str(tmp_path_factory.mktemp("cache")))
-    out = {name: evaluate(name) for name in ("fmnist-linear", "fmnist-cnn", "fmnist-cnn-aug")}
-    yield out
-    mp.undo()
+def results():
+    return {name: evaluate(name) for name in ("fmnist-linear", "fmnist-cnn", "fmnist-cnn-aug")}
 
 
 def by(records, metric, slice_="overall"):
@@ -74,15 +72,30 @@ def test_augmented_cnn_has_lower_mce_than_the_plain_cnn(results):
     assert aug.ci_high < plain.ci_low  # clearly, not by noise
 
 
-def test_corrupted_data_is_made_once_and_shared(results):
-    files = sorted(cache_dir().rglob("*.safetensors"))
-    assert len(files) == len(PARAMS.corruptions) * len(PARAMS.severities)  # three models, one set of files
-    mtimes = [f.stat().st_mtime_ns for f in files]
-    evaluate("fmnist-mlp")
-    assert [f.stat().st_mtime_ns for f in files] == mtimes
-    files[0].write_bytes(b"damaged")
-    evaluate("fmnist-mlp")  # a damaged file is made again
-    assert files[0].stat().st_size > 100
+def test_each_example_is_corrupted_alike_at_any_batch_size_and_in_any_subset(monkeypatch):
+    """Per example, the outcome under every corruption is the same whether the 400 examples go in
+    batches of 7 or 256, or a subset of them is evaluated (without the batch cache, which would serve
+    the first run's batches)."""
+    monkeypatch.setenv("HARNESS_CORRUPTION_CACHE_MB", "0")
+    monkeypatch.setattr(corruption, "_BATCHES", corruption.BatchCache())
+    monkeypatch.setattr(corruption, "_BASELINE", {})
+    (_, small), (_, large) = evaluate("fmnist-cnn", batch_size=7), evaluate("fmnist-cnn", batch_size=256)
+    rows = np.arange(400)[::3]
+    (_, part) = evaluate("fmnist-cnn", rows=rows, batch_size=50)
+    a, b, c = (ctx.outputs["corruption"].set_index("example") for ctx in (small, large, part))
+    assert a.equals(b) and a.loc[c.index].equals(c)
+    assert len(corruption._BATCHES.items) == 0
+
+
+def test_corrupted_batches_are_shared_within_a_process_and_bounded(monkeypatch):
+    monkeypatch.setattr(corruption, "_BATCHES", corruption.BatchCache())
+    monkeypatch.setenv("HARNESS_CORRUPTION_CACHE_MB", "0.01")  # 10,485 bytes: 13 images of 28 x 28
+    images, indices = torch.rand(10, 1, 28, 28), np.arange(10)
+    first = corruption.corrupted(images, indices, "shot_noise", 2, 0, "task")
+    assert len(corruption._BATCHES.items) == 1
+    assert torch.equal(corruption.corrupted(images, indices, "shot_noise", 2, 0, "task"), first)
+    corruption.corrupted(images, indices, "shot_noise", 3, 0, "task")  # over the bound: the oldest goes
+    assert len(corruption._BATCHES.items) == 1 and corruption._BATCHES.bytes <= corruption._BATCHES.limit
 
 
 def test_unknown_corruption_and_tabular_task():

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from harness.attacks.corruptions import CORRUPTIONS, corrupt
+from harness.attacks.corruptions import CORRUPTIONS, Draws, corrupt
 from harness.attacks.corruptions.filters import hsv_to_rgb, rgb_to_hsv
 from harness.tasks import get_task
 
@@ -33,6 +33,25 @@ def test_shape_range_and_determinism(name):
             assert not torch.equal(out, corrupt(images, name, 3, seed=2))
 
 
+def draws(n: int) -> Draws:
+    """The same random draws for every call (one seed per example)."""
+    return Draws.for_examples("test", range(n), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_an_example_is_corrupted_alike_in_any_batch_and_subset(name):
+    """Bytes identical whether 40 images go in batches of 7 or all at once, or a subset is corrupted:
+    each example's randomness comes from its own index (``indices``)."""
+    images = get_task("fashion-mnist").load().inputs[:40]
+    whole = (corrupt(images, name, 4, seed=3) * 255).round().to(torch.uint8)
+    batches = [(corrupt(images[i : i + 7], name, 4, seed=3, indices=range(i, min(i + 7, 40))) * 255).round()
+               for i in range(0, 40, 7)]  # fmt: skip
+    assert torch.equal(torch.cat(batches).to(torch.uint8), whole)
+    some = [2, 17, 31]
+    part = (corrupt(images[some], name, 4, seed=3, indices=some) * 255).round().to(torch.uint8)
+    assert torch.equal(part, whole[some])
+
+
 def mean_change(images: torch.Tensor, name: str) -> list[float]:
     return [float((corrupt(images, name, s) - images).abs().mean()) for s in range(1, 6)]
 
@@ -47,7 +66,9 @@ def signal_lost(clean: torch.Tensor, corrupted: torch.Tensor) -> float:
 # Fog and frost blend a layer into the image: at a higher severity less of the image is left, but the
 # mean absolute change can shrink where the image removed and the layer added cancel (frost's
 # severities 3 and 4 add the same frost and keep 0.7 and 0.65 of the image). For them the test
-# measures the share of the image lost (1 - correlation with the clean image).
+# measures the share of the image lost (1 - correlation with the clean image) before the final clip to
+# [0, 1]: on bright images the clip saturates more pixels at severity 3 than at 4 and swaps the two
+# (on 60 such images: 0.1068 and 0.1057 after the clip, 0.0747 and 0.0845 before).
 BLENDS = {"fog", "frost"}
 
 
@@ -57,7 +78,8 @@ def test_higher_severity_changes_the_image_more(name):
     # pixelate's severities (at 64 pixels, factor 0.5 is an exact 2x2 block and changes less than 0.6).
     # The same random draws at every severity (one generator seed), so only the severity differs.
     images = smooth_rgb(size=97)
-    outs = [CORRUPTIONS[name](images, s, torch.Generator().manual_seed(0)).clamp(0, 1) for s in range(5)]
+    outs = [CORRUPTIONS[name](images, s, draws(len(images))) for s in range(5)]
+    outs = outs if name in BLENDS else [out.clamp(0, 1) for out in outs]
     if name in BLENDS:
         change = [signal_lost(images, out) for out in outs]
     else:
@@ -73,7 +95,7 @@ def test_glass_blur_orders_its_severities_in_two_steps():
     are ordered only in steps: 3-5 change the image more than 1-2, and 5 the most (the reference
     implementation gives the same: tests/test_corruption_reference.py)."""
     images = smooth_rgb(size=97)
-    outs = [CORRUPTIONS["glass_blur"](images, s, torch.Generator().manual_seed(0)) for s in range(5)]
+    outs = [CORRUPTIONS["glass_blur"](images, s, draws(len(images))) for s in range(5)]
     change = [float((out - images).abs().mean()) for out in outs]
     assert min(change[2:]) > max(change[:2]) > 0 and change[4] == max(change), change
 
@@ -113,12 +135,12 @@ def test_glass_blur_waves_give_the_sequential_result():
         images = torch.arange(n)
         positions = [(row, col) for row in range(h - delta, delta, -1) for col in range(w - delta, delta, -1)]
         for _ in range(iterations):
-            offsets = torch.randint(-delta, delta, (len(positions), 2, n), generator=g)
+            offsets = torch.randint(-delta, delta, (n, len(positions), 2), generator=g).permute(1, 2, 0)
             for (row, col), (dx, dy) in zip(positions, offsets, strict=True):
                 source[:, row * w + col] = source[images, (row + dy) * w + (col + dx)]
         return source
 
     for n, h, w, delta, iterations in [(3, 28, 28, 1, 2), (4, 32, 40, 2, 3), (2, 30, 25, 4, 2), (5, 28, 28, 3, 2)]:
         expected = sequential(n, h, w, delta, iterations, torch.Generator().manual_seed(1))
-        waves = local_shuffle(n, h, w, delta, iterations, torch.Generator().manual_seed(1), torch.device("cpu"))
+        waves = local_shuffle(n, h, w, delta, iterations, Draws.single(1), torch.device("cpu"))
         assert torch.equal(waves, expected)

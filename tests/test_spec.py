@@ -79,7 +79,7 @@ def test_the_mce_baselines_fingerprint_is_in_the_key(tmp_path, monkeypatch):
     assert after.key != before.key and after.spec.model == before.spec.model
 
 
-def test_the_corruption_code_version_keys_the_spec_and_the_disk_cache(tmp_path, monkeypatch):
+def test_the_corruption_code_version_keys_the_spec_and_the_batch_cache(tmp_path, monkeypatch):
     import hashlib
 
     import harness.attacks.corruptions as image
@@ -94,14 +94,14 @@ def test_the_corruption_code_version_keys_the_spec_and_the_disk_cache(tmp_path, 
     job = jobs_of(suite(["zoo:fmnist-linear"], "[corruption]"), tmp_path)["corruption"]
     assert job.spec.depends["corruption_code"] == corruption.code_version()
 
-    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    images = torch.rand(4, 1, 8, 8)
-    corruption.corrupted("task", "split", images, "gaussian_noise", 3, 0)
-    written = sorted(p.name for p in (tmp_path / "cache").rglob("*.safetensors"))
-    assert len(written) == 1 and corruption.code_version() in written[0]
+    monkeypatch.setattr(corruption, "_BATCHES", corruption.BatchCache())
+    images, indices = torch.rand(4, 1, 8, 8), np.arange(4)
+    first = corruption.corrupted(images, indices, "gaussian_noise", 3, 0, "task")
+    assert [corruption.code_version() in key for key in corruption._BATCHES.items] == [True]
+    assert torch.equal(corruption.corrupted(images, indices, "gaussian_noise", 3, 0, "task"), first)  # served
     monkeypatch.setattr(corruption, "code_version", lambda: "edited-code-0000")
-    corruption.corrupted("task", "split", images, "gaussian_noise", 3, 0)  # edited code: not served the old file
-    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 2
+    corruption.corrupted(images, indices, "gaussian_noise", 3, 0, "task")  # edited code: not served the old batch
+    assert len(corruption._BATCHES.items) == 2
 
 
 def test_device_bound_figures_are_keyed_by_the_device_and_library_versions(tmp_path, monkeypatch):

@@ -1,15 +1,19 @@
 """Accuracy under common corruptions, corruption errors normalised by a baseline model (mCE) and the
 relative mCE (Hendrycks and Dietterich, 2019); formulas in docs/metrics.md.
 
-Corrupted copies of the evaluated images are made once per (task fingerprint, examples, corruption,
-severity, seed) and shared by every model of the run (in memory) and of later runs (on disk, as
-uint8 safetensors under ``$HARNESS_CACHE`` or ``~/.cache/harness``).
+The evaluated examples are read in batches and corrupted on the device, batch by batch, each example
+with randomness of its own (seeded by the corruption, the severity, the run's seed and the example's
+index), so that every model, run, batch size and subset sees identical corrupted data without a copy
+on disk. Within a process, corrupted batches of small images are kept in a bounded in-memory cache
+(``HARNESS_CORRUPTION_CACHE_MB``, default 256; 0 turns it off), so that the models of one suite share
+them; the cache changes no figure.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,12 +28,12 @@ from harness.files import source_digest
 from harness.measures import Measure
 from harness.metrics.base import Metric, costly_subset
 from harness.registry import metrics
+from harness.spec import index_digest
 
 if TYPE_CHECKING:
     import torch
 
     from harness.context import EvalContext
-    from harness.models.base import Model
     from harness.records import Record
     from harness.tasks.base import Task
 
@@ -40,7 +44,6 @@ STANDARD = (
     "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
 )  # fmt: skip
 BASELINES = {"fashion-mnist": "zoo:fmnist-linear"}
-CHUNK = 500  # images corrupted per call: bounded memory; each chunk draws its own randomness
 
 
 def known() -> dict[str, str]:
@@ -89,10 +92,6 @@ class CorruptionParams(BaseModel):
         return tuple(sorted(set(values)))
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness")) / "corruptions"
-
-
 @cache
 def code_version() -> str:
     """The hash of the code that generates corrupted inputs (the image corruptions and the text
@@ -103,33 +102,57 @@ def code_version() -> str:
     return source_digest([*sorted(Path(image.__file__).parent.glob("*.py")), Path(text.__file__)])
 
 
-def corrupted(task_fp: str, split_fp: str, images: torch.Tensor, name: str, severity: int, seed: int) -> torch.Tensor:
-    """``images`` corrupted, as uint8, from the disk cache or made once and written there."""
+class BatchCache:
+    """Corrupted batches as uint8, least recently used first out, at most ``limit`` bytes in all."""
+
+    def __init__(self) -> None:
+        self.items: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self.bytes = 0
+
+    @property
+    def limit(self) -> int:
+        return int(float(os.environ.get("HARNESS_CORRUPTION_CACHE_MB", "256")) * 2**20)
+
+    def get(self, key: tuple) -> torch.Tensor | None:
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        return None
+
+    def put(self, key: tuple, pixels: torch.Tensor) -> None:
+        size = pixels.numel()
+        if size > self.limit:
+            return
+        self.items[key] = pixels
+        self.bytes += size
+        while self.bytes > self.limit:
+            _, old = self.items.popitem(last=False)
+            self.bytes -= old.numel()
+
+
+_BATCHES = BatchCache()
+
+
+def corrupted(images: torch.Tensor, indices: np.ndarray, name: str, severity: int, seed: int,
+              task_fp: str) -> torch.Tensor:  # fmt: skip
+    """A batch corrupted on its device and quantised to uint8 as an image file would hold it, then
+    float in [0, 1] again; from the in-memory cache when this batch was corrupted before."""
     import torch
-    from safetensors.torch import load_file, save_file
 
     from harness.attacks.corruptions import corrupt
-    from harness.files import atomic_write
 
-    path = cache_dir() / task_fp / f"{split_fp}-{name}-{severity}-{seed}-{code_version()}.safetensors"
-    if path.is_file():
-        try:
-            pixels = load_file(str(path))["images"]
-            if pixels.shape == images.shape:
-                return pixels
-        except Exception:  # a damaged cache file is made again
-            pass
-    chunks = range(0, len(images), CHUNK)
-    out = torch.cat([corrupt(images[i : i + CHUNK], name, severity, seed, chunk=i // CHUNK) for i in chunks])
-    pixels = (out * 255).round().to(torch.uint8).contiguous()
-    with atomic_write(path) as tmp:
-        save_file({"images": pixels}, str(tmp))
-    return pixels
+    key = (task_fp, index_digest(indices), name, severity, seed, code_version(), str(images.device))
+    pixels = _BATCHES.get(key)
+    if pixels is None:
+        pixels = (corrupt(images, name, severity, seed, indices=indices) * 255).round().to(torch.uint8)
+        _BATCHES.put(key, pixels)
+    return pixels.float() / 255
 
 
-# The baseline's predictions, by (baseline, split fingerprint, corruption, severity, seed): every model
-# of a run is normalised by the same baseline errors, which are computed once per process.
-_BASELINE: dict[tuple[str, str, str | None, int, int], np.ndarray] = {}
+# The baseline's errors on each (corruption, severity) and clean, by (baseline, evaluated examples, task
+# fingerprint, seed): every model of a run is normalised by the same baseline errors, computed once per
+# process (the baseline runs beside the first model, on the same corrupted batches).
+_BASELINE: dict[tuple[str | None, str, str, int], np.ndarray] = {}
 
 
 def grid_examples(labels: np.ndarray, columns: int = 6) -> np.ndarray:
@@ -138,16 +161,10 @@ def grid_examples(labels: np.ndarray, columns: int = 6) -> np.ndarray:
     return np.sort(first)[:columns]
 
 
-def predictions(model: Model, images: torch.Tensor, batch_size: int) -> np.ndarray:
-    return np.concatenate(
-        [model.logits(images[i : i + batch_size]).argmax(1).numpy() for i in range(0, len(images), batch_size)]
-    )
-
-
 def weights_from_rows(rows: np.ndarray, n: int) -> np.ndarray:
     """Resample counts per example for each index row: [B, n] rows -> [B, n] weights."""
     b = rows.shape[0]
-    return np.bincount((rows + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n).astype(np.float32)
+    return np.bincount((rows + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
 
 
 @metrics.register("corruption", "accuracy under ImageNet-C corruptions or text perturbations; CE and mCE "
@@ -192,75 +209,87 @@ class Corruption(Metric):
             out["baseline"] = {"name": name, "fingerprint": fingerprint}
         return out
 
+    @staticmethod
+    def _batches(ctx: EvalContext, picked: np.ndarray, text: bool) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+        """The evaluated examples in batches: (inputs on the device, their positions in ``picked``).
+        Texts are held in memory and perturbed as strings, in one batch."""
+        if text:
+            yield ctx.split.take(picked), np.arange(len(picked))
+            return
+        done = 0
+        for batch, rows in ctx.split.batches(ctx.batch_size, positions=picked, workers=ctx.workers, device=ctx.device):
+            yield batch, np.arange(done, done + len(rows))
+            done += len(rows)
+
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
         from harness.models import load_model
 
         assert isinstance(params, CorruptionParams)
         baseline = params.baseline  # resolved: the suite's, else the task's default, else None
         picked = costly_subset(ctx, params.examples)
-        split = ctx.split.subset(picked)
-        images = split.take(np.arange(len(split)), workers=ctx.workers)
         labels, clean_correct = ctx.clean.labels[picked], ctx.clean.correct[picked]
-        split_fp = split.fingerprint
+        indices = ctx.split.attributes["index"].to_numpy()[picked]  # each example's index in the split
         names, sevs = params.names(ctx.task.modality), params.severities
+        cells = [(name, severity) for name in names for severity in sevs]
         text = ctx.task.modality == "text"
-        if text:
-            from harness.attacks.text import perturb
-            from harness.tasks.text import decode_texts, encode_texts
+        base_key = (baseline, index_digest(indices), ctx.task.fingerprint, ctx.seed)
+        base_model = None
+        if baseline is not None and base_key not in _BASELINE:
+            base_model = load_model(baseline, ctx.task).to(ctx.device)
+        correct = np.zeros((len(cells), len(labels)), dtype=bool)
+        base_wrong = np.zeros((len(cells) + 1, len(labels)), dtype=bool)  # the last row: clean
+        shown = grid_examples(labels)
+        grid: dict[str, dict[int, np.ndarray]] = {}  # column -> position -> image
 
-            strings, example_ids = decode_texts(images), split.attributes["index"].to_numpy()
-        loaded: list[Model] = []
+        def base_errors(inputs: torch.Tensor, rows: np.ndarray, cell: int) -> None:
+            if base_model is not None:
+                preds = np.concatenate([base_model.logits(inputs[i : i + ctx.batch_size]).argmax(1).cpu().numpy()
+                                        for i in range(0, len(inputs), ctx.batch_size)])  # fmt: skip
+                base_wrong[cell, rows] = preds != labels[rows]
 
-        def base_predictions(corruption: str | None, severity: int, pixels: Callable[[], torch.Tensor]) -> np.ndarray:
-            key = (baseline, split_fp, corruption, severity, ctx.seed)
-            if key not in _BASELINE:
-                if not loaded:
-                    loaded.append(load_model(baseline, ctx.task))
-                _BASELINE[key] = predictions(loaded[0], pixels(), ctx.batch_size)
-            return _BASELINE[key]
+        for number, (batch, rows) in enumerate(self._batches(ctx, picked, text)):
+            base_errors(batch, rows, len(cells))
+            show = np.flatnonzero(np.isin(rows, shown))
+            if not text:
+                grid.setdefault("clean", {}).update(zip(rows[show], batch[show].cpu().numpy(), strict=True))
+            for k, (name, severity) in enumerate(cells):
+                ctx.stage(f"batch {number + 1}: {name}@{severity}", k, len(cells))
+                if text:
+                    from harness.attacks.text import perturb
+                    from harness.tasks.text import decode_texts, encode_texts
 
-        def perturbed(name: str, severity: int) -> torch.Tensor:
-            """The evaluated inputs under ``name`` at ``severity``, in the task's raw space."""
-            if text:
-                return encode_texts(perturb(strings, example_ids, name, severity, ctx.seed))
-            return corrupted(ctx.task.fingerprint, split_fp, images, name, severity, ctx.seed).float() / 255
-
-        model_err = np.zeros((len(names), len(sevs), len(labels)), dtype=np.float32)
-        base_err = np.zeros_like(model_err)
+                    inputs = encode_texts(perturb(decode_texts(batch), indices[rows], name, severity, ctx.seed))
+                else:
+                    inputs = corrupted(batch, indices[rows], name, severity, ctx.seed, ctx.task.fingerprint)
+                    if severity == sevs[-1]:
+                        grid.setdefault(name, {}).update(zip(rows[show], inputs[show].cpu().numpy(), strict=True))
+                correct[k, rows] = ctx.predict(inputs) == labels[rows]
+                base_errors(inputs, rows, k)
+        if baseline is not None:
+            if base_key not in _BASELINE:
+                _BASELINE[base_key] = base_wrong
+            base_wrong = _BASELINE[base_key]
         out: list[Record] = []
         opts = ctx.bootstrap_options
         record_params = {"corruptions": list(names), "severities": list(sevs), "baseline": baseline,
                          "examples": len(picked)}  # fmt: skip
-        outcomes: dict[str, np.ndarray] = {"example": split.attributes["index"].to_numpy(), "clean": clean_correct}
-        shown = grid_examples(labels)
-        grid_rows = [] if text else [images[shown].numpy()]
-        for i, name in enumerate(names):
-            for j, severity in enumerate(sevs):
-                ctx.stage(f"{name}@{severity}", i * len(sevs) + j, len(names) * len(sevs))
-                inputs = perturbed(name, severity)
-                if severity == sevs[-1] and not text:
-                    grid_rows.append(inputs[shown].numpy())
-                correct = ctx.predict(inputs) == labels
-                outcomes[f"{name}@{severity}"] = correct
-                model_err[i, j] = ~correct
-                if baseline is not None:
-                    base_err[i, j] = base_predictions(name, severity, lambda x=inputs: x) != labels
-                out.append(
-                    ctx.record(
-                        "corruption.accuracy",
-                        stats.proportion(correct, **opts),
-                        slice=f"corruption={name}@{severity}",
-                        params=record_params,
-                    )
-                )
+        outcomes: dict[str, np.ndarray] = {"example": indices, "clean": clean_correct}
+        for k, (name, severity) in enumerate(cells):
+            outcomes[f"{name}@{severity}"] = correct[k]
+            estimate = stats.proportion(correct[k], **opts)
+            out.append(ctx.record("corruption.accuracy", estimate, slice=f"corruption={name}@{severity}",
+                                  params=record_params))  # fmt: skip
+        model_err = ~correct.reshape(len(names), len(sevs), -1)
+        base_err = base_wrong[:-1].reshape(len(names), len(sevs), -1)
         ctx.outputs["corruption"] = pd.DataFrame(outcomes)  # correct or not per example, for paired comparisons
         if not text:
+            rows_shown = np.stack([np.stack([grid[column][p] for p in shown]) for column in ["clean", *names]])
             ctx.figures[f"corruptions@{sevs[-1]}"] = image_grid(
-                np.stack(grid_rows), ["clean", *names], [ctx.task.classes[k] for k in labels[shown]],
+                rows_shown, ["clean", *names], [ctx.task.classes[k] for k in labels[shown]],
                 title=f"{ctx.task.name}: each corruption at severity {sevs[-1]}",
             )  # fmt: skip
         n = len(labels)
-        flat_m = model_err.reshape(-1, n).T  # [n, C*S]
+        flat_m = model_err.reshape(-1, n).T.astype(np.float64)  # [n, C*S]
 
         def sums(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
             w = weights_from_rows(rows, n)
@@ -274,9 +303,9 @@ class Corruption(Metric):
         )
         if baseline is None:  # CE needs a baseline's errors: the task has none and the suite named none
             return out
-        clean_err = (~clean_correct).astype(np.float32)
-        base_clean_err = (base_predictions(None, 0, lambda: images) != labels).astype(np.float32)
-        flat_b = base_err.reshape(-1, n).T
+        clean_err = (~clean_correct).astype(np.float64)
+        base_clean_err = base_wrong[-1].astype(np.float64)
+        flat_b = base_err.reshape(-1, n).T.astype(np.float64)
         c, s = len(names), len(sevs)
 
         def ce_per_corruption(rows: np.ndarray) -> np.ndarray:

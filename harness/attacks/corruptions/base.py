@@ -1,13 +1,62 @@
 """The corruption registry: each corruption maps a batch ``[N, C, H, W]`` in [0, 1], a severity index
-0-4 and a seeded generator to the corrupted batch (clipped to [0, 1] by ``corrupt``)."""
+0-4 and the batch's random ``Draws`` to the corrupted batch (clipped to [0, 1] by ``corrupt``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 
 import torch
 
-Corruption = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
+
+class Draws:
+    """Random numbers for a batch, each example's drawn from its own generator (seeded by the
+    corruption, the severity, the run's seed and the example's index in its split), so that an example
+    is corrupted the same way in any batch, at any batch size and in any subset. Every draw's first
+    dimension is the batch's. ``Draws.single`` draws whole shapes from one generator instead (fixed
+    textures)."""
+
+    def __init__(self, generators: Sequence[torch.Generator], device: torch.device, per_example: bool = True) -> None:
+        self.generators, self.device, self.per_example = list(generators), device, per_example
+
+    @classmethod
+    def for_examples(cls, key: str, indices: Sequence[int], device: torch.device) -> Draws:
+        generators = []
+        for index in indices:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(zlib.crc32(f"{key}/{int(index)}".encode()))
+            generators.append(generator)
+        return cls(generators, device)
+
+    @classmethod
+    def single(cls, seed: int, device: torch.device | str = "cpu") -> Draws:
+        return cls([torch.Generator(device=device).manual_seed(seed)], torch.device(device), per_example=False)
+
+    def _each(self, shape: tuple[int, ...], draw: Callable[[tuple[int, ...], torch.Generator], torch.Tensor]):
+        if not self.per_example:
+            return draw(tuple(shape), self.generators[0])
+        if not self.generators:
+            return draw((0, *shape[1:]), torch.Generator(device=self.device))
+        if shape[0] != len(self.generators):
+            raise ValueError(f"a draw of shape {tuple(shape)} for a batch of {len(self.generators)} examples")
+        return torch.stack([draw(tuple(shape[1:]), g) for g in self.generators])
+
+    def rand(self, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return self._each(shape, lambda s, g: torch.rand(s, generator=g, device=self.device, dtype=dtype))
+
+    def randn(self, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return self._each(shape, lambda s, g: torch.randn(s, generator=g, device=self.device, dtype=dtype))
+
+    def randint(self, low: int, high: int, shape: tuple[int, ...]) -> torch.Tensor:
+        return self._each(shape, lambda s, g: torch.randint(low, high, s, generator=g, device=self.device))
+
+    def poisson(self, rates: torch.Tensor) -> torch.Tensor:
+        if not self.per_example:
+            return torch.poisson(rates, generator=self.generators[0])
+        return torch.stack([torch.poisson(r, generator=g) for r, g in zip(rates, self.generators, strict=True)])
+
+
+Corruption = Callable[[torch.Tensor, int, Draws], torch.Tensor]
 CORRUPTIONS: dict[str, Corruption] = {}
 FAMILIES: dict[str, str] = {}
 
@@ -21,11 +70,9 @@ def corruption(name: str, family: str) -> Callable[[Corruption], Corruption]:
     return add
 
 
-def normal(
-    shape: tuple[int, ...], g: torch.Generator, like: torch.Tensor, mean: float = 0.0, std: float = 1.0
-) -> torch.Tensor:
-    return torch.randn(shape, generator=g, device=like.device, dtype=like.dtype) * std + mean
+def normal(shape: tuple[int, ...], g: Draws, like: torch.Tensor, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
+    return g.randn(shape, dtype=like.dtype) * std + mean
 
 
-def uniform(shape: tuple[int, ...], g: torch.Generator, like: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    return torch.rand(shape, generator=g, device=like.device, dtype=like.dtype) * (high - low) + low
+def uniform(shape: tuple[int, ...], g: Draws, like: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    return g.rand(shape, dtype=like.dtype) * (high - low) + low

@@ -5,21 +5,21 @@ from __future__ import annotations
 import torch
 
 from harness.attacks.corruptions import filters
-from harness.attacks.corruptions.base import corruption, uniform
+from harness.attacks.corruptions.base import Draws, corruption, uniform
 
 
 @corruption("gaussian_blur", "blur")
-def gaussian_blur(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+def gaussian_blur(x: torch.Tensor, s: int, g: Draws) -> torch.Tensor:
     return filters.gaussian_filter(x, [1, 2, 3, 4, 6][s])
 
 
 @corruption("defocus_blur", "blur")
-def defocus_blur(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+def defocus_blur(x: torch.Tensor, s: int, g: Draws) -> torch.Tensor:
     radius, alias = [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)][s]
     return filters.filter2d(x, filters.disk_kernel(radius, alias), "mirror")
 
 
-def local_shuffle(n: int, h: int, w: int, delta: int, iterations: int, g: torch.Generator,
+def local_shuffle(n: int, h: int, w: int, delta: int, iterations: int, g: Draws,
                   device: torch.device) -> torch.Tensor:  # fmt: skip
     """Glass blur's pixel shuffle, per image: from the bottom right, every pixel in turn takes the value
     of a random pixel up to ``delta`` away, so values travel further than ``delta``. Returns the source
@@ -42,7 +42,7 @@ def local_shuffle(n: int, h: int, w: int, delta: int, iterations: int, g: torch.
     target = rows * w + cols
     source = torch.arange(h * w, device=device).repeat(n, 1)
     for _ in range(iterations):
-        offsets = torch.randint(-delta, delta, (len(rows), 2, n), generator=g, device=device)  # (dx, dy)
+        offsets = g.randint(-delta, delta, (n, len(rows), 2)).permute(1, 2, 0)  # [positions, (dx, dy), n]
         read = (rows[:, None] + offsets[:, 1]) * w + (cols[:, None] + offsets[:, 0])  # [positions, n]
         for step in waves:
             source[:, target[step]] = source.gather(1, read[step].T)
@@ -50,7 +50,7 @@ def local_shuffle(n: int, h: int, w: int, delta: int, iterations: int, g: torch.
 
 
 @corruption("glass_blur", "blur")
-def glass_blur(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+def glass_blur(x: torch.Tensor, s: int, g: Draws) -> torch.Tensor:
     sigma, delta, iterations = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)][s]
     n, c, h, w = x.shape
     x = torch.floor(filters.gaussian_filter(x, sigma).clamp(0, 1) * 255) / 255  # np.uint8 truncates
@@ -60,13 +60,13 @@ def glass_blur(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
 
 
 @corruption("motion_blur", "blur")
-def motion_blur(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+def motion_blur(x: torch.Tensor, s: int, g: Draws) -> torch.Tensor:
     radius, sigma = [(10, 3), (15, 5), (15, 8), (15, 12), (20, 15)][s]
     return filters.motion_blur(x, radius, sigma, uniform((x.shape[0],), g, x, -45, 45))
 
 
 @corruption("zoom_blur", "blur")
-def zoom_blur(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+def zoom_blur(x: torch.Tensor, s: int, g: Draws) -> torch.Tensor:
     start, stop, step = [(1, 1.11, 0.01), (1, 1.16, 0.01), (1, 1.21, 0.02), (1, 1.26, 0.02), (1, 1.31, 0.03)][s]
     zooms = torch.arange(start, stop, step, dtype=torch.float64).tolist()
     out = torch.zeros_like(x)

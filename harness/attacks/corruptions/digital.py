@@ -9,23 +9,23 @@ import torch
 from torch.nn import functional as F
 
 from harness.attacks.corruptions import filters
-from harness.attacks.corruptions.base import corruption, uniform
+from harness.attacks.corruptions.base import Draws, corruption, uniform
 
 
 @corruption("brightness", "digital")
-def brightness(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+def brightness(x: torch.Tensor, s: int, g: Draws) -> torch.Tensor:
     c = [0.1, 0.2, 0.3, 0.4, 0.5][s]
     return filters.in_hsv(x, lambda hsv: torch.stack([hsv[:, 0], hsv[:, 1], hsv[:, 2] + c], 1))
 
 
 @corruption("saturate", "digital")
-def saturate(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+def saturate(x: torch.Tensor, s: int, g: Draws) -> torch.Tensor:
     scale, shift = [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)][s]
     return filters.in_hsv(x, lambda hsv: torch.stack([hsv[:, 0], hsv[:, 1] * scale + shift, hsv[:, 2]], 1))
 
 
 @corruption("contrast", "digital")
-def contrast(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+def contrast(x: torch.Tensor, s: int, g: Draws) -> torch.Tensor:
     means = x.mean(dim=(2, 3), keepdim=True)
     return (x - means) * [0.4, 0.3, 0.2, 0.1, 0.05][s] + means
 
@@ -59,7 +59,7 @@ def nearest_index(out: int, size: int) -> torch.Tensor:
 
 
 @corruption("pixelate", "digital")
-def pixelate(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+def pixelate(x: torch.Tensor, s: int, g: Draws) -> torch.Tensor:
     """Down by PIL's BOX filter to a share c of each side, back up by PIL's nearest neighbour."""
     c = [0.6, 0.5, 0.4, 0.3, 0.25][s]
     h, w = x.shape[2:]
@@ -70,7 +70,7 @@ def pixelate(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
 
 
 @corruption("jpeg_compression", "digital")
-def jpeg_compression(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+def jpeg_compression(x: torch.Tensor, s: int, g: Draws) -> torch.Tensor:
     """JPEG at quality 25, 18, 15, 10, 7 through torchvision's libjpeg codec, image by image."""
     quality = [25, 18, 15, 10, 7][s]
     pixels = (x * 255).round().to(torch.uint8).cpu()
@@ -84,7 +84,7 @@ def jpeg_compression(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tenso
 
 
 @corruption("elastic_transform", "digital")
-def elastic_transform(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+def elastic_transform(x: torch.Tensor, s: int, g: Draws) -> torch.Tensor:
     """Each pixel moved by a smoothed random field (imagecorruptions 1.1.2's version): uniform
     displacements up to 0.5% of the height, Gaussian-smoothed with sigma 1% of each side (truncated at
     3 sigma, reflected borders), scaled by alpha; bilinear resampling with reflected borders."""

@@ -9,16 +9,16 @@ import torch
 from torch.nn import functional as F
 
 from harness.attacks.corruptions import filters
-from harness.attacks.corruptions.base import corruption, normal, uniform
+from harness.attacks.corruptions.base import Draws, corruption, normal, uniform
 
 
-def plasma_fractal(n: int, mapsize: int, wibbledecay: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
+def plasma_fractal(n: int, mapsize: int, wibbledecay: float, g: Draws, device: torch.device) -> torch.Tensor:
     """``n`` diamond-square height maps in [0, 1] (ImageNet-C's ``plasma_fractal``, batched)."""
     maps = torch.zeros(n, mapsize, mapsize, dtype=torch.float64, device=device)
     step, wibble = mapsize, 100.0
 
     def wibbled_mean(total: torch.Tensor) -> torch.Tensor:
-        noise = torch.rand(total.shape, generator=g, device=device, dtype=torch.float64) * 2 * wibble - wibble
+        noise = g.rand(total.shape, dtype=torch.float64) * 2 * wibble - wibble
         return total / 4 + wibble * noise
 
     while step >= 2:
@@ -42,7 +42,7 @@ def power_of_two(size: int) -> int:
 
 
 @corruption("fog", "weather")
-def fog(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+def fog(x: torch.Tensor, s: int, g: Draws) -> torch.Tensor:
     strength, decay = [(1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)][s]
     n, _, h, w = x.shape
     peak = x.amax(dim=(1, 2, 3), keepdim=True)
@@ -51,7 +51,7 @@ def fog(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
 
 
 @corruption("snow", "weather")
-def snow(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+def snow(x: torch.Tensor, s: int, g: Draws) -> torch.Tensor:
     mean, std, zoom, threshold, radius, sigma, keep = [
         (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
         (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
@@ -110,7 +110,7 @@ def frost_fields() -> tuple[torch.Tensor, ...]:
     """The four fields of every texture, each of mean 0 and standard deviation 1: fine (grain and
     needles), veins, haze."""
     size, cpu = FROST_SIZE, torch.device("cpu")
-    g = torch.Generator().manual_seed(2019)
+    g = Draws.single(2019)
 
     def unit(field: torch.Tensor) -> torch.Tensor:
         return (field - field.mean()) / field.std()
@@ -119,9 +119,9 @@ def frost_fields() -> tuple[torch.Tensor, ...]:
     for decay, weight, sharpness in ((1.25, 1.0, 12), (1.4, 0.7, 8), (1.8, 0.5, 4)):
         plasma = plasma_fractal(1, size, decay, g, cpu)[0]
         veins += weight * (1 - (2 * plasma - 1).abs()) ** sharpness
-    seeds = (torch.rand(4, 1, size, size, generator=g, dtype=torch.float64) < 0.002).double()
-    needles = filters.motion_blur(seeds, 12, 6, torch.rand(4, generator=g, dtype=torch.float64) * 360).sum(0)[0]
-    grain = filters.gaussian_filter(torch.randn(1, 1, size, size, generator=g, dtype=torch.float64), 0.7)[0, 0]
+    seeds = (g.rand((4, 1, size, size), dtype=torch.float64) < 0.002).double()
+    needles = filters.motion_blur(seeds, 12, 6, g.rand((4,), dtype=torch.float64) * 360).sum(0)[0]
+    grain = filters.gaussian_filter(g.randn((1, 1, size, size), dtype=torch.float64), 0.7)[0, 0]
     haze = plasma_fractal(1, size, 2.0, g, cpu)[0]
     return unit(unit(grain) + unit(needles)), unit(veins), unit(haze)
 
@@ -156,14 +156,14 @@ def frost_layers(device: str, h: int, w: int) -> torch.Tensor:
 
 
 @corruption("frost", "weather")
-def frost(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+def frost(x: torch.Tensor, s: int, g: Draws) -> torch.Tensor:
     keep, amount = [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)][s]
     n, c, h, w = x.shape
     textures = frost_layers(str(x.device), h, w)
     size = textures.shape[-1]
-    which = torch.randint(len(textures), (n,), generator=g, device=x.device)
-    top = torch.randint(size - h, (n,), generator=g, device=x.device)
-    left = torch.randint(size - w, (n,), generator=g, device=x.device)
+    which = g.randint(0, len(textures), (n,))
+    top = g.randint(0, size - h, (n,))
+    left = g.randint(0, size - w, (n,))
     rows = (top[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (left[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
     layer = textures[which[:, None, None, None], torch.arange(3, device=x.device)[None, :, None, None], rows, cols]
@@ -199,7 +199,7 @@ def mud(x: torch.Tensor, liquid: torch.Tensor, threshold: float, sigma: float) -
 
 
 @corruption("spatter", "weather")
-def spatter(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
+def spatter(x: torch.Tensor, s: int, g: Draws) -> torch.Tensor:
     mean, std, sigma, threshold, strength, is_mud = [
         (0.65, 0.3, 4, 0.69, 0.6, False),
         (0.65, 0.3, 3, 0.68, 0.6, False),
