@@ -16,7 +16,7 @@ from byo_fixtures import image_folder
 from helpers import everything
 from PIL import Image
 
-from harness.tasks import get_task
+from harness.tasks import TaskError, get_task
 from harness.tasks import index as file_index
 from harness.tasks.images import ImageFolderTask, to_array
 
@@ -163,3 +163,65 @@ def test_a_2000_image_folder_runs_end_to_end_under_a_memory_ceiling(tmp_path):
     assert peak_mb < 1536, f"peak resident memory {peak_mb:.0f} MB"
     warm = subprocess.run([*command[:-1], "--json"], env=env, capture_output=True, text=True, timeout=300)
     assert warm.returncode == 0 and '"corruption.accuracy"' in warm.stdout
+
+
+class ColourCode(torch.nn.Module):
+    """A model whose logits are known: the class index written in an image's colour (red: index // 32,
+    green: index % 32, in steps of 8), as one-hot logits over the 1,000 ImageNet classes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(2, 3)) * 255 / 8
+        index = mean[:, 0].round().long() * 32 + mean[:, 1].round().long()
+        return torch.nn.functional.one_hot(index, 1000).float()
+
+
+def coloured(index: int) -> Image.Image:
+    return Image.new("RGB", (300, 260), (index // 32 * 8, index % 32 * 8, 128))
+
+
+def test_imagenet_val_reads_both_layouts_in_the_pretrained_class_order(tmp_path):
+    """Class folders, flat files with LOC_val_solution.csv, flat files with the devkit (whose
+    ILSVRC2012_IDs are not the class indices): each image's label is its class's index among the
+    1,000 of timm's and torchvision's weights, so a model that knows the answer scores 100%."""
+    from scipy.io import savemat
+
+    from harness.context import EvalContext
+    from harness.models.base import Model
+    from harness.tasks.benchmarks import ImageNetVal, imagenet_synsets
+
+    synsets = imagenet_synsets()
+    assert len(synsets) == 1000 and synsets[0] == "n01440764" and list(synsets) == sorted(synsets)
+    chosen = [5, 407, 999, 407, 5, 999]  # class index of each image
+    folders = tmp_path / "folders"
+    flat = tmp_path / "flat" / "val"
+    flat.mkdir(parents=True)
+    for number, index in enumerate(chosen, start=1):
+        (folders / synsets[index]).mkdir(parents=True, exist_ok=True)
+        coloured(index).save(folders / synsets[index] / f"{number}.JPEG", quality=95)
+        coloured(index).save(flat / f"ILSVRC2012_val_{number:08d}.JPEG", quality=95)
+    rows = [f"ILSVRC2012_val_{n:08d},{synsets[i]} 1 2 3 4" for n, i in enumerate(chosen, start=1)]
+    (tmp_path / "flat" / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + "\n".join(rows) + "\n")
+    devkit = tmp_path / "devkit" / "data"
+    devkit.mkdir(parents=True)
+    ilsvrc_id = {wnid: 1000 - k for k, wnid in enumerate(synsets)}  # the devkit's own numbering
+    records = np.array([(ilsvrc_id[w], w) for w in synsets], dtype=[("ILSVRC2012_ID", "i4"), ("WNID", "O")])
+    savemat(devkit / "meta.mat", {"synsets": records})
+    (devkit / "ILSVRC2012_validation_ground_truth.txt").write_text(
+        "\n".join(str(ilsvrc_id[synsets[i]]) for i in chosen)
+    )
+
+    model = Model("colour-code", ColourCode(), "image")
+    layouts = {"folders": ImageNetVal(str(folders)), "solution": ImageNetVal(str(flat)),
+               "devkit": ImageNetVal(str(flat), labels=str(tmp_path / "devkit"))}  # fmt: skip
+    for layout, task in layouts.items():
+        assert task.num_classes == 1000 and task.input_shape == (3, 224, 224), layout
+        split = task.load()
+        assert sorted(split.labels.tolist()) == sorted(chosen), layout
+        ctx = EvalContext(model, task, split, torch.device("cpu"), 4, 0, 10, "t", {}, workers=2)
+        assert ctx.clean.correct.all(), layout
+    with pytest.raises(TaskError, match="no labels: pass labels=PATH"):
+        ImageNetVal(str(tmp_path / "flat" / "val"), labels=str(tmp_path / "nowhere.csv"))
+    (folders / "not-a-class").mkdir()
+    coloured(0).save(folders / "not-a-class" / "x.JPEG")
+    with pytest.raises(TaskError, match="not ImageNet-1k classes"):
+        ImageNetVal(str(folders))

@@ -8,6 +8,7 @@ missing data set fails with the command that gets it.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,8 +16,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from harness.registry import tasks
-from harness.tasks.base import DataNotFoundError, Split, Task, parse_options
-from harness.tasks.images import ImageFolderTask, image_split
+from harness.tasks.base import DataNotFoundError, Split, Task, TaskError, parse_options, shipped
+from harness.tasks.images import EXTENSIONS, ImageFolderTask, ImageOptions, class_folders, image_split
 
 
 def data_root(root: str | None) -> Path:
@@ -101,22 +102,97 @@ class MNIST(TorchvisionTask):
     citation = "LeCun, Cortes, Burges. The MNIST database of handwritten digits. 1998."
 
 
-@tasks.register("imagenet-val", "ImageNet-1k validation: a local ImageFolder of 1,000 class folders, 256 -> 224")
+def imagenet_synsets() -> tuple[str, ...]:
+    """The 1,000 ImageNet-1k WordNet ids in the order of timm's and torchvision's class indices (sorted;
+    the list timm ships as ``imagenet_synsets.txt``)."""
+    return tuple(shipped("imagenet", "synsets.txt").read_text().split())
+
+
+def solution_labels(csv: Path) -> dict[str, str]:
+    """``LOC_val_solution.csv`` (Kaggle's ImageNet localisation challenge): image id -> WordNet id, the
+    first word of each PredictionString."""
+    import pandas as pd
+
+    frame = pd.read_csv(csv)
+    if not {"ImageId", "PredictionString"} <= set(frame.columns):
+        raise TaskError(
+            f"task imagenet-val: {csv} has columns {list(frame.columns)}; expected ImageId, PredictionString"
+        )
+    return {str(i): str(p).split()[0] for i, p in zip(frame["ImageId"], frame["PredictionString"], strict=True)}
+
+
+def devkit_labels(devkit: Path, images: list[Path]) -> dict[str, str]:
+    """The devkit's ground truth (``data/ILSVRC2012_validation_ground_truth.txt``: one ILSVRC2012_ID
+    per image, in file-name order) through ``data/meta.mat`` (ILSVRC2012_ID -> WordNet id)."""
+    from scipy.io import loadmat
+
+    data = devkit / "data" if (devkit / "data").is_dir() else devkit
+    truth, meta = data / "ILSVRC2012_validation_ground_truth.txt", data / "meta.mat"
+    if not truth.is_file() or not meta.is_file():
+        raise TaskError(f"task imagenet-val: {data} lacks ILSVRC2012_validation_ground_truth.txt or meta.mat")
+    synsets = loadmat(str(meta), squeeze_me=True)["synsets"]
+    wnid = {int(row["ILSVRC2012_ID"]): str(row["WNID"]) for row in synsets}
+    ids = [int(line) for line in truth.read_text().split()]
+    numbered = {int(p.stem.rsplit("_", 1)[-1]): p.stem for p in images}
+    return {stem: wnid[ids[number - 1]] for number, stem in numbered.items() if number <= len(ids)}
+
+
+@tasks.register("imagenet-val", "ImageNet-1k validation (class folders or the flat ILSVRC2012_val_* files), 256 -> 224")
 class ImageNetVal(ImageFolderTask):
-    """The 50,000 validation images sorted into one folder per WordNet id (the order timm's and
-    torchvision's classifiers use), resized to 256 on the shorter side and centre-cropped to 224."""
+    """The 50,000 validation images, in either common layout: one folder per WordNet id
+    (``val/n01440764/...``), or the flat ``ILSVRC2012_val_00000001.JPEG`` files with their labels from
+    ``LOC_val_solution.csv`` or the ILSVRC2012 devkit (option ``labels=PATH``, else looked for beside
+    the folder). Class indices are those of the 1,000 classes of timm's and torchvision's pretrained
+    weights, whichever classes the folder holds; resized to 256 on the shorter side and centre-cropped
+    to 224 unless the options say otherwise."""
 
     argument: ClassVar[str | None] = None  # type: ignore[assignment]
     license = "ImageNet terms of access (non-commercial research)"
     citation = "Russakovsky et al. ImageNet Large Scale Visual Recognition Challenge. IJCV, 2015."
 
-    def __init__(self, root: str | None = None, **options: object) -> None:
+    def __init__(self, root: str | None = None, labels: str | None = None, **options: object) -> None:
+        self.name = "imagenet-val"
         folder = Path(root or os.environ.get("HARNESS_IMAGENET") or data_root(None) / "imagenet" / "val").expanduser()
         if not folder.is_dir():
             raise DataNotFoundError(
                 f"task imagenet-val: {folder} does not exist. ImageNet cannot be downloaded automatically: get "
-                "ILSVRC2012_img_val.tar from https://image-net.org, sort it into one folder per class (e.g. with "
-                "the valprep.sh script of the PyTorch ImageNet example) and pass root=DIR or set HARNESS_IMAGENET."
+                "ILSVRC2012_img_val.tar from https://image-net.org and unpack it (flat, with LOC_val_solution.csv or "
+                "the devkit beside it, or sorted into class folders) and pass root=DIR or set HARNESS_IMAGENET."
             )
-        super().__init__(str(folder), **{"size": 224, "resize": 256, "channels": 3, **options})
-        self.name = "imagenet-val"
+        self.options = parse_options(ImageOptions, {"size": 224, "resize": 256, "channels": 3, **options}, self.name)
+        synsets = imagenet_synsets()
+        folders = [p for p in folder.iterdir() if p.is_dir() and WNID.fullmatch(p.name)]
+        files = class_folders(folder, self.name) if folders else self._flat(folder, labels)
+        unknown = sorted(set(files) - set(synsets))
+        if unknown:
+            raise TaskError(f"task imagenet-val: {unknown[:3]} are not ImageNet-1k classes (WordNet ids such as "
+                            f"{synsets[0]})")  # fmt: skip
+        self._setup({"val": folder}, {"val": files}, classes=synsets)
+        self.description = f"ImageNet-1k validation images in {folder}: {sum(map(len, files.values()))} files."
+
+    @staticmethod
+    def _flat(folder: Path, labels: str | None) -> dict[str, list[Path]]:
+        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
+        if not images:
+            raise TaskError(f"task imagenet-val: {folder} holds neither class folders (n01440764/...) nor images")
+        near = [Path(labels).expanduser()] if labels else [folder / "LOC_val_solution.csv",
+                                                           folder.parent / "LOC_val_solution.csv",
+                                                           folder / "ILSVRC2012_devkit_t12",
+                                                           folder.parent / "ILSVRC2012_devkit_t12"]  # fmt: skip
+        source = next((p for p in near if p.exists()), None)
+        if source is None:
+            raise TaskError(
+                f"task imagenet-val: {folder} holds flat images but no labels: pass labels=PATH to "
+                "LOC_val_solution.csv or to the ILSVRC2012 devkit folder (or put either beside the images)"
+            )
+        truth = devkit_labels(source, images) if source.is_dir() else solution_labels(source)
+        missing = [p.name for p in images if p.stem not in truth]
+        if missing:
+            raise TaskError(f"task imagenet-val: {source} has no label for {len(missing)} images, e.g. {missing[0]}")
+        files: dict[str, list[Path]] = {}
+        for path in images:
+            files.setdefault(truth[path.stem], []).append(path)
+        return files
+
+
+WNID = re.compile(r"n\d{8}")

@@ -149,7 +149,7 @@ class HFTask(Task):
             channels, size = self.input_shape[0], self.input_shape[1:]
             pixels = []
             for i, image in enumerate(data[self.column]):
-                array = to_array(image, channels, size, opts.resize)
+                array = to_array(image, channels, size, opts.resize, opts.interpolation)
                 if array.shape[1:] != tuple(size):
                     raise TaskError(
                         f"task {self.name}: image {i} is {array.shape[2]}x{array.shape[1]}, the first was "

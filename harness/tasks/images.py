@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -35,6 +35,7 @@ class ImageOptions(BaseModel):
     size: tuple[int, int] | None = None
     resize: int | None = Field(None, ge=1)
     channels: int | None = None
+    interpolation: Literal["bilinear", "bicubic"] = Field("bilinear", description="resampling of the resize")
     split: str | None = Field(None, description="the split evaluated by default")
 
     @field_validator("size", mode="before")
@@ -50,23 +51,25 @@ class ImageOptions(BaseModel):
         return value
 
 
-def to_array(image: Image.Image, channels: int, size: tuple[int, int] | None, resize: int | None) -> np.ndarray:
+def to_array(image: Image.Image, channels: int, size: tuple[int, int] | None, resize: int | None,
+             interpolation: str = "bilinear") -> np.ndarray:  # fmt: skip
     """One PIL image as uint8 [C, H, W]: converted, resized (shorter side to ``resize`` then a centre
-    crop to ``size``, or straight to ``size``) with antialiased bilinear interpolation."""
+    crop to ``size``, or straight to ``size``) with antialiased bilinear (or bicubic) interpolation."""
     from PIL import Image
 
+    method = Image.Resampling.BICUBIC if interpolation == "bicubic" else Image.Resampling.BILINEAR
     image = image.convert("L" if channels == 1 else "RGB")
     if resize is not None:
         w, h = image.size
         scale = resize / min(w, h)
-        image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
+        image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), method)
     if size is not None and image.size != (size[1], size[0]):
         if resize is not None:
             w, h = image.size
             left, top = (w - size[1]) // 2, (h - size[0]) // 2
             image = image.crop((left, top, left + size[1], top + size[0]))
         else:
-            image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            image = image.resize((size[1], size[0]), method)
     array = np.asarray(image, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
@@ -115,8 +118,10 @@ def infer_format(entries: dict[Path, Entry | str], options: ImageOptions, where:
 class ImageFiles:
     """A dataset of image files decoded when read (in a DataLoader's workers): uint8 [C, H, W]."""
 
-    def __init__(self, paths: list[Path], channels: int, size: tuple[int, int], resize: int | None) -> None:
+    def __init__(self, paths: list[Path], channels: int, size: tuple[int, int], resize: int | None,
+                 interpolation: str = "bilinear") -> None:  # fmt: skip
         self.paths, self.channels, self.size, self.resize = [str(p) for p in paths], channels, size, resize
+        self.interpolation = interpolation
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -126,7 +131,7 @@ class ImageFiles:
         from PIL import Image
 
         with Image.open(self.paths[i]) as image:
-            array = to_array(image, self.channels, self.size, self.resize)
+            array = to_array(image, self.channels, self.size, self.resize, self.interpolation)
         if array.shape[1:] != tuple(self.size):
             raise TaskError(
                 f"{self.paths[i]} is {array.shape[2]}x{array.shape[1]} once decoded, the task declares "
@@ -168,26 +173,32 @@ class ImageFolderTask(Task):
     bounds = (0.0, 1.0)
 
     def __init__(self, folder: str, **options: object) -> None:
-        self._cache = {}
         self.name = f"imagefolder:{folder}"
         self.options = parse_options(ImageOptions, options, self.name)
         root = Path(folder).expanduser()
         if not root.is_dir():
             raise TaskError(f"task {self.name}: {root} is not a folder (expected class sub-folders of images)")
         present = [d for d in SPLIT_DIRS if (root / d).is_dir()]
-        self.roots = {d: root / d for d in present} if present else {"test": root}
-        self.splits = tuple(self.roots)
-        default = self.options.split or next((d for d in ("test", "val", "validation") if d in self.roots), None)
-        if default not in self.roots:
-            raise TaskError(f"task {self.name}: no split {default!r}; its splits are {list(self.roots)}")
+        roots = {d: root / d for d in present} if present else {"test": root}
+        self._setup(roots, {s: class_folders(r, self.name) for s, r in roots.items()})
+
+    def _setup(self, roots: dict[str, Path], files: dict[str, dict[str, list[Path]]],
+               classes: tuple[str, ...] | None = None) -> None:  # fmt: skip
+        """Splits from ``files`` (split -> class -> files under ``roots[split]``); the classes are the
+        evaluated split's folders in sorted order unless given (a fixed index such as ImageNet's)."""
+        self._cache = {}
+        self.roots, self.splits, self.files = roots, tuple(roots), files
+        default = self.options.split or next((d for d in ("test", "val", "validation") if d in roots), None)
+        if default not in roots:
+            raise TaskError(f"task {self.name}: no split {default!r}; its splits are {list(roots)}")
         self.eval_split = default
-        self.files = {s: class_folders(r, self.name) for s, r in self.roots.items()}
-        self.classes = tuple(self.files[default])
-        paths = [p for files in self.files[default].values() for p in files]
-        self._entries = {default: file_index(self.roots[default], paths)}
+        self.classes = classes or tuple(files[default])
+        paths = [p for name in self.classes for p in files[default].get(name, [])]
+        self._entries = {default: file_index(roots[default], paths)}
         channels, size = infer_format(self._entries[default], self.options, self.name)
         self.input_shape = (channels, *size)
-        self.description = f"Images from {root}: {len(paths)} in the {default} split, {len(self.classes)} classes."
+        self.description = (f"Images from {roots[default]}: {len(paths)} in the {default} split, "
+                            f"{len(self.classes)} classes.")  # fmt: skip
 
     def _load(self, split: str) -> Split:
         """The split as a stream of its files (decoded when read), fingerprinted from their bytes."""
@@ -212,7 +223,7 @@ class ImageFolderTask(Task):
         return Split(
             self.name,
             split,
-            ImageFiles(paths, channels, size, self.options.resize),
+            ImageFiles(paths, channels, size, self.options.resize, self.options.interpolation),
             torch.from_numpy(labels),
             pd.DataFrame({"index": np.arange(len(labels)), "file": names}),
             files_fingerprint(self.name, split, self.options, listed),  # type: ignore[arg-type]
