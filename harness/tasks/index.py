@@ -50,9 +50,10 @@ def _read(path: Path) -> Entry | str:
 
 def file_index(root: Path, paths: list[Path], threads: int = 8) -> dict[Path, Entry | str]:
     """Every path's entry (or the reason it is not an image), from the sidecar index where the file's
-    size and modification time are unchanged, else read (in ``threads`` threads) and written back."""
-    root = root.resolve()
-    where = cache_root() / "file-index" / f"{hashlib.sha256(str(root).encode()).hexdigest()[:16]}.json"
+    size and modification time are unchanged, else read (in ``threads`` threads) and written back.
+    ``paths`` lie under ``root`` as listed from it."""
+    prefix = len(str(root)) + 1  # the paths were listed under ``root``: their names relative to it
+    where = cache_root() / "file-index" / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}.json"
     try:
         known = json.loads(where.read_text())
     except (OSError, ValueError):
@@ -60,8 +61,8 @@ def file_index(root: Path, paths: list[Path], threads: int = 8) -> dict[Path, En
     out: dict[Path, Entry | str] = {}
     todo: list[tuple[Path, str, list[int]]] = []
     for path in paths:
-        status = path.stat()
-        name, stamp = str(path.resolve().relative_to(root)), [status.st_size, status.st_mtime_ns]
+        status = os.stat(path)
+        name, stamp = str(path)[prefix:], [status.st_size, status.st_mtime_ns]
         held = known.get(name)
         if held and held[:2] == stamp:
             out[path] = Entry(held[0], *held[2:])
