@@ -1,7 +1,9 @@
 """Executors map a job function over jobs and yield the results as they come; they know nothing of
 metrics. The in-process executor runs them one after another; the Ray executor runs each job as a Ray
-task (on this machine or a cluster) and yields a job's results when it finishes, so the caller (the
-only writer of the store) commits them as they arrive.
+generator task (on this machine or a cluster) and yields each of a job's results as the task yields it,
+so the caller (the only writer of the store) commits them as they arrive: a killed run loses only what
+was in flight. Failed work is retried by the caller alone (the runner's ``--retries``), never by Ray
+as well.
 
 Each job may declare what it needs (``Needs``): a GPU, or a whole device to itself (jobs that time or
 measure energy must not share their device with other work).
@@ -59,22 +61,23 @@ class InProcessExecutor:
                 yield from on_error(job, exc)
 
 
-def _run_job(fn: Callable[[Any], Iterable[Any]], job: Any, cwd: str) -> list[Any]:
-    """The body of a Ray task: the job's results as one list (sent back when the job ends). It runs in
+def _stream_job(fn: Callable[[Any], Iterable[Any]], job: Any, cwd: str) -> Iterator[Any]:
+    """The body of a Ray generator task: the job's results, each sent back as it is made. It runs in
     the driver's working folder where that exists on the node (a local instance, a shared file system),
     so relative paths in task and model names mean what they meant to the user."""
     if os.path.isdir(cwd):
         os.chdir(cwd)
-    return list(fn(job))
+    yield from fn(job)
 
 
 class RayExecutor:
     """Runs each job as a Ray task. ``address``: ``None`` starts a local Ray instance sized to this
-    machine, ``"auto"`` joins the cluster this machine belongs to, ``"HOST:PORT"`` a given one.
-    ``retries``: how often Ray runs a task again after its worker died (a crash, a lost node)."""
+    machine, ``"auto"`` joins the cluster this machine belongs to, ``"HOST:PORT"`` a given one. Ray
+    does not run a task again (a retried generator would send its results twice); a job whose worker
+    died comes back through ``on_error``, and the runner's retries decide."""
 
-    def __init__(self, address: str | None = None, retries: int = 0, num_cpus: int | None = None) -> None:
-        self.address, self.retries, self.num_cpus = address, retries, num_cpus
+    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+        self.address, self.num_cpus = address, num_cpus
 
     def _ray(self) -> Any:
         try:
@@ -97,7 +100,7 @@ class RayExecutor:
         return ray
 
     def _options(self, ray: Any, need: Needs) -> dict[str, Any]:
-        options: dict[str, Any] = {"max_retries": self.retries}
+        options: dict[str, Any] = {"max_retries": 0, "num_returns": "streaming"}
         if need.gpu:
             options["num_gpus"] = 1  # a whole GPU: nothing else is scheduled on it meanwhile
         if need.exclusive and not need.gpu:  # a whole machine's CPUs: timings and energy are not shared
@@ -106,22 +109,28 @@ class RayExecutor:
 
     def map(self, fn, jobs, needs=None, on_error=None):  # type: ignore[no-untyped-def]
         ray = self._ray()
-        remote = ray.remote(_run_job)
-        pending: dict[Any, Any] = {}
+        remote = ray.remote(_stream_job)
+        pending: dict[Any, Any] = {}  # a task's stream of results -> its job
         for job in jobs:
             need = needs(job) if needs else Needs()
             pending[remote.options(**self._options(ray, need)).remote(fn, job, os.getcwd())] = job
         while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
-            job = pending.pop(ref)
+            (stream,), _ = ray.wait(list(pending), num_returns=1)
             try:
-                results = ray.get(ref)
-            except Exception as exc:  # the task raised, or its worker died more often than retries allow
+                ref = next(stream)
+            except StopIteration:
+                del pending[stream]
+                continue
+            try:
+                item = ray.get(ref)
+            except Exception as exc:  # the task raised, or its worker died
+                job = pending.pop(stream)
                 if on_error is None:
                     raise
                 cause = getattr(exc, "cause", None)
-                results = list(on_error(job, cause if isinstance(cause, BaseException) else exc))
-            yield from results
+                yield from on_error(job, cause if isinstance(cause, BaseException) else exc)
+                continue
+            yield item
 
 
 def _forwarded_env() -> dict[str, str]:
@@ -131,7 +140,7 @@ def _forwarded_env() -> dict[str, str]:
     return {n: os.environ[n] for n in names if n in os.environ}
 
 
-def make_executor(name: str, address: str | None = None, retries: int = 0) -> Executor:
+def make_executor(name: str, address: str | None = None) -> Executor:
     if name == "ray":
-        return RayExecutor(address, retries)
+        return RayExecutor(address)
     return InProcessExecutor()

@@ -362,7 +362,7 @@ def run(
 ) -> RunResult:
     started = time.perf_counter()
     reporter = reporter or NullReporter()
-    executor = executor or make_executor(suite.executor, suite.ray_address, suite.retries)
+    executor = executor or make_executor(suite.executor, suite.ray_address)
     device = devices.resolve(suite.device)
     the_plan = planned or plan(suite, store, no_cache=no_cache)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
