@@ -180,3 +180,37 @@ def test_clean_outputs_are_stored_before_the_first_job_that_made_them(tmp_path):
     with OrderedStore(tmp_path / "store") as store:
         runner.run(suite("counting:", metrics="[accuracy, calibration]"), store)
         assert store.writes == ["examples:clean", "job:accuracy", "job:calibration"]
+
+
+def test_a_pairs_model_is_released_when_its_jobs_are_done(tmp_path, monkeypatch):
+    """Device memory does not grow across a suite: when a pair's jobs are done its model is let go
+    (counted here as live modules at the start of each pair, and after the run)."""
+    import gc
+    import weakref
+
+    from harness.progress import Reporter
+
+    loaded: list[weakref.ref] = []
+    real = CountingSource.load
+
+    def load(self, arg, task, checkpoint=None, **options):
+        model = real(self, arg, task, checkpoint, **options)
+        loaded.append(weakref.ref(model.module))
+        return model
+
+    monkeypatch.setattr(CountingSource, "load", load)
+    alive: list[int] = []
+
+    class Watch(Reporter):
+        def pair_started(self, model: str, task: str) -> None:
+            gc.collect()
+            alive.append(sum(ref() is not None for ref in loaded))
+
+    text = "name: t\nlimit: 200\nbatch_size: 100\nresamples: 50\ngroups:\n  - models: ['counting:0', 'counting:1', "
+    text += "'counting:2']\n    tasks: [fashion-mnist]\n    metrics: [accuracy]\n"
+    with Store(tmp_path) as store:
+        result = runner.run(parse_suite(text, "t.yaml"), store, reporter=Watch())
+    assert result.measured == 3
+    gc.collect()
+    assert alive == [3, 2, 1]  # the three are loaded while planning (for their fingerprints); each goes with its pair
+    assert all(ref() is None for ref in loaded), "a model outlived its pair"
