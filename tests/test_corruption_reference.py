@@ -133,6 +133,11 @@ def distribution_problems(ours: torch.Tensor, theirs: torch.Tensor, clean: torch
 
 
 RANDOM = {**dict.fromkeys(PER_PIXEL, 1.1), "snow": 1.35, "frost": 1.6, "fog": 1.25, "spatter": 1.25}
+# On the 128 grey images two medians move with the draws more than the shared bound allows: over the
+# harness's seeds 0-5 against the reference's one draw, spatter at severity 1 gave a median squared
+# change of 0.74-0.98x and a roughness of 0.71-1.18x, motion blur at severity 3 a roughness of
+# 0.91-1.00x. Their bounds cover that spread, so that the test does not depend on which seed it drew.
+GREY = {"spatter": 1.45, "motion_blur": 1.12}
 CASES = [(name, "rgb") for name in RANDOM] + [(name, "grey") for name in RANDOM if name not in NOISES]
 
 
@@ -145,7 +150,8 @@ def test_random_corruptions_match_in_distribution(reference, name, kind):
         # the reference's spatter divides by the largest liquid value, 0 where an image draws no liquid, and
         # casts the NaNs to a black image; the harness leaves such an image as it is: left out of both sides
         kept = ~((theirs == 0).flatten(1).all(1) & (images > 0).flatten(1).any(1))
-        problems = distribution_problems(ours[kept], theirs[kept], images[kept], RANDOM[name],
+        bound = GREY.get(name, RANDOM[name]) if kind == "grey" else RANDOM[name]
+        problems = distribution_problems(ours[kept], theirs[kept], images[kept], bound,
                                          ks=not (name == "snow" and severity <= 2))  # fmt: skip
         assert not problems, (name, kind, severity, problems)
 

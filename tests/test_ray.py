@@ -71,31 +71,34 @@ def test_a_worker_that_dies_fails_its_jobs_and_the_others_go_on(tmp_path):
     assert {r[0] for r in records(tmp_path / "store")} == {"zoo:fmnist-linear"}
 
 
-def first_then_wait(flag: str):
-    """A job that yields one result, then waits (up to a minute) for the driver to have received it."""
-    import os
-    import time
-
-    yield "first"
-    for _ in range(600):
-        if os.path.exists(flag):
-            yield "second"
-            return
-        time.sleep(0.1)
-    yield "the driver got nothing before the job ended"
-
-
 @pytest.mark.slow
 def test_ray_streams_each_result_to_the_driver_as_the_job_yields_it(tmp_path):
     """The driver sees a job's first result while the job still runs (so it commits finished jobs of a
     pair at once and a killed run loses only what is in flight); Ray itself retries nothing."""
     from harness.executors import Needs, RayExecutor
 
+    def first_then_wait(flag: str):  # defined here, so that Ray sends it by value to its worker
+        """A job that yields one result, then waits (up to a minute) for the driver to have received it."""
+        import os
+        import time
+
+        yield "first"
+        for _ in range(600):
+            if os.path.exists(flag):
+                yield "second"
+                return
+            time.sleep(0.1)
+        yield "the driver got nothing before the job ended"
+
     flag = tmp_path / "received"
     executor = RayExecutor(num_cpus=1)
-    assert executor._options(executor._ray(), Needs())["max_retries"] == 0
-    seen = []
-    for item in executor.map(first_then_wait, [str(flag)]):
-        seen.append(item)
-        flag.touch()
+    ray = executor._ray()
+    try:
+        assert executor._options(ray, Needs())["max_retries"] == 0
+        seen = []
+        for item in executor.map(first_then_wait, [str(flag)]):
+            seen.append(item)
+            flag.touch()
+    finally:
+        ray.shutdown()
     assert seen == ["first", "second"]

@@ -123,7 +123,8 @@ def test_long_metrics_report_their_stages_and_figures_are_stored(tmp_path, monke
     with Store(tmp_path / "store") as store:
         result = runner.run(suite("counting:", limit=50, metrics=metrics), store, reporter=reporter)
         assert not result.failures
-        assert reporter.stages == [("contrast@1", 0, 4), ("contrast@3", 1, 4), ("fog@1", 2, 4), ("fog@3", 3, 4)]
+        assert reporter.stages == [(f"batch 1: {cell}", k, 4) for k, cell in
+                                   enumerate(["contrast@1", "contrast@3", "fog@1", "fog@3"])]  # fmt: skip
         (figure,) = store.figures(model="counting:")
         assert figure["name"] == "corruptions@3" and figure["path"].read_bytes().startswith(b"\x89PNG")
 
