@@ -16,29 +16,32 @@ class Draws:
     dimension is the batch's. ``Draws.single`` draws whole shapes from one generator instead (fixed
     textures)."""
 
-    def __init__(self, generators: Sequence[torch.Generator], device: torch.device, per_example: bool = True) -> None:
-        self.generators, self.device, self.per_example = list(generators), device, per_example
+    def __init__(self, seeds: Sequence[int], device: torch.device, per_example: bool = True) -> None:
+        self.seeds, self.device, self.per_example = list(seeds), device, per_example
+        self._generators: list[torch.Generator] | None = None
+
+    @property
+    def generators(self) -> list[torch.Generator]:
+        """Made at the first draw: a corruption without randomness pays nothing for them."""
+        if self._generators is None:
+            self._generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in self.seeds]
+        return self._generators
 
     @classmethod
     def for_examples(cls, key: str, indices: Sequence[int], device: torch.device) -> Draws:
-        generators = []
-        for index in indices:
-            generator = torch.Generator(device=device)
-            generator.manual_seed(zlib.crc32(f"{key}/{int(index)}".encode()))
-            generators.append(generator)
-        return cls(generators, device)
+        return cls([zlib.crc32(f"{key}/{int(index)}".encode()) for index in indices], device)
 
     @classmethod
     def single(cls, seed: int, device: torch.device | str = "cpu") -> Draws:
-        return cls([torch.Generator(device=device).manual_seed(seed)], torch.device(device), per_example=False)
+        return cls([seed], torch.device(device), per_example=False)
 
     def _each(self, shape: tuple[int, ...], draw: Callable[[tuple[int, ...], torch.Generator], torch.Tensor]):
         if not self.per_example:
             return draw(tuple(shape), self.generators[0])
-        if not self.generators:
+        if not self.seeds:
             return draw((0, *shape[1:]), torch.Generator(device=self.device))
-        if shape[0] != len(self.generators):
-            raise ValueError(f"a draw of shape {tuple(shape)} for a batch of {len(self.generators)} examples")
+        if shape[0] != len(self.seeds):
+            raise ValueError(f"a draw of shape {tuple(shape)} for a batch of {len(self.seeds)} examples")
         return torch.stack([draw(tuple(shape[1:]), g) for g in self.generators])
 
     def rand(self, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
