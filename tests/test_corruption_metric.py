@@ -73,15 +73,15 @@ def test_augmented_cnn_has_lower_mce_than_the_plain_cnn(results):
 
 
 def test_each_example_is_corrupted_alike_at_any_batch_size_and_in_any_subset(monkeypatch):
-    """Per example, the outcome under every corruption is the same whether the 400 examples go in
-    batches of 7 or 256, or a subset of them is evaluated (without the batch cache, which would serve
+    """Per example, the outcome under every corruption is the same whether 150 examples go in batches
+    of 7 or all in one, or a subset of them is evaluated (without the batch cache, which would serve
     the first run's batches)."""
     monkeypatch.setenv("HARNESS_CORRUPTION_CACHE_MB", "0")
     monkeypatch.setattr(corruption, "_BATCHES", corruption.BatchCache())
     monkeypatch.setattr(corruption, "_BASELINE", {})
-    (_, small), (_, large) = evaluate("fmnist-cnn", batch_size=7), evaluate("fmnist-cnn", batch_size=256)
-    rows = np.arange(400)[::3]
-    (_, part) = evaluate("fmnist-cnn", rows=rows, batch_size=50)
+    (_, small), (_, large) = evaluate("fmnist-cnn", 150, batch_size=7), evaluate("fmnist-cnn", 150, batch_size=256)
+    rows = np.arange(150)[::3]
+    (_, part) = evaluate("fmnist-cnn", rows=rows, batch_size=20)
     a, b, c = (ctx.outputs["corruption"].set_index("example") for ctx in (small, large, part))
     assert a.equals(b) and a.loc[c.index].equals(c)
     assert len(corruption._BATCHES.items) == 0
