@@ -232,6 +232,9 @@ class Corruption(Metric):
         names, sevs = params.names(ctx.task.modality), params.severities
         cells = [(name, severity) for name in names for severity in sevs]
         text = ctx.task.modality == "text"
+        if text:
+            from harness.attacks.text import perturb
+            from harness.tasks.text import decode_texts, encode_texts
         base_key = (baseline, index_digest(indices), ctx.task.fingerprint, ctx.seed)
         base_model = None
         if baseline is not None and base_key not in _BASELINE:
@@ -255,9 +258,6 @@ class Corruption(Metric):
             for k, (name, severity) in enumerate(cells):
                 ctx.stage(f"batch {number + 1}: {name}@{severity}", k, len(cells))
                 if text:
-                    from harness.attacks.text import perturb
-                    from harness.tasks.text import decode_texts, encode_texts
-
                     inputs = encode_texts(perturb(decode_texts(batch), indices[rows], name, severity, ctx.seed))
                 else:
                     inputs = corrupted(batch, indices[rows], name, severity, ctx.seed, ctx.task.fingerprint)

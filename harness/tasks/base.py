@@ -89,11 +89,10 @@ class Split:
 
     def subset(self, indices: np.ndarray) -> Split:
         import torch
-
-        from harness.tasks.stream import Rows
+        from torch.utils.data import Subset
 
         positions = np.asarray(indices, dtype=np.int64)
-        data = Rows(self.data, positions) if self.streamed else self.data[torch.as_tensor(positions)]
+        data = Subset(self.data, positions.tolist()) if self.streamed else self.data[torch.as_tensor(positions)]
         return Split(
             self.task,
             self.name,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,19 +39,6 @@ def to_device(batch: torch.Tensor, device: torch.device | None) -> torch.Tensor:
     return batch.float().div_(255) if batch.dtype == torch.uint8 else batch
 
 
-class Rows:
-    """The examples at ``positions`` of a dataset, as a dataset (a subset keeps its examples' order)."""
-
-    def __init__(self, dataset: Dataset, positions: np.ndarray) -> None:
-        self.dataset, self.positions = dataset, np.asarray(positions, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    def __getitem__(self, i: int) -> Any:
-        return self.dataset[int(self.positions[i])]
-
-
 def stream(
     dataset: Dataset,
     batch_size: int,
@@ -64,10 +51,10 @@ def stream(
     (inputs on ``device``, the batch's positions). Where worker processes cannot start (a daemonic
     process, a sandbox without shared memory), it says so once and reads in this process."""
     import torch
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Subset
 
     rows = np.arange(len(dataset)) if positions is None else np.asarray(positions, dtype=np.int64)
-    source = Rows(dataset, rows)
+    source = Subset(dataset, rows.tolist())
     cuda = device is not None and torch.device(device).type == "cuda"
     workers = min(workers, max(len(rows) // max(batch_size, 1), 1)) if len(rows) else 0
 
