@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -118,9 +119,28 @@ def test_hf_text_dataset_from_disk(tmp_path):
 
 
 def test_hf_image_dataset_and_data_files(tmp_path):
-    task = get_task(f"hf:{image_dataset(tmp_path)}")
+    import datasets
+
+    from harness.tasks.hf import HFTask
+    from harness.tasks.images import to_array
+
+    path = image_dataset(tmp_path)
+    task = get_task(f"hf:{path}")
     assert task.modality == "image" and task.input_shape == (3, 16, 16) and task.classes == ("r", "g", "b")
-    assert everything(task.load()).shape == (24, 3, 16, 16) and float(everything(task.load()).max()) <= 1
+    split = task.load()
+    assert split.streamed  # decoded when read, from the data set's Arrow files
+    stored = datasets.load_from_disk(str(path))["test"]
+    expected = np.stack([to_array(image, 3, (16, 16), None) for image in stored["img"]]) / 255
+    assert np.array_equal(everything(split).numpy(), expected.astype(np.float32))
+    # fingerprinted by datasets' own fingerprint: the same for the same data, new for changed data
+    assert HFTask(str(path)).load().fingerprint == split.fingerprint
+    assert HFTask(str(path), resize=20, size=16).load().fingerprint != split.fingerprint
+    black = Image.new("RGB", (16, 16))  # one image changed, the labels kept
+    changed = stored.map(lambda row, k: {"img": black if k == 0 else row["img"]}, with_indices=True)
+    datasets.DatasetDict({"test": changed}).save_to_disk(str(tmp_path / "changed"))
+    shutil.rmtree(path)
+    shutil.move(tmp_path / "changed", path)  # the same name, other data
+    assert HFTask(str(path)).load().fingerprint != split.fingerprint
     # a folder of plain data files goes through datasets.load_dataset, as a hub data set does
     texts, labels, _ = sentences(20)
     (tmp_path / "files").mkdir()

@@ -3,7 +3,10 @@
 Loaded with ``datasets.load_dataset`` (the hub when online, its cache offline, or a local folder of
 data files) or ``load_from_disk`` for a folder that ``save_to_disk`` wrote. Options map the columns:
 ``image_column`` or ``text_column``, ``label_column``, ``attributes`` (columns kept for fairness
-slices), and ``split``.
+slices), and ``split``. Images stream: each is decoded when read (in a DataLoader's workers, from the
+data set's memory-mapped Arrow files), and the split is fingerprinted from the data set's own
+fingerprint (``datasets`` derives it from the data files or keeps it with ``save_to_disk``), never from
+decoded pixels. Texts are small and held in memory.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from pydantic import Field
 
 from harness.registry import tasks
 from harness.tasks.base import DataNotFoundError, Split, Task, TaskError, fingerprint_arrays, parse_options
-from harness.tasks.images import ImageOptions, image_split, to_array
+from harness.tasks.images import ImageOptions, to_array
 from harness.tasks.text import encode_texts
 
 if TYPE_CHECKING:
     import datasets
+    import torch
 
 
 class HFOptions(ImageOptions):
@@ -142,30 +146,47 @@ class HFTask(Task):
 
     def _load(self, split: str) -> Split:
         import pandas as pd
+        import torch
 
         data, opts = self._data, self.options
         extra = {c: [str(v) for v in data[c]] for c in opts.attributes}
+        attributes = pd.DataFrame({"index": np.arange(len(data)), **extra})
+        labels = torch.from_numpy(self._labels)
         if self.modality == "image":
-            channels, size = self.input_shape[0], self.input_shape[1:]
-            pixels = []
-            for i, image in enumerate(data[self.column]):
-                array = to_array(image, channels, size, opts.resize, opts.interpolation)
-                if array.shape[1:] != tuple(size):
-                    raise TaskError(
-                        f"task {self.name}: image {i} is {array.shape[2]}x{array.shape[1]}, the first was "
-                        f"{size[1]}x{size[0]}; declare the size with the task option size=H or size=[H, W]"
-                    )
-                pixels.append(array)
-            return image_split(self.name, split, np.stack(pixels), self._labels, extra)
-        import torch
-
+            channels, size = self.input_shape[0], tuple(self.input_shape[1:])
+            images = DatasetImages(data, self.column, channels, size, opts.resize, opts.interpolation, self.name)
+            identity = f"{self.name}/{split}/{opts.model_dump_json()}/{data._fingerprint}/{attributes.to_csv()}"
+            return Split(self.name, split, images, labels, attributes, fingerprint_arrays(self._labels, extra=identity))
         texts = [str(t) for t in data[self.column]]
         inputs = encode_texts(texts, self.input_shape[0])
-        attributes = pd.DataFrame({"index": np.arange(len(texts)), **extra})
         return Split(
-            self.name, split, inputs, torch.from_numpy(self._labels), attributes,
+            self.name, split, inputs, labels, attributes,
             fingerprint_arrays(inputs.numpy(), self._labels, extra=f"{self.name}/{split}/{attributes.to_csv()}"),
         )  # fmt: skip
+
+
+class DatasetImages:
+    """The images of a ``datasets`` column, decoded when read: uint8 [C, H, W] of the task's size."""
+
+    def __init__(self, data: datasets.Dataset, column: str, channels: int, size: tuple[int, int],
+                 resize: int | None, interpolation: str, where: str) -> None:  # fmt: skip
+        self.data = data.select_columns([column])
+        self.column, self.channels, self.size, self.resize = column, channels, size, resize
+        self.interpolation, self.where = interpolation, where
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        import torch
+
+        array = to_array(self.data[int(i)][self.column], self.channels, self.size, self.resize, self.interpolation)
+        if array.shape[1:] != self.size:
+            raise TaskError(
+                f"task {self.where}: image {i} is {array.shape[2]}x{array.shape[1]}, the first was "
+                f"{self.size[1]}x{self.size[0]}; declare the size with the task option size=H or size=[H, W]"
+            )
+        return torch.from_numpy(np.ascontiguousarray(array))
 
 
 @tasks.register("sst2", "SST-2 validation split (872 movie-review sentences, positive/negative) via datasets")
