@@ -231,3 +231,40 @@ def test_imagenet_val_reads_both_layouts_in_the_pretrained_class_order(tmp_path)
     coloured(0).save(folders / "not-a-class" / "x.JPEG")
     with pytest.raises(TaskError, match="not ImageNet-1k classes"):
         ImageNetVal(str(folders))
+
+
+def test_imagenet_c_folders_are_read_and_recorded_like_generated_corruptions(tmp_path):
+    """ImageNet-C's layout (<corruption>/<severity>/<wnid>/<file>, 224-pixel crops) beside a validation
+    folder: the corruption metric reads those images instead of generating them, records the same figures
+    under the same names and slices, and keys them by the folder's files, not the corruption code. The
+    model reads the class from the colour, so the accuracy is known: 4 of the 6 corrupted images are
+    painted in their own class's colour."""
+    from harness.context import EvalContext
+    from harness.metrics.corruption import Corruption, CorruptionParams
+    from harness.models.base import Model
+    from harness.tasks.benchmarks import ImageNetC, imagenet_synsets
+
+    synsets = imagenet_synsets()
+    chosen, painted = [5, 407, 999, 407, 5, 999], [5, 407, 999, 0, 5, 3]
+    val, corrupted = tmp_path / "val", tmp_path / "imagenet-c"
+    for number, (index, shown) in enumerate(zip(chosen, painted, strict=True), start=1):
+        name = f"ILSVRC2012_val_{number:08d}.JPEG"
+        for folder, colour, size in ((val, index, (300, 260)), (corrupted / "fog" / "2", shown, (224, 224))):
+            (folder / synsets[index]).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", size, (colour // 32 * 8, colour % 32 * 8, 128)).save(folder / synsets[index] / name)
+    task = ImageNetC(str(val), corrupted=str(corrupted))
+    metric, params = Corruption(), CorruptionParams(corruptions=("fog",), severities=(2,), baseline=None)
+    params = metric.resolve(params, task, n=6, cut=False)
+    depends = metric.depends(params, task)
+    assert set(depends) == {"pregenerated"} and set(depends["pregenerated"]) == {"fog@2"}
+    ctx = EvalContext(Model("colour-code", ColourCode(), "image"), task, task.load(), torch.device("cpu"), 4, 0, 10,
+                      "t", {}, workers=0)  # fmt: skip
+    records = metric.compute(ctx, params)
+    accuracy = next(r for r in records if r.metric == "corruption.accuracy")
+    assert accuracy.slice == "corruption=fog@2" and accuracy.value == pytest.approx(4 / 6) and accuracy.n == 6
+    assert ctx.outputs["corruption"]["fog@2"].tolist() == [True, True, True, False, True, False]
+    Image.new("RGB", (224, 224)).save(corrupted / "fog" / "2" / synsets[5] / "ILSVRC2012_val_00000001.JPEG")
+    again = ImageNetC(str(val), corrupted=str(corrupted))
+    assert metric.depends(params, again)["pregenerated"]["fog@2"] != depends["pregenerated"]["fog@2"]
+    with pytest.raises(TaskError, match=r"imagenet-c/fog/3 does not exist; .* holds \['fog'\]"):
+        metric.depends(params.model_copy(update={"severities": (3,)}), again)

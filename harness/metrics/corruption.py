@@ -6,7 +6,9 @@ with randomness of its own (seeded by the corruption, the severity, the run's se
 index), so that every model, run, batch size and subset sees identical corrupted data without a copy
 on disk. Within a process, corrupted batches are kept in a bounded in-memory cache
 (``HARNESS_CORRUPTION_CACHE_MB``, default 64: the 75 corrupted copies of 1,000 Fashion-MNIST images;
-0 turns it off), so that the models of one suite share them; the cache changes no figure.
+0 turns it off), so that the models of one suite share them; the cache changes no figure. A task that
+holds its corrupted copies on disk (``imagenet-c``: ImageNet-C's folders) is read instead, at the same
+examples, and recorded the same way; its job spec names those files' fingerprints, not the code's.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 
     from harness.context import EvalContext
     from harness.records import Record
-    from harness.tasks.base import Task
+    from harness.tasks.base import Split, Task
 
 # The 15 ImageNet-C corruptions, the default set; the 4 extra (speckle_noise, gaussian_blur, spatter,
 # saturate) are held out for validation, as in the paper, and can be named in the suite.
@@ -202,7 +204,11 @@ class Corruption(Metric):
         from harness.models import canonical_name, fingerprint_model, load_model
 
         assert isinstance(params, CorruptionParams)
-        out: dict[str, object] = {"corruption_code": code_version()}
+        cells = [(n, s) for n in params.names(task.modality) for s in params.severities]
+        read = {f"{n}@{s}": split.fingerprint for n, s in cells if (split := self._read(task, n, s)) is not None}
+        out: dict[str, object] = {"pregenerated": read} if read else {}
+        if len(read) < len(cells):
+            out["corruption_code"] = code_version()
         if params.baseline is not None:
             name = canonical_name(params.baseline)
             fingerprint = fingerprint_model(name, task) or load_model(name, task).fingerprint
@@ -210,14 +216,19 @@ class Corruption(Metric):
         return out
 
     @staticmethod
-    def _batches(ctx: EvalContext, picked: np.ndarray, text: bool) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
-        """The evaluated examples in batches: (inputs on the device, their positions in ``picked``).
+    def _read(task: Task, name: str, severity: int) -> Split | None:
+        """The task's own corrupted copy of its split (ImageNet-C's folders), or None: generated here."""
+        return None if task.modality == "text" else task.pregenerated(name, severity)
+
+    @staticmethod
+    def _batches(ctx: EvalContext, split: Split, positions: np.ndarray) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+        """``split`` at ``positions`` in batches: (inputs on the device, their rows among the positions).
         Texts are held in memory and perturbed as strings, in one batch."""
-        if text:
-            yield ctx.split.take(picked), np.arange(len(picked))
+        if ctx.task.modality == "text":
+            yield split.take(positions), np.arange(len(positions))
             return
         done = 0
-        for batch, rows in ctx.split.batches(ctx.batch_size, positions=picked, workers=ctx.workers, device=ctx.device):
+        for batch, rows in split.batches(ctx.batch_size, positions=positions, workers=ctx.workers, device=ctx.device):
             yield batch, np.arange(done, done + len(rows))
             done += len(rows)
 
@@ -250,21 +261,33 @@ class Corruption(Metric):
                                         for i in range(0, len(inputs), ctx.batch_size)])  # fmt: skip
                 base_wrong[cell, rows] = preds != labels[rows]
 
-        for number, (batch, rows) in enumerate(self._batches(ctx, picked, text)):
+        def score(k: int, inputs: torch.Tensor, rows: np.ndarray) -> None:
+            name, severity = cells[k]
+            if not text and severity == sevs[-1]:
+                show = np.flatnonzero(np.isin(rows, shown))
+                grid.setdefault(name, {}).update(zip(rows[show], inputs[show].cpu().numpy(), strict=True))
+            correct[k, rows] = ctx.predict(inputs) == labels[rows]
+            base_errors(inputs, rows, k)
+
+        read = {k: split for k, cell in enumerate(cells) if (split := self._read(ctx.task, *cell)) is not None}
+        for number, (batch, rows) in enumerate(self._batches(ctx, ctx.split, picked)):
             base_errors(batch, rows, len(cells))
             show = np.flatnonzero(np.isin(rows, shown))
             if not text:
                 grid.setdefault("clean", {}).update(zip(rows[show], batch[show].cpu().numpy(), strict=True))
             for k, (name, severity) in enumerate(cells):
+                if k in read:
+                    continue
                 ctx.stage(f"batch {number + 1}: {name}@{severity}", k, len(cells))
                 if text:
                     inputs = encode_texts(perturb(decode_texts(batch), indices[rows], name, severity, ctx.seed))
                 else:
                     inputs = corrupted(batch, indices[rows], name, severity, ctx.seed, ctx.task.fingerprint)
-                    if severity == sevs[-1]:
-                        grid.setdefault(name, {}).update(zip(rows[show], inputs[show].cpu().numpy(), strict=True))
-                correct[k, rows] = ctx.predict(inputs) == labels[rows]
-                base_errors(inputs, rows, k)
+                score(k, inputs, rows)
+        for k, split in read.items():  # read from the task's folders, at the same examples, in the same order
+            for number, (inputs, rows) in enumerate(self._batches(ctx, split, indices)):
+                ctx.stage(f"{'@'.join(map(str, cells[k]))} (read): batch {number + 1}", k, len(cells))
+                score(k, inputs, rows)
         if baseline is not None:
             if base_key not in _BASELINE:
                 _BASELINE[base_key] = base_wrong

@@ -174,6 +174,11 @@ class Task(ABC):
         """Hash of the evaluation split's data (inputs, labels, attributes)."""
         return self.load().fingerprint
 
+    def pregenerated(self, corruption: str, severity: int) -> Split | None:
+        """The evaluated split under ``corruption`` at ``severity`` where the task holds it on disk
+        (ImageNet-C's folders), else None: the corruption metric generates it."""
+        return None
+
     @property
     def num_classes(self) -> int:
         return len(self.classes)

@@ -1,4 +1,5 @@
-"""Named image benchmarks: ``cifar10``, ``cifar100``, ``mnist`` (torchvision) and ``imagenet-val``.
+"""Named image benchmarks: ``cifar10``, ``cifar100``, ``mnist`` (torchvision), ``imagenet-val`` and
+``imagenet-c`` (ImageNet-C's pre-generated corruptions of it).
 
 They load only data that is already on disk (``root`` option, else ``$HARNESS_DATA``, else
 ``~/.cache/harness/data``) unless the task option ``download=true`` asks torchvision to fetch it; a
@@ -17,7 +18,16 @@ from pydantic import BaseModel, ConfigDict
 
 from harness.registry import tasks
 from harness.tasks.base import DataNotFoundError, Split, Task, TaskError, parse_options, shipped
-from harness.tasks.images import EXTENSIONS, ImageFolderTask, ImageOptions, class_folders, image_split
+from harness.tasks.images import (
+    EXTENSIONS,
+    ImageFiles,
+    ImageFolderTask,
+    ImageOptions,
+    class_folders,
+    files_fingerprint,
+    image_split,
+)
+from harness.tasks.index import file_index
 
 
 def data_root(root: str | None) -> Path:
@@ -196,3 +206,64 @@ class ImageNetVal(ImageFolderTask):
 
 
 WNID = re.compile(r"n\d{8}")
+
+
+@tasks.register("imagenet-c", "ImageNet-C's pre-generated corruption folders (<corruption>/<severity>/<wnid>/) "
+                              "of imagenet-val")  # fmt: skip
+class ImageNetC(ImageNetVal):
+    """ImageNet validation with ImageNet-C's corrupted copies of it, for users who have them: the folder
+    ``corrupted=DIR`` (else ``$HARNESS_IMAGENET_C``) holds ``<corruption>/<severity>/<wnid>/<file>``,
+    each a 224-pixel crop of the validation image of that name. The clean split is ``imagenet-val``'s
+    (``root=``, ``labels=`` as there); the corruption metric reads each corruption and severity from the
+    folder instead of generating it and records it exactly as a generated one, keyed by the folder's
+    files instead of the corruption code."""
+
+    def __init__(self, root: str | None = None, corrupted: str | None = None, labels: str | None = None,
+                 **options: object) -> None:  # fmt: skip
+        folder = Path(corrupted or os.environ.get("HARNESS_IMAGENET_C") or data_root(None) / "imagenet-c")
+        if not folder.expanduser().is_dir():
+            raise DataNotFoundError(
+                f"task imagenet-c: {folder} does not exist. Get ImageNet-C from https://zenodo.org/records/2235448, "
+                "unpack it (<corruption>/<severity>/<wnid>/...) and pass corrupted=DIR or set HARNESS_IMAGENET_C."
+            )
+        super().__init__(root, labels, **options)
+        self.name = "imagenet-c"
+        self.corrupted_root = folder.expanduser()
+        self._corrupted: dict[tuple[str, int], Split] = {}
+        self.description += f" Pre-generated corruptions in {self.corrupted_root}."
+
+    def pregenerated(self, corruption: str, severity: int) -> Split:
+        """The evaluated split's images under ``corruption`` at ``severity``, from the folder: the same
+        examples in the same order, decoded when read, fingerprinted from their bytes."""
+        key = (corruption, severity)
+        if key in self._corrupted:
+            return self._corrupted[key]
+        folder = self.corrupted_root / corruption / str(severity)
+        if not folder.is_dir():
+            held = sorted(p.name for p in self.corrupted_root.iterdir() if p.is_dir())
+            raise TaskError(f"task imagenet-c: {folder} does not exist; {self.corrupted_root} holds {held}")
+        clean = self.load()
+        paths = [folder / self.classes[int(label)] / Path(file).name
+                 for label, file in zip(clean.labels.tolist(), clean.attributes["file"], strict=True)]  # fmt: skip
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise TaskError(
+                f"task imagenet-c: {len(missing)} of the {len(paths)} evaluated images are not in {folder}, "
+                f"e.g. {missing[0].relative_to(folder)}"
+            )
+        entries = file_index(folder, paths)
+        bad = next((e for e in entries.values() if isinstance(e, str)), None)
+        if bad is not None:
+            raise TaskError(f"task imagenet-c: {bad}")
+        listed = [(str(p.relative_to(folder)), int(k), entries[p]) for p, k in zip(paths, clean.labels.tolist(),
+                                                                                    strict=True)]  # fmt: skip
+        channels, size = self.input_shape[0], tuple(self.input_shape[1:])
+        options = self.options.model_copy(update={"resize": None})  # the files are crops of the task's size
+        split = Split(
+            self.name, f"{clean.name}/{corruption}@{severity}",
+            ImageFiles(paths, channels, size, None, self.options.interpolation),
+            clean.labels, clean.attributes,
+            files_fingerprint(self.name, f"{corruption}/{severity}", options, listed),  # type: ignore[arg-type]
+        )  # fmt: skip
+        self._corrupted[key] = split
+        return split
