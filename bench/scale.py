@@ -80,7 +80,8 @@ def checkpoint(root: Path) -> Path:
     return path
 
 
-def commands(folder: Path, work: Path, workers: int, batch_size: int, weights: Path) -> dict[str, list[str]]:
+def commands(folder: Path, work: Path, workers: int, batch_size: int, weights: Path,
+             device: str) -> dict[str, list[str]]:  # fmt: skip
     suite = work / "corruption.yaml"
     suite.write_text(
         "name: scale\ngroups:\n  - tasks: [fashion-mnist]\n    models: [zoo:fmnist-cnn]\n    metrics:\n"
@@ -88,7 +89,7 @@ def commands(folder: Path, work: Path, workers: int, batch_size: int, weights: P
     )
     run = [sys.executable, "-m", "harness", "run", "--model", MODEL, "--task", f"imagefolder:{folder}", *OPTIONS,
            "--checkpoint", str(weights), "--workers", str(workers), "--batch-size", str(batch_size),
-           "--quiet"]  # fmt: skip
+           "--device", device, "--quiet"]  # fmt: skip
     return {
         "dry_run_cold": [*run, "--metric", "accuracy", "--dry-run", "--store", str(work / "plan")],
         "dry_run_warm": [*run, "--metric", "accuracy", "--dry-run", "--store", str(work / "plan")],
@@ -97,7 +98,7 @@ def commands(folder: Path, work: Path, workers: int, batch_size: int, weights: P
     }
 
 
-def clean_pass(folder: Path, workers: int, batch_size: int, weights: Path) -> float:
+def clean_pass(folder: Path, workers: int, batch_size: int, weights: Path, device: str) -> float:
     import torch
 
     from harness.context import EvalContext
@@ -106,13 +107,13 @@ def clean_pass(folder: Path, workers: int, batch_size: int, weights: Path) -> fl
 
     task = ImageFolderTask(str(folder), resize=256, size=224)
     model = load_model(MODEL, task, checkpoint=str(weights))
-    ctx = EvalContext(model, task, task.load(), torch.device("cpu"), batch_size, 0, 10, "bench", {}, workers=workers)
+    ctx = EvalContext(model, task, task.load(), torch.device(device), batch_size, 0, 10, "bench", {}, workers=workers)
     start = time.perf_counter()
     assert len(ctx.clean.labels) == len(task.load())
     return time.perf_counter() - start
 
 
-def bare_loop(folder: Path, workers: int, batch_size: int, weights: Path) -> float:
+def bare_loop(folder: Path, workers: int, batch_size: int, weights: Path, device: str) -> float:
     """torchvision's ImageFolder and a DataLoader, the same transform, uint8 to float before the model."""
     import torch
     import torchvision.transforms.v2 as T
@@ -121,19 +122,22 @@ def bare_loop(folder: Path, workers: int, batch_size: int, weights: Path) -> flo
     from harness.models import load_model
     from harness.tasks.images import ImageFolderTask
 
-    module = load_model(MODEL, ImageFolderTask(str(folder), resize=256, size=224), checkpoint=str(weights)).module
+    task = ImageFolderTask(str(folder), resize=256, size=224)
+    module = load_model(MODEL, task, checkpoint=str(weights)).module.eval().to(device)
+    cuda = torch.device(device).type == "cuda"
     transform = T.Compose([T.Resize(256, antialias=True), T.CenterCrop(224), T.PILToTensor()])
     data = ImageFolder(str(folder), transform=transform)
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, num_workers=workers,
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, num_workers=workers, pin_memory=cuda,
                                          prefetch_factor=4 if workers else None)  # fmt: skip
     start = time.perf_counter()
     with torch.inference_mode():
         for images, _ in loader:
-            module(images.float().div_(255))
+            module(images.to(device, non_blocking=True).float().div_(255)).cpu()
     return time.perf_counter() - start
 
 
 def main() -> None:
+    from harness.hardware.devices import describe, resolve
     from harness.tasks.stream import default_workers
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -142,13 +146,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     args = parser.parse_args()
     out: dict[str, object] = {
         "what": f"{MODEL} on generated 256 px JPEGs resized to 224, {args.workers} decoding workers, "
-        f"batches of {args.batch_size}",
+        f"batches of {args.batch_size}, on {args.device}",
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
+        "device": describe(resolve(args.device)),
         "sizes": {},
     }
     weights = checkpoint(args.root)
@@ -158,14 +164,14 @@ def main() -> None:
             work = Path(tmp)
             env = {**os.environ, "HARNESS_CACHE": str(work / "cache"), "HF_HUB_OFFLINE": "1"}
             row: dict[str, object] = {}
-            for name, command in commands(folder, work, args.workers, args.batch_size, weights).items():
+            for name, command in commands(folder, work, args.workers, args.batch_size, weights, args.device).items():
                 row[name] = measured(command, env)
                 print(f"N={n} {name}: {row[name]}", flush=True)
         harness_s, bare_s = [], []
         for repeat in range(args.repeats):  # alternated: the machine's load falls on both sides
             sides = [("harness", harness_s, clean_pass), ("bare", bare_s, bare_loop)]
             for _, times, fn in sides if repeat % 2 == 0 else sides[::-1]:
-                times.append(fn(folder, args.workers, args.batch_size, weights))
+                times.append(fn(folder, args.workers, args.batch_size, weights, args.device))
         ratio = statistics.median(harness_s) / statistics.median(bare_s)
         row["clean_pass"] = {"harness_s": [round(t, 2) for t in harness_s], "bare_s": [round(t, 2) for t in bare_s],
                              "ratio_of_medians": round(ratio, 3)}  # fmt: skip
