@@ -87,6 +87,12 @@ class EvalContext:
     workers: int = 0  # processes that decode a streamed split's files (0: this process)
     stored: pd.DataFrame | None = None  # per-example clean outputs of an earlier run with the same fingerprints
 
+    def __post_init__(self) -> None:
+        """A model with a data config of its own (a published timm model) reads image files decoded
+        for it (resize, crop, interpolation in the workers), not the task's decoding resized again."""
+        if self.model.decoding is not None:
+            self.split = self.split.redecoded(self.model.decoding) or self.split
+
     def logits(self, inputs: torch.Tensor | np.ndarray) -> np.ndarray:
         """The model's logits for any inputs in the task's raw space, in batches on the device."""
         self.model.to(self.device)

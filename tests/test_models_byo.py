@@ -114,7 +114,8 @@ def test_timm_random_checkpoint_and_another_architecture(tmp_path, hub):
 
 
 def test_timm_published_config_resizes_and_normalises_inside(tmp_path, hub):
-    """``pretrained=True`` goes through timm's pretrained loader; a file overlay stands in for the hub."""
+    """``pretrained=True`` goes through timm's pretrained loader; a file overlay stands in for the hub. In
+    memory, images are resized inside the model; read from files, they are decoded for it."""
     task = get_task(f"imagefolder:{hub.folder}")
     body = timm.create_model("test_vit", num_classes=3)
     save_file(body.state_dict(), tmp_path / "vit.safetensors")
@@ -125,6 +126,24 @@ def test_timm_published_config_resizes_and_normalises_inside(tmp_path, hub):
     x = everything(task.load())[:2]
     assert preprocess(x).shape == (2, 3, 160, 160)
     assert torch.allclose(model.logits(x), body.eval()(preprocess(x)), atol=1e-5)
+    # read from files, the images are decoded for the model in the workers, as timm's evaluation transform
+    # does (shorter side to 168 bicubic, centre crop 160), and not resized again inside it
+    from PIL import Image
+
+    from harness.context import EvalContext
+    from harness.decoding import Decoding
+    from harness.tasks.images import to_array
+
+    assert model.decoding == Decoding(size=(160, 160), resize=168, interpolation="bicubic")
+    assert model.config["decoding"] == {"size": [160, 160], "resize": 168, "interpolation": "bicubic"}
+    split = task.load()
+    ctx = EvalContext(model, task, split, torch.device("cpu"), 8, 0, 10, "t", {}, workers=0)
+    files = [hub.folder / "test" / f for f in split.attributes["file"]]
+    pixels = np.stack([to_array(Image.open(f), 3, (160, 160), 168, "bicubic") for f in files])
+    assert torch.equal(everything(ctx.split), torch.from_numpy(pixels).float() / 255)
+    expected = body(preprocess.normalize(torch.from_numpy(pixels).float() / 255))
+    assert np.allclose(ctx.clean.logits, expected.detach().numpy(), atol=1e-4)
+    assert ctx.split.fingerprint != split.fingerprint and ctx.split.decoding
     save_file(timm.create_model("test_vit").state_dict(), tmp_path / "vit1k.safetensors")
     with pytest.raises(IncompatibleError, match=r"predicts 1000 classes; task .* has 3"):
         load_model(

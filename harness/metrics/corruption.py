@@ -136,14 +136,14 @@ _BATCHES = BatchCache()
 
 
 def corrupted(images: torch.Tensor, indices: np.ndarray, name: str, severity: int, seed: int,
-              task_fp: str) -> torch.Tensor:  # fmt: skip
+              data_fp: str) -> torch.Tensor:  # fmt: skip
     """A batch corrupted on its device and quantised to uint8 as an image file would hold it, then
     float in [0, 1] again; from the in-memory cache when this batch was corrupted before."""
     import torch
 
     from harness.attacks.corruptions import corrupt
 
-    key = (task_fp, index_digest(indices), name, severity, seed, code_version(), str(images.device))
+    key = (data_fp, index_digest(indices), name, severity, seed, code_version(), str(images.device))
     pixels = _BATCHES.get(key)
     if pixels is None:
         pixels = (corrupt(images, name, severity, seed, indices=indices) * 255).round().to(torch.uint8)
@@ -246,7 +246,8 @@ class Corruption(Metric):
         if text:
             from harness.attacks.text import perturb
             from harness.tasks.text import decode_texts, encode_texts
-        base_key = (baseline, index_digest(indices), ctx.task.fingerprint, ctx.seed)
+        data_fp = f"{ctx.task.fingerprint}/{ctx.split.decoding}"  # the files, as this model has them decoded
+        base_key = (baseline, index_digest(indices), data_fp, ctx.seed)
         base_model = None
         if baseline is not None and base_key not in _BASELINE:
             base_model = load_model(baseline, ctx.task).to(ctx.device)
@@ -282,7 +283,7 @@ class Corruption(Metric):
                 if text:
                     inputs = encode_texts(perturb(decode_texts(batch), indices[rows], name, severity, ctx.seed))
                 else:
-                    inputs = corrupted(batch, indices[rows], name, severity, ctx.seed, ctx.task.fingerprint)
+                    inputs = corrupted(batch, indices[rows], name, severity, ctx.seed, data_fp)
                 score(k, inputs, rows)
         for k, split in read.items():  # read from the task's folders, at the same examples, in the same order
             for number, (inputs, rows) in enumerate(self._batches(ctx, split, indices)):

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.decoding import Decoding
 from harness.errors import HarnessError
 
 
@@ -60,10 +61,13 @@ class Model:
     modality: str
     config: dict[str, Any] = field(default_factory=dict)  # what built it (source, architecture), not file paths
     info: dict[str, Any] = field(default_factory=dict)  # parameters, source, license, training data...
+    decoding: Decoding | None = None  # how it wants image files decoded (its data config), where it has one
 
     def __post_init__(self) -> None:
         self.module.eval()
         self.info.setdefault("parameters", sum(p.numel() for p in self.module.parameters()))
+        if self.decoding is not None:  # the inputs it sees depend on it: part of what the fingerprint names
+            self.config = {**self.config, "decoding": self.decoding.model_dump(mode="json")}
 
     @cached_property
     def fingerprint(self) -> str:

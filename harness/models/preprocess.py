@@ -15,7 +15,9 @@ MODES = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest", "ar
 
 class ImageInput(nn.Module):
     """Grey to RGB (when the network reads 3 channels), resize (the shorter side to ``resize`` then a
-    centre crop to ``size``, or straight to ``size``), then normalise by ``mean`` and ``std``."""
+    centre crop to ``size``, or straight to ``size``), then normalise by ``mean`` and ``std``. With
+    ``decoded``, images already of ``size`` are not resized: they were decoded from their files for this
+    network (its ``Decoding``), and a second resize and crop would zoom in on them."""
 
     def __init__(
         self,
@@ -25,15 +27,19 @@ class ImageInput(nn.Module):
         channels: int,
         resize: int | None = None,
         interpolation: str = "bilinear",
+        decoded: bool = False,
     ) -> None:
         super().__init__()
         self.size, self.resize, self.channels = (tuple(size) if size else None), resize, channels
+        self.decoded = decoded
         self.mode = MODES.get(interpolation, "bilinear")
         self.normalize = Normalize(mean, std, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1 and self.channels == 3:
             x = x.expand(-1, 3, -1, -1)
+        if self.decoded and tuple(x.shape[-2:]) == self.size:
+            return self.normalize(x)
         if self.resize is not None:
             h, w = x.shape[-2:]
             scale = self.resize / min(h, w)
@@ -41,7 +47,7 @@ class ImageInput(nn.Module):
             if self.size is not None:
                 top, left = (x.shape[-2] - self.size[0]) // 2, (x.shape[-1] - self.size[1]) // 2
                 x = x[..., top : top + self.size[0], left : left + self.size[1]]
-        elif self.size is not None and tuple(x.shape[-2:]) != self.size:
+        elif self.size is not None:
             x = self._interpolate(x, self.size)
         return self.normalize(x)
 

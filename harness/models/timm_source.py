@@ -37,6 +37,7 @@ class TimmSource:
         import timm
         from timm.data import resolve_data_config
 
+        from harness.decoding import Decoding
         from harness.models.base import IncompatibleError, Model, ModelLoadError
         from harness.models.preprocess import ImageInput, per_channel
 
@@ -82,7 +83,11 @@ class TimmSource:
             size = tuple(data["input_size"][1:])
             if data.get("crop_mode", "center") == "center":
                 resize = round(min(size) / data.get("crop_pct", 1.0))
-        preprocess = ImageInput(size, mean, std, model_channels, resize=resize, interpolation=data["interpolation"])
+        decoding = None  # image files are decoded for the published model as timm's evaluation transform does
+        if hub and size is not None and data["interpolation"] in ("bilinear", "bicubic"):
+            decoding = Decoding(size=size, resize=resize, interpolation=data["interpolation"])
+        preprocess = ImageInput(size, mean, std, model_channels, resize=resize, interpolation=data["interpolation"],
+                                decoded=decoding is not None)  # fmt: skip
         module = torch_sequential(preprocess, body)
         config = {"source": "timm", "arch": arg, "options": options, "mean": mean, "std": std, "size": size,
                   "resize": resize, "interpolation": data["interpolation"]}  # fmt: skip
@@ -94,7 +99,7 @@ class TimmSource:
             "revision": cfg.get("tag") or "unknown",
             "input": f"{data['input_size']}, {data['interpolation']}, crop {data.get('crop_pct')}",
         }
-        return Model(name, module, "image", config=config, info=info)
+        return Model(name, module, "image", config=config, info=info, decoding=decoding)
 
 
 def torch_sequential(*modules: Any) -> Any:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from torch.utils.data import Dataset
 
+    from harness.decoding import Decoding
+
 Modality = Literal["image", "tabular", "text"]
 
 
@@ -68,9 +70,25 @@ class Split:
     labels: torch.Tensor
     attributes: pd.DataFrame
     fingerprint: str
+    decoding: str = ""  # a model's own decoding of the files (``redecoded``), "" for the task's
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    def redecoded(self, decoding: Decoding) -> Split | None:
+        """The same examples decoded from their files as ``decoding`` says (a model's data config:
+        resize, crop, interpolation), or None where the split is not read from files."""
+        from torch.utils.data import Subset
+
+        data = self.data.dataset if isinstance(self.data, Subset) else self.data
+        if not self.streamed or not hasattr(data, "redecoded"):
+            return None
+        again = data.redecoded(decoding)
+        described = decoding.model_dump_json()
+        return Split(
+            self.task, self.name, Subset(again, self.data.indices) if isinstance(self.data, Subset) else again,
+            self.labels, self.attributes, fingerprint_arrays(extra=f"{self.fingerprint}/{described}"), described,
+        )  # fmt: skip
 
     @property
     def streamed(self) -> bool:
@@ -100,6 +118,7 @@ class Split:
             self.labels[torch.as_tensor(positions)],
             self.attributes.iloc[positions].reset_index(drop=True),
             fingerprint_arrays(positions, extra=self.fingerprint),
+            self.decoding,
         )
 
     def batches(

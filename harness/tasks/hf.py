@@ -18,13 +18,22 @@ import numpy as np
 from pydantic import Field
 
 from harness.registry import tasks
-from harness.tasks.base import DataNotFoundError, Split, Task, TaskError, fingerprint_arrays, parse_options
+from harness.tasks.base import (
+    DataNotFoundError,
+    Split,
+    Task,
+    TaskError,
+    fingerprint_arrays,
+    parse_options,
+)
 from harness.tasks.images import ImageOptions, to_array
 from harness.tasks.text import encode_texts
 
 if TYPE_CHECKING:
     import datasets
     import torch
+
+    from harness.decoding import Decoding
 
 
 class HFOptions(ImageOptions):
@@ -171,11 +180,15 @@ class DatasetImages:
     def __init__(self, data: datasets.Dataset, column: str, channels: int, size: tuple[int, int],
                  resize: int | None, interpolation: str, where: str) -> None:  # fmt: skip
         self.data = data.select_columns([column])
-        self.column, self.channels, self.size, self.resize = column, channels, size, resize
+        self.column, self.channels, self.size, self.resize = column, channels, tuple(size), resize
         self.interpolation, self.where = interpolation, where
 
     def __len__(self) -> int:
         return len(self.data)
+
+    def redecoded(self, decoding: Decoding) -> DatasetImages:
+        return DatasetImages(self.data, self.column, self.channels, decoding.size, decoding.resize,
+                             decoding.interpolation, self.where)  # fmt: skip
 
     def __getitem__(self, i: int) -> torch.Tensor:
         import torch

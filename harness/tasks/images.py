@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from harness.decoding import Decoding
+
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
 SPLIT_DIRS = ("train", "val", "validation", "test")
 
@@ -120,11 +122,14 @@ class ImageFiles:
 
     def __init__(self, paths: list[Path], channels: int, size: tuple[int, int], resize: int | None,
                  interpolation: str = "bilinear") -> None:  # fmt: skip
-        self.paths, self.channels, self.size, self.resize = [str(p) for p in paths], channels, size, resize
+        self.paths, self.channels, self.size, self.resize = [str(p) for p in paths], channels, tuple(size), resize
         self.interpolation = interpolation
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def redecoded(self, decoding: Decoding) -> ImageFiles:
+        return ImageFiles(self.paths, self.channels, decoding.size, decoding.resize, decoding.interpolation)
 
     def __getitem__(self, i: int) -> torch.Tensor:
         import torch
