@@ -144,6 +144,8 @@ def test_timm_published_config_resizes_and_normalises_inside(tmp_path, hub):
     expected = body(preprocess.normalize(torch.from_numpy(pixels).float() / 255))
     assert np.allclose(ctx.clean.logits, expected.detach().numpy(), atol=1e-4)
     assert ctx.split.fingerprint != split.fingerprint and ctx.split.decoding
+    limited = EvalContext(model, task, split.subset(np.array([5, 1])), torch.device("cpu"), 8, 0, 10, "t", {})
+    assert torch.equal(everything(limited.split), torch.from_numpy(pixels[[5, 1]]).float() / 255)  # under --limit
     save_file(timm.create_model("test_vit").state_dict(), tmp_path / "vit1k.safetensors")
     with pytest.raises(IncompatibleError, match=r"predicts 1000 classes; task .* has 3"):
         load_model(
