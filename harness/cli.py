@@ -83,13 +83,14 @@ class What(StrEnum):
     metrics = "metrics"
     attacks = "attacks"
     explainers = "explainers"
+    variants = "variants"
     suites = "suites"
 
 
 @app.command("list")
 def list_(what: Annotated[What | None, typer.Argument(help="What to list [default: everything]")] = None) -> None:
-    """List the registered models, tasks, metrics, attacks, explainers and suites, with a one-line
-    description each."""
+    """List the registered models, tasks, metrics, attacks, explainers, model variants and suites, with a
+    one-line description each."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -100,6 +101,10 @@ def list_(what: Annotated[What | None, typer.Argument(help="What to list [defaul
             from harness.models import catalog
 
             return catalog()
+        if kind is What.variants:
+            from harness.variants import catalog as variant_catalog
+
+            return variant_catalog()
         if kind is What.suites:
             import yaml
 

@@ -131,4 +131,5 @@ metrics: Registry = Registry(
     "harness.metrics",
 )
 attacks: Registry = Registry("attack", ("harness.attacks.adversarial",), "harness.attacks")
+variants: Registry = Registry("variant", ("harness.variants.quantize", "harness.variants.prune"), "harness.variants")
 explainers: Registry = Registry("explainer", ("harness.explain.methods",), "harness.explainers")

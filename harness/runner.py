@@ -193,7 +193,11 @@ def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
                 pair_id = (ref.name, ref.checkpoint, json.dumps(ref.options, sort_keys=True, default=str), task_name,
                            json.dumps(task_ref.options, sort_keys=True, default=str))  # fmt: skip
                 if pair_id not in pairs:
-                    pairs[pair_id] = new_pair(ref, task, dict(task_ref.options), suite)
+                    try:  # a variant that cannot apply to its model is refused here, when it is built
+                        pairs[pair_id] = new_pair(ref, task, dict(task_ref.options), suite)
+                    except IncompatibleError as exc:
+                        skipped.append((ref.name, task_name, str(exc)))
+                        continue
                 pair = pairs[pair_id]
                 for metric_ref in group.metrics:
                     metric = metrics.get(metric_ref.name)

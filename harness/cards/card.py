@@ -113,7 +113,15 @@ def details(name: str, task: Any, info: dict, facts: Facts) -> Section:
             ["license", info.get("license", NOT_PROVIDED)], ["weights fingerprint", fingerprint or NOT_PROVIDED],
             ["evaluated with", f"harness {versions.get('harness', '?')}, torch {versions.get('torch', '?')}"],
             ["card written", datetime.now(UTC).strftime("%Y-%m-%d")]]  # fmt: skip
+    if info.get("lineage"):  # a variant: what it was made from, step by step
+        steps = "; then ".join(f"{s['variant']} (version {s['version']}{_params(s['params'])})"
+                               for s in info["lineage"])  # fmt: skip
+        rows.insert(1, ["variant of", f"{info.get('variant_of', '?')}: {steps}"])
     return Section("Model Details", [Table(["", ""], rows)])
+
+
+def _params(params: dict) -> str:
+    return "".join(f", {k} {v}" for k, v in params.items())
 
 
 def intended_use(info: dict) -> Section:

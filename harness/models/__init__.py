@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.registry import models
+from harness.variants import apply, canonical, split_name, steps
 
 if TYPE_CHECKING:
     from harness.models.base import Model
@@ -27,17 +28,22 @@ class ModelSource(Protocol):
 
 def fingerprint_model(name: str, task: Task, checkpoint: str | None = None, **options: Any) -> str | None:
     """The fingerprint the loaded model will have, if its source can tell without loading it (the zoo
-    can, from the weights file); None otherwise. Planning uses it to skip stored work cheaply."""
+    can, from the weights file); None otherwise. Planning uses it to skip stored work cheaply. A variant
+    (``+int8``) is loaded at planning, so that one that cannot apply is refused there with the reason."""
+    if split_name(name)[1]:
+        return None
     found = getattr(source(name), "fingerprint", None)
     return found(parse(name)[1], task, checkpoint=checkpoint, **options) if found else None
 
 
 def canonical_name(name: str) -> str:
     """The one name of a model however it was typed: a source whose argument is a path makes it absolute
-    (``hf:./vit``, ``hf:vit`` and ``hf:/abs/vit`` are one model, measured once, one row on a board)."""
-    prefix, arg = parse(name)
-    found = getattr(source(name), "canonical", None)
-    return f"{prefix}:{found(arg)}" if found else name
+    (``hf:./vit``, ``hf:vit`` and ``hf:/abs/vit`` are one model, measured once, one row on a board);
+    variants are written one way (``+prune=0.50`` -> ``+prune=0.5``)."""
+    base, chain = split_name(name)
+    prefix, arg = parse(base)
+    found = getattr(source(base), "canonical", None)
+    return (f"{prefix}:{found(arg)}" if found else base) + (canonical(name) if chain else "")
 
 
 def absolute_if_path(arg: str) -> str:
@@ -49,8 +55,9 @@ def absolute_if_path(arg: str) -> str:
 
 
 def parse(name: str) -> tuple[str, str]:
-    """``"zoo:fmnist-cnn"`` -> ``("zoo", "fmnist-cnn")``; a name without a prefix is its own source."""
-    source, _, arg = name.partition(":")
+    """``"zoo:fmnist-cnn"`` -> ``("zoo", "fmnist-cnn")``; a name without a prefix is its own source;
+    variants after ``+`` are not part of either."""
+    source, _, arg = split_name(name)[0].partition(":")
     return source, arg
 
 
@@ -59,12 +66,17 @@ def source(name: str) -> ModelSource:
 
 
 def check_model(name: str, task: Task, **options: Any) -> None:
-    """Raise ``IncompatibleError`` when the model cannot run on ``task`` (cheap: nothing is built)."""
+    """Raise ``IncompatibleError`` when the model cannot run on ``task`` (cheap: nothing is built);
+    unknown variants and bad variant values raise ``RegistryError``."""
     source(name).check(parse(name)[1], task, **options)
+    steps(name)
 
 
 def load_model(name: str, task: Task, checkpoint: str | None = None, **options: Any) -> Model:
+    """The model ``name`` names, built by its source, then transformed by its variants (``+int8``)."""
     model = source(name).load(parse(name)[1], task, checkpoint=checkpoint, **options)
+    model.name = split_name(name)[0]
+    model = apply(model, name, task)
     model.name = name
     return model
 

@@ -62,6 +62,8 @@ class Model:
     config: dict[str, Any] = field(default_factory=dict)  # what built it (source, architecture), not file paths
     info: dict[str, Any] = field(default_factory=dict)  # parameters, source, license, training data...
     decoding: Decoding | None = None  # how it wants image files decoded (its data config), where it has one
+    parent: str | None = None  # a variant's parent's fingerprint (``harness.variants``), None for a model
+    lineage: tuple[dict[str, Any], ...] = ()  # the variant steps from the parent model, in order
 
     def __post_init__(self) -> None:
         self.module.eval()
@@ -71,6 +73,10 @@ class Model:
 
     @cached_property
     def fingerprint(self) -> str:
+        if self.parent is not None:  # a variant: its parent's and the last transform's (quantized weights
+            from harness.variants import derived_fingerprint  # are not plain tensors to hash)
+
+            return derived_fingerprint(self.parent, self.lineage[-1])
         return fingerprint_state(self.module.state_dict(), self.config)
 
     @cached_property
