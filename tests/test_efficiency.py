@@ -43,11 +43,12 @@ class Sleeper(nn.Module):
 
 
 def test_throughput_of_a_known_cost():
-    # sleep overshoots by well under 10% at 5 ms (scheduler granularity is ~0.1 ms here)
+    # a 5 ms sleep never returns early and overshoots by the machine's load: 11% seen on this shared
+    # 2-core machine during the full suite, so the bounds are one-sided tight and loose on the other side
     rates = timing.throughput(Sleeper(), torch.rand(64, 1, 28, 28), 64, torch.device("cpu"), warmup=1, repeats=5)
-    assert np.median(rates) == pytest.approx(64 / 0.005, rel=0.10)
+    assert 64 / 0.005 / 1.5 < np.median(rates) <= 64 / 0.005 * 1.01
     latencies = timing.latency(Sleeper(), torch.rand(10, 1, 28, 28), torch.device("cpu"), queries=20, warmup=2)
-    assert np.median(latencies) == pytest.approx(0.005, rel=0.10)
+    assert 0.005 * 0.99 <= np.median(latencies) < 0.005 * 1.5
 
 
 def test_throughput_agrees_with_an_independent_loop():
