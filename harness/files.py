@@ -9,6 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def cache_root() -> Path:
+    """Where the harness keeps what it can always recompute (file indexes, fingerprints, corrupted
+    copies): ``$HARNESS_CACHE``, default ``~/.cache/harness``."""
+    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
+
+
 @contextmanager
 def atomic_write(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; when the block ends without an error it replaces

@@ -31,7 +31,7 @@ from harness.context import EvalContext
 from harness.errors import HarnessError
 from harness.executors import Executor, InProcessExecutor, Needs, make_executor
 from harness.hardware import devices, energy
-from harness.models import check_model, fingerprint_model, load_model
+from harness.models import check_model, fingerprint_model, load_model, remember_fingerprint
 from harness.models.base import IncompatibleError, Model
 from harness.progress import NullReporter, Reporter
 from harness.records import Record
@@ -217,13 +217,14 @@ def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
 
 
 def new_pair(ref: ModelRef, task: Task, task_options: dict[str, Any], suite: Suite) -> Pair:
-    """A (model, task) pair: the model's fingerprint (loading it only when its source cannot tell
-    without), and the examples it is evaluated on (every one, or the run's seeded subset)."""
+    """A (model, task) pair: the model's fingerprint (loading it only when neither its source nor an
+    earlier build of the same files can tell without), and the examples it is evaluated on (every one, or the run's seeded subset)."""
     model = None
     fingerprint = fingerprint_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
     if fingerprint is None:
         model = load_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
         fingerprint = model.fingerprint
+        remember_fingerprint(ref.name, task, fingerprint, checkpoint=ref.checkpoint, **ref.options)
     total = len(task.load())
     subset = stats.subset_indices(total, suite.limit, suite.seed)
     indices = np.arange(total) if subset is None else subset

@@ -113,6 +113,41 @@ def test_timm_random_checkpoint_and_another_architecture(tmp_path, hub):
         load_model("timm:resnet18", task, checkpoint=str(tmp_path / "r10.safetensors"))
 
 
+def test_a_checkpointed_models_fingerprint_is_remembered_and_a_warm_plan_imports_no_timm(tmp_path, hub, monkeypatch):
+    """A model that only its files determine is built once; later plans take its fingerprint from the
+    cache, keyed by the checkpoint's stamp. Replacing the checkpoint forgets it; a random timm model
+    (drawn anew at each build) is never remembered."""
+    import os
+    import subprocess
+
+    from harness.models import fingerprint_model, remember_fingerprint
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    task = get_task(f"imagefolder:{hub.folder}")
+    weights = tmp_path / "r10.safetensors"
+    save_file(timm.create_model("resnet10t", num_classes=3, in_chans=3).state_dict(), weights)
+    for name in ("timm:resnet10t", "timm:resnet10t+int8"):
+        assert fingerprint_model(name, task, checkpoint=str(weights)) is None
+        built = load_model(name, task, checkpoint=str(weights)).fingerprint
+        remember_fingerprint(name, task, built, checkpoint=str(weights))
+        assert fingerprint_model(name, task, checkpoint=str(weights)) == built
+    random = load_model("timm:resnet10t", task)
+    remember_fingerprint("timm:resnet10t", task, random.fingerprint)
+    assert fingerprint_model("timm:resnet10t", task) is None
+    plan = (f"import sys\nfrom harness.cli import main\nsys.argv = ['harness', 'run', '--model', 'timm:resnet10t', "
+            f"'--task', 'imagefolder:{hub.folder}', '--checkpoint', '{weights}', '--metric', 'accuracy', "
+            f"'--dry-run', '--store', '{tmp_path / 'store'}', '--quiet']\ntry:\n    main()\nexcept SystemExit:\n"
+            "    pass\nprint('timm' in sys.modules)")  # fmt: skip
+    env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "cache")}
+    warm = subprocess.run([sys.executable, "-c", plan], capture_output=True, text=True, env=env, check=True)
+    assert warm.stdout.strip().endswith("False"), warm.stdout + warm.stderr
+    save_file(timm.create_model("resnet10t", num_classes=3, in_chans=3).state_dict(), weights)  # new weights
+    os.utime(weights, ns=(1, 1))  # and a new stamp even on a file system with coarse times
+    assert fingerprint_model("timm:resnet10t", task, checkpoint=str(weights)) is None
+    cold = subprocess.run([sys.executable, "-c", plan], capture_output=True, text=True, env=env, check=True)
+    assert cold.stdout.strip().endswith("True"), cold.stdout + cold.stderr
+
+
 def test_timm_published_config_resizes_and_normalises_inside(tmp_path, hub):
     """``pretrained=True`` goes through timm's pretrained loader; a file overlay stands in for the hub. In
     memory, images are resized inside the model; read from files, they are decoded for it."""

@@ -6,10 +6,12 @@ torch so that naming and listing models is cheap; the sources import torch when 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from harness.models import fingerprints
 from harness.registry import models
-from harness.variants import apply, canonical, split_name, steps
+from harness.variants import apply, canonical, lineage_step, split_name, steps
 
 if TYPE_CHECKING:
     from harness.models.base import Model
@@ -25,15 +27,41 @@ class ModelSource(Protocol):
 
     def load(self, arg: str, task: Task, checkpoint: str | None = None, **options: Any) -> Model: ...
 
+    # Optional: ``fingerprint(arg, task, checkpoint, **options) -> str``, the loaded model's fingerprint
+    # without building it; ``determined_by(arg, checkpoint, **options) -> list[Path] | None``, the files
+    # that with the name and options determine the built model (None: it is drawn at random, or
+    # fetched), so that its fingerprint can be remembered (``harness.models.fingerprints``).
+
 
 def fingerprint_model(name: str, task: Task, checkpoint: str | None = None, **options: Any) -> str | None:
-    """The fingerprint the loaded model will have, if its source can tell without loading it (the zoo
-    can, from the weights file); None otherwise. Planning uses it to skip stored work cheaply. A variant
-    (``+int8``) is loaded at planning, so that one that cannot apply is refused there with the reason."""
-    if split_name(name)[1]:
-        return None
+    """The fingerprint the loaded model will have, if it is known without loading it: from its source
+    (the zoo reads its weights file), or remembered from an earlier build of the same files, name,
+    options and library versions; None otherwise, and planning builds it. A variant (``+int8``) not
+    built before is built at planning, so that one that cannot apply is refused there with the reason."""
+    chain = split_name(name)[1]
     found = getattr(source(name), "fingerprint", None)
-    return found(parse(name)[1], task, checkpoint=checkpoint, **options) if found else None
+    if found and not chain:
+        return found(parse(name)[1], task, checkpoint=checkpoint, **options)
+    files = _determined_by(name, checkpoint, options)
+    return None if files is None else fingerprints.remembered(*_memory_key(name, options, task), files)
+
+
+def remember_fingerprint(name: str, task: Task, fingerprint: str, checkpoint: str | None = None,
+                         **options: Any) -> None:  # fmt: skip
+    """Remember a built model's fingerprint, when its files determine it."""
+    files = _determined_by(name, checkpoint, options)
+    if files is not None:
+        fingerprints.remember(*_memory_key(name, options, task), files, fingerprint)
+
+
+def _determined_by(name: str, checkpoint: str | None, options: dict[str, Any]) -> list[Path] | None:
+    found = getattr(source(name), "determined_by", None)
+    return found(parse(name)[1], checkpoint, **options) if found else None
+
+
+def _memory_key(name: str, options: dict[str, Any], task: Task) -> tuple[str, dict[str, Any], str]:
+    lineage = [lineage_step(variant, params) for variant, params in steps(name)]
+    return split_name(name)[0], {"options": options, "lineage": lineage}, task.fingerprint
 
 
 def canonical_name(name: str) -> str:

@@ -23,13 +23,19 @@ class TimmSource:
     def catalog(self) -> list[tuple[str, str]]:
         return []
 
-    def check(self, arg: str, task: Task, **options: Any) -> None:
-        import timm
+    def determined_by(self, arg: str, checkpoint: str | None = None, **options: Any) -> list[Path] | None:
+        """A checkpoint determines the model; without one it is drawn at random or fetched from the hub."""
+        return [Path(checkpoint).expanduser()] if checkpoint else None
 
+    def check(self, arg: str, task: Task, **options: Any) -> None:
         from harness.models.base import IncompatibleError
 
-        if not timm.is_model(arg):
-            raise RegistryError(unknown_name_message("timm architecture", arg, timm.list_models()))
+        known = architectures()
+        if arg.split(".", 1)[0] not in set(known):  # a pretrained tag after '.' is allowed, as timm allows it
+            import timm  # the authority: it also knows deprecated aliases, which it does not list
+
+            if not timm.is_model(arg):
+                raise RegistryError(unknown_name_message("timm architecture", arg, known))
         if task.modality != "image":
             raise IncompatibleError(f"timm:{arg} is an image model; task {task.name!r} is {task.modality}")
 
@@ -100,6 +106,30 @@ class TimmSource:
             "input": f"{data['input_size']}, {data['interpolation']}, crop {data.get('crop_pct')}",
         }
         return Model(name, module, "image", config=config, info=info, decoding=decoding)
+
+
+def architectures() -> list[str]:
+    """timm's listed architecture names, kept once per timm version under ``$HARNESS_CACHE`` (importing
+    timm takes seconds; a warm plan need not)."""
+    import json
+    from importlib.metadata import version
+
+    from harness.files import atomic_write, cache_root
+
+    where = cache_root() / f"timm-{version('timm')}-architectures.json"
+    try:
+        return json.loads(where.read_text())
+    except (OSError, ValueError):
+        pass
+    import timm
+
+    names = timm.list_models()
+    try:
+        with atomic_write(where) as tmp:
+            tmp.write_text(json.dumps(names))
+    except OSError:
+        pass
+    return names
 
 
 def torch_sequential(*modules: Any) -> Any:

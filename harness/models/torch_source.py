@@ -9,6 +9,7 @@ save it instead. The module receives the task's raw inputs (images in [0, 1]) an
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,18 @@ class TorchSource:
         from harness.models import absolute_if_path
 
         return arg if ":" in arg else absolute_if_path(arg)
+
+    def determined_by(self, arg: str, checkpoint: str | None = None, **options: Any) -> list[Path] | None:
+        """A TorchScript file; a class's source file and its checkpoint (without one it is drawn at random)."""
+        if ":" not in arg:
+            return [Path(arg).expanduser()]
+        if not checkpoint:
+            return None
+        try:
+            spec = importlib.util.find_spec(arg.rpartition(":")[0])
+        except (ImportError, ValueError):
+            return None
+        return [Path(spec.origin), Path(checkpoint).expanduser()] if spec and spec.origin else None
 
     def check(self, arg: str, task: Task, **options: Any) -> None:
         from harness.models.base import ModelLoadError

@@ -15,13 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.files import atomic_write
+from harness.files import atomic_write, cache_root
 
 GREY_MODES = ("1", "L", "I", "I;16", "F")
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,9 @@ class ZooSource:
         state, _ = read_safetensors(self._path(arg, checkpoint), f"zoo:{arg}")
         return fingerprint_state(state, self._config(arg))
 
+    def determined_by(self, arg: str, checkpoint: str | None = None, **options: Any) -> list[Path]:
+        return [self._path(arg, checkpoint)]
+
     @staticmethod
     def _path(arg: str, checkpoint: str | None) -> Path:
         return Path(checkpoint) if checkpoint else weights_dir() / f"{arg}.safetensors"
