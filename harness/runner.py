@@ -218,7 +218,8 @@ def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
 
 def new_pair(ref: ModelRef, task: Task, task_options: dict[str, Any], suite: Suite) -> Pair:
     """A (model, task) pair: the model's fingerprint (loading it only when neither its source nor an
-    earlier build of the same files can tell without), and the examples it is evaluated on (every one, or the run's seeded subset)."""
+    earlier build of the same files can tell without), and the examples it is evaluated on (every one,
+    or the run's seeded subset)."""
     model = None
     fingerprint = fingerprint_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
     if fingerprint is None:
