@@ -131,5 +131,7 @@ metrics: Registry = Registry(
     "harness.metrics",
 )
 attacks: Registry = Registry("attack", ("harness.attacks.adversarial",), "harness.attacks")
-variants: Registry = Registry("variant", ("harness.variants.quantize", "harness.variants.prune"), "harness.variants")
+variants: Registry = Registry(
+    "variant", ("harness.variants.quantize", "harness.variants.prune", "harness.variants.calibrate"), "harness.variants"
+)
 explainers: Registry = Registry("explainer", ("harness.explain.methods",), "harness.explainers")

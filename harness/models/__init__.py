@@ -55,6 +55,8 @@ def remember_fingerprint(name: str, task: Task, fingerprint: str, checkpoint: st
 
 
 def _determined_by(name: str, checkpoint: str | None, options: dict[str, Any]) -> list[Path] | None:
+    if any(variant.data_dependent for variant, _ in steps(name)):  # fitted on data: its fingerprint too
+        return None
     found = getattr(source(name), "determined_by", None)
     return found(parse(name)[1], checkpoint, **options) if found else None
 

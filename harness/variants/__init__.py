@@ -56,12 +56,6 @@ def derived_fingerprint(parent: str, step: dict[str, Any]) -> str:
     return hashlib.sha256(f"{parent}/{json.dumps(step, sort_keys=True)}".encode()).hexdigest()[:16]
 
 
-def chain_fingerprint(parent: str, name: str) -> str:
-    for variant, params in steps(name):
-        parent = derived_fingerprint(parent, lineage_step(variant, params))
-    return parent
-
-
 def apply(model: Model, name: str, task: Task) -> Model:
     """``model`` transformed by each variant ``name`` names, in order; a variant that cannot apply
     raises ``IncompatibleError`` naming why."""

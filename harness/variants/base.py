@@ -21,6 +21,7 @@ class Variant:
     name: ClassVar[str]
     version: ClassVar[int] = 1
     pattern: ClassVar[str | None] = None  # e.g. "prune=<fraction>"; None: the bare name
+    data_dependent: ClassVar[bool] = False  # fitted on data (``fitted.py``): never built from memory
 
     def parse(self, value: str | None, where: str) -> dict[str, Any]:
         """The parameters written after ``=`` (None when there is no ``=``)."""
@@ -38,6 +39,11 @@ class Variant:
         """The transformed module (``module`` is the variant's own copy of its parent's)."""
         raise NotImplementedError
 
+    def apply_to(self, parent: Model, task: Task, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        """The transformed copy of the parent's module, and what the transform was fitted on and found
+        (nothing, for a transform of the weights alone), which joins the lineage step."""
+        return self.transform(copy.deepcopy(parent.module).cpu(), task, **params), {}
+
     def derive(self, parent: Model, task: Task, params: dict[str, Any]) -> Model:
         """The variant of ``parent``: a transformed copy, its fingerprint derived from the parent's and
         this step, its lineage and info extended."""
@@ -45,8 +51,8 @@ class Variant:
         from harness.variants import lineage_step
 
         self.check(parent.module, parent, task)
-        module = self.transform(copy.deepcopy(parent.module).cpu(), task, **params)
-        step = lineage_step(self, params)
+        module, fitted = self.apply_to(parent, task, params)
+        step = {**lineage_step(self, params), **fitted}
         # the parent's parameter count stays: quantized and pruned weights are still its weights
         info = {**parent.info, "variant_of": parent.info.get("variant_of", parent.name),
                 "lineage": [*parent.lineage, step]}  # fmt: skip

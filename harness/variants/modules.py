@@ -15,3 +15,15 @@ class CastInputs(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x.to(self.dtype)).float()
+
+
+class Tempered(nn.Module):
+    """``body``'s logits divided by a fitted temperature (``+temperature``)."""
+
+    def __init__(self, body: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.body = body
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) / self.temperature
