@@ -204,3 +204,30 @@ class Branching(torch.nn.Module):
 
     def forward(self, x):
         return self.body(x) if float(x.sum()) > 0 else -self.body(x)
+
+
+def test_prune_channels_removes_channels_and_computes_the_parent_with_them_zeroed(fmnist):
+    """Structured pruning (Torch-Pruning): each hidden layer keeps 70% of its channels (rounded), the
+    logits' layer all of them; parameters and multiply-adds fall; and the smaller model's logits equal
+    an independent construction: the parent with the removed channels' weights and biases set to zero
+    (the kept channels found by their biases)."""
+    import copy
+
+    task, x = fmnist
+    parent, pruned = load_model("zoo:fmnist-cnn", task), load_model("zoo:fmnist-cnn+prune-channels=0.3", task)
+    layers = [m for m in parent.module if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    smaller = [m for m in pruned.module if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    zeroed = copy.deepcopy(parent.module)
+    zeroed_layers = [m for m in zeroed if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    for big, small, target in zip(layers[:-1], smaller[:-1], zeroed_layers[:-1], strict=True):
+        assert abs(small.bias.numel() - 0.7 * big.bias.numel()) < 1
+        kept = [int((big.bias == b).nonzero()[0, 0]) for b in small.bias]
+        dropped = sorted(set(range(big.bias.numel())) - set(kept))
+        with torch.no_grad():
+            target.weight[dropped] = 0
+            target.bias[dropped] = 0
+    assert smaller[-1].out_features == layers[-1].out_features == 10
+    assert sum(p.numel() for p in pruned.module.parameters()) < 0.6 * sum(p.numel() for p in parent.module.parameters())
+    with torch.inference_mode():
+        assert torch.allclose(pruned.logits(x), zeroed(x), atol=1e-4)
+    assert load_model("zoo:fmnist-cnn+prune-channels=0.3", task).fingerprint == pruned.fingerprint
