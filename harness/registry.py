@@ -132,6 +132,8 @@ metrics: Registry = Registry(
 )
 attacks: Registry = Registry("attack", ("harness.attacks.adversarial",), "harness.attacks")
 variants: Registry = Registry(
-    "variant", ("harness.variants.quantize", "harness.variants.prune", "harness.variants.calibrate"), "harness.variants"
+    "variant",
+    ("harness.variants.quantize", "harness.variants.prune", "harness.variants.calibrate", "harness.variants.adapt"),
+    "harness.variants",
 )
 explainers: Registry = Registry("explainer", ("harness.explain.methods",), "harness.explainers")

@@ -231,3 +231,41 @@ def test_prune_channels_removes_channels_and_computes_the_parent_with_them_zeroe
     with torch.inference_mode():
         assert torch.allclose(pruned.logits(x), zeroed(x), atol=1e-4)
     assert load_model("zoo:fmnist-cnn+prune-channels=0.3", task).fingerprint == pruned.fingerprint
+
+
+def test_bn_adapt_mixes_each_examples_statistics_with_the_training_ones(fmnist):
+    """Every BatchNorm of the zoo's ResNet normalises with (N * running + own) / (N + 1) statistics, N = 16:
+    one layer's output equals that formula computed directly in float64 on the input it received; an
+    image gets the same logits in a batch of 7 as in a batch of 256 (per example, so batch size and
+    subsets do not change a figure); a very large N gives the parent back; a model without BatchNorm is
+    refused."""
+    import numpy as np
+
+    from harness.models.base import IncompatibleError
+    from harness.variants.modules import PriorBatchNorm
+
+    task, x = fmnist
+    parent, adapted = load_model("zoo:fmnist-resnet10t", task), load_model("zoo:fmnist-resnet10t+bn-adapt", task)
+    layers = [m for m in adapted.module.modules() if isinstance(m, PriorBatchNorm)]
+    assert layers and not any(type(m) is torch.nn.BatchNorm2d for m in adapted.module.modules() if m not in
+                              [layer.bn for layer in layers])  # fmt: skip
+    seen = {}
+    layers[3].register_forward_hook(
+        lambda m, args, out: seen.update(x=args[0].double().numpy(), y=out.double().numpy())
+    )
+    adapted.logits(x[:8])
+    bn, given = layers[3].bn, seen["x"]
+    own_mean, own_var = given.mean((2, 3), keepdims=True), given.var((2, 3), keepdims=True)
+    w = 16 / 17
+    mean = w * bn.running_mean.double().numpy()[None, :, None, None] + (1 - w) * own_mean
+    var = w * bn.running_var.double().numpy()[None, :, None, None] + (1 - w) * own_var
+    expected = (given - mean) / np.sqrt(var + bn.eps) * bn.weight.detach().double().numpy()[None, :, None, None] \
+        + bn.bias.detach().double().numpy()[None, :, None, None]  # fmt: skip
+    assert np.abs(seen["y"] - expected).max() < 1e-4
+    alone, together = adapted.logits(x[:7]), adapted.logits(x[:256])[:7]
+    assert torch.allclose(alone, together, atol=1e-4)
+    assert not torch.allclose(alone, parent.logits(x[:7]), atol=1e-2)  # it does adapt
+    barely = load_model("zoo:fmnist-resnet10t+bn-adapt=1e9", task)
+    assert torch.allclose(barely.logits(x[:64]), parent.logits(x[:64]), atol=1e-3)
+    with pytest.raises(IncompatibleError, match="no BatchNorm layer to adapt"):
+        load_model("zoo:fmnist-cnn+bn-adapt", task)

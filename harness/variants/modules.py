@@ -27,3 +27,31 @@ class Tempered(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x) / self.temperature
+
+
+class PriorBatchNorm(nn.Module):
+    """A BatchNorm layer that normalises each example with a mix of its own statistics (over the
+    positions of each channel) and the training statistics the layer holds, weighted ``prior`` to 1
+    (Schneider et al. 2020, eq. 1 with n = 1): mean = (N * mu_train + mu_x) / (N + 1), and likewise the
+    variance. The affine part is the layer's own."""
+
+    def __init__(self, bn: nn.modules.batchnorm._BatchNorm, prior: float) -> None:
+        super().__init__()
+        self.bn, self.prior = bn, float(prior)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bn = self.bn
+        dims = tuple(range(2, x.dim()))
+        shape = (1, -1) + (1,) * len(dims)
+        if dims:
+            mean = x.mean(dims, keepdim=True)
+            var = x.var(dims, unbiased=False, keepdim=True)
+        else:  # a vector per example: no positions to average over, the training statistics alone
+            mean, var = torch.zeros_like(x), torch.zeros_like(x)
+        w = self.prior / (self.prior + 1) if dims else 1.0
+        mean = w * bn.running_mean.view(shape) + (1 - w) * mean
+        var = w * bn.running_var.view(shape) + (1 - w) * var
+        out = (x - mean) / torch.sqrt(var + bn.eps)
+        if bn.affine:
+            out = out * bn.weight.view(shape) + bn.bias.view(shape)
+        return out
