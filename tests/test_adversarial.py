@@ -243,3 +243,31 @@ def test_attacks_leave_the_weights_untouched():
                budget=budget, seed=0, batch_size=10)  # fmt: skip
     assert [p.requires_grad for p in params] == before
     assert all(p.grad is None for p in params)
+
+
+def test_a_quantized_variant_is_attacked_through_its_float_parents_gradients():
+    """int8 kernels have no gradients: the attack follows the float parent's (straight-through) and
+    judges each success on the int8 model itself; the records carry the flag ``transfer-from-parent``.
+    Checked: the wrapped outputs are the int8 model's, its input gradient the parent's Jacobian applied to
+    the loss's gradient at the int8 logits, and the attack breaks some of the int8 model's examples."""
+    from harness.variants.modules import GradientsFrom
+
+    task = get_task("fashion-mnist")
+    parent, variant = load_model("zoo:fmnist-mlp", task), load_model("zoo:fmnist-mlp+int8", task)
+    assert variant.surrogate is not None and load_model("zoo:fmnist-mlp+prune=0.5", task).surrogate is None
+    x = task.load().inputs[:16].clone().requires_grad_(True)
+    y = task.load().labels[:16]
+    wrapped = GradientsFrom(variant.surrogate, variant.module)
+    out = wrapped(x)
+    assert torch.allclose(out.detach(), variant.logits(x.detach()), atol=1e-6)
+    (ours,) = torch.autograd.grad(F.cross_entropy(out, y), x)
+    x2 = x.detach().clone().requires_grad_(True)  # the parent's Jacobian times the loss's gradient at int8's logits
+    at_int8 = (F.softmax(variant.logits(x.detach()), 1) - F.one_hot(y, 10)) / len(y)
+    (theirs,) = torch.autograd.grad(parent.module(x2), x2, grad_outputs=at_int8)
+    assert torch.allclose(ours, theirs, atol=1e-7)
+    records, _ = measure(variant, 40, attacks=["pgd-linf"], linf_eps=[0.1], l2_eps=[], blackbox_examples=1,
+                         active_tests=0)  # fmt: skip
+    clean = records[("adversarial.clean_accuracy", "attack=none")]
+    robust = records[("adversarial.robust_accuracy", "attack=pgd-linf@0.1")]
+    assert "transfer-from-parent" in clean.flags and "zero-gradients" not in clean.flags
+    assert robust.value < clean.value

@@ -151,7 +151,12 @@ class Adversarial(Metric):
         correct = ctx.clean.correct[picked]
         grids = {"linf": sorted(params.linf_eps), "l2": sorted(params.l2_eps)}
 
-        flags = model_flags(module, inputs[:64], labels[:64])
+        transfer = ctx.model.surrogate is not None
+        if transfer:  # no gradients of its own: gradients from the float parent, outputs from the model
+            from harness.variants.modules import GradientsFrom
+
+            module = GradientsFrom(ctx.model.surrogate.eval(), module.eval())
+        flags = model_flags(module, inputs[:64], labels[:64]) + (["transfer-from-parent"] if transfer else [])
         version = params.protocol
         if version == "auto":
             version = "rand" if "randomized-forward" in flags else "standard"

@@ -64,6 +64,9 @@ class Model:
     decoding: Decoding | None = None  # how it wants image files decoded (its data config), where it has one
     parent: str | None = None  # a variant's parent's fingerprint (``harness.variants``), None for a model
     lineage: tuple[dict[str, Any], ...] = ()  # the variant steps from the parent model, in order
+    # where ``module`` has no gradients (a quantized variant), a float stand-in whose gradients attacks
+    # follow: its float parent (``harness.variants``); None where the module's own gradients exist
+    surrogate: nn.Module | None = None
 
     def __post_init__(self) -> None:
         self.module.eval()
@@ -86,6 +89,8 @@ class Model:
 
     def to(self, device: str | torch.device) -> Model:
         self.module.to(device)
+        if self.surrogate is not None:
+            self.surrogate.to(device)
         self.device = torch.device(device)
         return self
 

@@ -22,6 +22,7 @@ class Variant:
     version: ClassVar[int] = 1
     pattern: ClassVar[str | None] = None  # e.g. "prune=<fraction>"; None: the bare name
     data_dependent: ClassVar[bool] = False  # fitted on data (``fitted.py``): never built from memory
+    differentiable: ClassVar[bool] = True  # False: no gradients (int8 kernels); attacks follow the parent's
 
     def parse(self, value: str | None, where: str) -> dict[str, Any]:
         """The parameters written after ``=`` (None when there is no ``=``)."""
@@ -56,7 +57,8 @@ class Variant:
         # the parent's parameter count stays: quantized and pruned weights are still its weights
         info = {**parent.info, "variant_of": parent.info.get("variant_of", parent.name),
                 "lineage": [*parent.lineage, step]}  # fmt: skip
+        surrogate = parent.surrogate if parent.surrogate is not None or self.differentiable else parent.module
         return Model(
             f"{parent.name}+{self.label(params)}", module, parent.modality, config=parent.config, info=info,
-            decoding=parent.decoding, parent=parent.fingerprint, lineage=(*parent.lineage, step),
+            decoding=parent.decoding, parent=parent.fingerprint, lineage=(*parent.lineage, step), surrogate=surrogate,
         )  # fmt: skip

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 @variants.register("int8", "dynamic int8 quantization of the Linear layers (fbgemm/qnnpack kernels, CPU)")
 class Int8(Variant):
     name = "int8"
+    differentiable = False
 
     def check(self, module: nn.Module, model: Model, task: Task) -> None:
         from torch import nn
@@ -63,6 +64,7 @@ class Int8(Variant):
 class Int8Static(FittedOnSplit):
     name = "int8-static"
     pattern = "int8-static[=<split>]"
+    differentiable = False
     examples = 1000
 
     def check(self, module: nn.Module, model: Model, task: Task) -> None:
