@@ -543,6 +543,12 @@ def leaderboard(
     err.print(f"wrote {len(board.frame)} leaderboard rows to {output}")
 
 
+ExemplarsOpt = Annotated[
+    Path | None,
+    typer.Option("--exemplars", help="Write the examples one model gets right and the other wrong (.csv or .json)"),
+]
+
+
 @app.command()
 def compare(
     a: Annotated[str, typer.Argument(help="Model A, e.g. zoo:fmnist-cnn")],
@@ -553,13 +559,17 @@ def compare(
     limit: LimitOpt = None,
     seed: SeedOpt = None,
     store: StoreOpt = None,
+    exemplars_to: ExemplarsOpt = None,
 ) -> None:
     """Paired comparison of two models on the same examples: both values, the difference with its CI,
-    McNemar's exact test or a paired bootstrap, Holm-adjusted p-values and a verdict per figure."""
+    McNemar's exact test or a paired bootstrap, Holm-adjusted p-values and a verdict per figure; then
+    the exemplars (right by one, wrong by the other) and the classes and groups over-represented
+    among them (Fisher's exact test, Holm)."""
     from rich.table import Table
     from rich.text import Text
 
     from harness.leaderboard.compare import compare as paired
+    from harness.leaderboard.exemplars import exemplars
     from harness.measures import metric_of
     from harness.store import Store
 
@@ -570,6 +580,10 @@ def compare(
     with Store(root) as results:
         choice = choice_of(limit, seed, None)
         rows = paired(results, canonical(a), canonical(b), task=task, resamples=1000, choice=choice)
+        found = exemplars(results, canonical(a), canonical(b), task=task, choice=choice,
+                          classes=task_classes({c.task for c in rows}))  # fmt: skip
+    if exemplars_to is not None:
+        write_exemplars(found, exemplars_to)
     if as_json:
         print_json([{"task": c.task, "figure": c.figure, "metric": c.metric, "slice": c.slice, "a": c.a.value,
                      "a_ci": [c.a.ci_low, c.a.ci_high], "paired_on": c.paired_on,
@@ -616,6 +630,62 @@ def compare(
             f"{len(shown)} key figures of {len(rows)} shown (accuracy, worst-case robust accuracy, corruption "
             "accuracy at severity 3, explanation deletion AUC); --all shows every one, --json gives all"
         )
+    for found_on in found:
+        print_exemplars(found_on, a, b, exemplars_to)
+
+
+def p_text(p: float) -> str:
+    return f"{p:.2g}" if p > 0 else "< 1e-300"  # below what a float holds, not zero
+
+
+def task_classes(names: set[str]) -> dict[str, tuple[str, ...]]:
+    """Class names of the tasks that can be opened here (a task whose data is elsewhere keeps numbers)."""
+    from harness.tasks import get_task
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = tuple(get_task(name).classes)
+        except Exception:  # a name is only a nicer label than a class number
+            continue
+    return out
+
+
+def write_exemplars(found: list, path: Path) -> None:
+    import pandas as pd
+
+    from harness.files import atomic_write
+
+    frame = pd.concat([e.frame.assign(task=e.task) for e in found], ignore_index=True)
+    if path.suffix not in (".csv", ".json"):
+        raise typer.BadParameter(f"--exemplars {path}: name a .csv or .json file")
+    with atomic_write(path) as tmp:
+        if path.suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_json(tmp, orient="records")
+
+
+def print_exemplars(found, a: str, b: str, written: Path | None) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    counts = found.counts()
+    out.print(Text(f"exemplars on {found.task} (clean pass, {found.examples:,} paired examples): "
+                   + "; ".join(f"{d}: {n:,}" for d, n in counts.items())
+                   + (f"; written to {written}" if written else "; --exemplars FILE writes them")))  # fmt: skip
+    over = found.over_represented()
+    if not over:
+        out.print("no class or group is over-represented among them (Fisher's exact test, Holm, 0.05)")
+        return
+    table = Table(title=Text(f"over-represented among the exemplars (A = {a}, B = {b}; Fisher's exact test, "
+                             "one-sided, Holm)"), title_justify="left")  # fmt: skip
+    for column in ("exemplars", "feature", "group", "of them", "share", "share of the data", "ratio", "p (Holm)"):
+        table.add_column(column, justify="left" if column in ("exemplars", "feature", "group") else "right")
+    for g in over[:15]:
+        shares = f"{100 * g.share:.1f}%", f"{100 * g.base_share:.1f}%", f"{g.ratio:.2f}x", p_text(g.p_holm)
+        table.add_row(Text(g.direction), Text(g.feature), Text(g.group), f"{g.count}/{g.exemplars}", *shares)
+    print_whole(table)
 
 
 def print_whole(table: Table) -> None:

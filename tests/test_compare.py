@@ -64,3 +64,32 @@ def test_unpaired_comparisons_are_refused_with_the_reason(tmp_path):
             compare(store, "A", "C")
         with pytest.raises(CompareError, match="no per-example outputs of D"):
             compare(store, "A", "D")
+
+
+def test_over_representation_among_exemplars_on_a_constructed_case():
+    """1,000 examples, 30% of them 'F'; 50 exemplars of which 40 are 'F' (80%): over-represented, its
+    p-value the hypergeometric tail computed independently (scipy.stats.hypergeom); 'M' is not; the
+    other direction's 10 exemplars, spread as the data is, show nothing."""
+    import pandas as pd
+    from scipy.stats import hypergeom
+
+    from harness.leaderboard.exemplars import DIRECTIONS, fisher_greater, over_representation
+
+    n = 1000
+    sex = np.array(["F"] * 300 + ["M"] * 700)
+    direction = np.array([""] * n, dtype=object)
+    direction[:40] = DIRECTIONS[0]  # 40 of the F
+    direction[300:310] = DIRECTIONS[0]  # 10 of the M
+    direction[[100, 401, 500, 601, 700, 801, 900, 951, 990, 201]] = DIRECTIONS[1]  # both classes, 2 of them F
+    joined = pd.DataFrame({"label": np.arange(n) % 2, "attr_sex": sex, "attr_id": np.arange(n)})
+    groups = over_representation(joined, pd.Series(direction), ("no", "yes"))
+    by = {(g.direction, g.feature, g.group): g for g in groups}
+    female = by[DIRECTIONS[0], "sex", "F"]
+    assert (female.count, female.exemplars, female.size) == (40, 50, 300)
+    assert female.p == pytest.approx(hypergeom.sf(40 - 1, n, 300, 50), rel=1e-9)
+    assert female.ratio == pytest.approx(0.8 / 0.3) and female.p_holm < 1e-10
+    assert by[DIRECTIONS[0], "sex", "M"].p > 0.5
+    assert by[DIRECTIONS[0], "class", "no"].exemplars == 50  # classes are named
+    assert not any(g.direction == DIRECTIONS[1] and g.p_holm < 0.05 for g in groups)
+    assert not any(g.feature == "id" for g in groups)  # a column of 1,000 values is not a grouping
+    assert fisher_greater(0, 10, 300, n) == 1.0

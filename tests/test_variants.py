@@ -132,8 +132,26 @@ def test_a_variant_runs_is_stored_once_and_compares_with_its_parent(tmp_path):
     harness(*args, store=store)
     again = harness(*args[:-1], store=store)
     assert "2 from the store (cached), 0 measured" in " ".join(again.stderr.split())
-    compared = harness("compare", "zoo:fmnist-cnn", "zoo:fmnist-cnn+int8", store=store)
-    assert "top1" in compared.stdout and "zoo:fmnist-cnn+int8" in compared.stdout
+    compared = harness("compare", "zoo:fmnist-cnn", "zoo:fmnist-cnn+prune=0.9", "--exemplars", str(tmp_path / "e.csv"),
+                       store=store, check=False)  # fmt: skip
+    assert compared.returncode != 0  # never run: nothing to pair
+    harness("run", "--model", "zoo:fmnist-cnn+prune=0.9", *args[3:], store=store)
+    compared = harness("compare", "zoo:fmnist-cnn", "zoo:fmnist-cnn+prune=0.9", "--exemplars", str(tmp_path / "e.csv"),
+                       store=store)  # fmt: skip
+    assert "top1" in compared.stdout and "zoo:fmnist-cnn+prune=0.9" in compared.stdout
+    # the exemplars, against the two clean passes read directly
+    import pandas as pd
+
+    from harness.store import Store
+
+    with Store(store) as results:
+        frames = {m: results.examples(models=[m], kind="clean") for m in ("zoo:fmnist-cnn", "zoo:fmnist-cnn+prune=0.9")}
+    a, b = (frames[m].set_index("example")["correct"].astype(bool) for m in frames)
+    written = pd.read_csv(tmp_path / "e.csv")
+    assert len(written) == int((a != b).sum()) > 0
+    assert set(written["example"]) == set(a.index[a != b])
+    assert (written["direction"] == "A right, B wrong").sum() == int((a & ~b).sum())
+    assert f"A right, B wrong: {int((a & ~b).sum()):,}" in " ".join(compared.stdout.split())
 
 
 def test_temperature_is_the_nll_minimiser_on_the_training_sample_and_keeps_the_argmax(fmnist):
