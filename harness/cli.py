@@ -634,10 +634,6 @@ def compare(
         print_exemplars(found_on, a, b, exemplars_to)
 
 
-def p_text(p: float) -> str:
-    return f"{p:.2g}" if p > 0 else "< 1e-300"  # below what a float holds, not zero
-
-
 def task_classes(names: set[str]) -> dict[str, tuple[str, ...]]:
     """Class names of the tasks that can be opened here (a task whose data is elsewhere keeps numbers)."""
     from harness.tasks import get_task
@@ -670,6 +666,8 @@ def print_exemplars(found, a: str, b: str, written: Path | None) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from harness.text import p_value
+
     counts = found.counts()
     out.print(Text(f"exemplars on {found.task} (clean pass, {found.examples:,} paired examples): "
                    + "; ".join(f"{d}: {n:,}" for d, n in counts.items())
@@ -683,7 +681,7 @@ def print_exemplars(found, a: str, b: str, written: Path | None) -> None:
     for column in ("exemplars", "feature", "group", "of them", "share", "share of the data", "ratio", "p (Holm)"):
         table.add_column(column, justify="left" if column in ("exemplars", "feature", "group") else "right")
     for g in over[:15]:
-        shares = f"{100 * g.share:.1f}%", f"{100 * g.base_share:.1f}%", f"{g.ratio:.2f}x", p_text(g.p_holm)
+        shares = f"{100 * g.share:.1f}%", f"{100 * g.base_share:.1f}%", f"{g.ratio:.2f}x", p_value(g.p_holm)
         table.add_row(Text(g.direction), Text(g.feature), Text(g.group), f"{g.count}/{g.exemplars}", *shares)
     print_whole(table)
 

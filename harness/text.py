@@ -48,3 +48,8 @@ def csv_frame(frame: Any) -> Any:
             frame[column] = frame[column].map(csv_cell)
     frame.columns = [csv_cell(str(c)) for c in frame.columns]
     return frame
+
+
+def p_value(p: float) -> str:
+    """A p-value in two significant digits; one below what a float holds is not printed as zero."""
+    return f"{p:.2g}" if p > 0 else "< 1e-300"

@@ -287,3 +287,26 @@ def test_bn_adapt_mixes_each_examples_statistics_with_the_training_ones(fmnist):
     assert torch.allclose(barely.logits(x[:64]), parent.logits(x[:64]), atol=1e-3)
     with pytest.raises(IncompatibleError, match="no BatchNorm layer to adapt"):
         load_model("zoo:fmnist-cnn+bn-adapt", task)
+
+
+def test_a_variants_card_says_what_it_changes_from_paired_figures(tmp_path):
+    """The card of zoo:adult-mlp+prune=0.9 has a section "What this variant changes": its accuracy change
+    and its exemplar counts equal those computed directly from the two stored clean passes."""
+
+    from harness.store import Store
+
+    store = tmp_path / "store"
+    harness("run", "--model", "zoo:adult-mlp", "--model", "zoo:adult-mlp+prune=0.9", "--task", "adult", "--metric",
+            "accuracy", "--quiet", store=store)  # fmt: skip
+    harness("card", "zoo:adult-mlp+prune=0.9", "-o", str(tmp_path / "card.md"), store=store)
+    card = (tmp_path / "card.md").read_text()
+    section = card[card.index("## What this variant changes") : card.index("## Ethical Considerations")]
+    with Store(store) as results:
+        a, b = (results.examples(models=[m], kind="clean").set_index("example")["correct"].astype(bool)
+                for m in ("zoo:adult-mlp", "zoo:adult-mlp+prune=0.9"))  # fmt: skip
+    b = b.reindex(a.index)
+    change = 100 * (b.mean() - a.mean())
+    assert f"Accuracy changes by {change:+.1f} points" in section
+    assert f"{int((a & ~b).sum()):,} that the parent classifies correctly the variant gets wrong" in section
+    assert f"and {int((b & ~a).sum()):,} the reverse" in section
+    assert "gap between sex groups" in section

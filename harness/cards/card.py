@@ -120,6 +120,16 @@ def details(name: str, task: Any, info: dict, facts: Facts) -> Section:
     return Section("Model Details", [Table(["", ""], rows)])
 
 
+def variant_section(store: Any, name: str, parent: str, task: Any) -> Section:
+    from harness.cards.changes import changes
+
+    sentences, rows = changes(store, name, parent, task.name, tuple(task.classes))
+    blocks: list[str | Table | Image] = [f"Against its parent, {parent}, on the same examples:", *sentences]
+    if rows:
+        blocks.append(Table(["figure", "parent", "variant", "change (95% CI)", "verdict"], rows))
+    return Section("What this variant changes", blocks)
+
+
 def _params(params: dict) -> str:
     return "".join(f", {k} {v}" for k, v in params.items())
 
@@ -391,6 +401,8 @@ def write_card(store: Any, name: str, task_name: str | None, output: Path, *, fm
     sections = [details(name, task, info, facts), intended_use(info), factors(task, facts), metrics_section(facts),
                 evaluation_data(task, facts), training_data(info), quantitative(facts, figures),
                 Section("Ethical Considerations", ethics), Section("Caveats and Recommendations", caveats)]  # fmt: skip
+    if info.get("variant_of"):
+        sections.insert(7, variant_section(store, name, info["variant_of"], task))
     output.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "html":
         output.write_text(_html(name, sections))

@@ -97,18 +97,30 @@ def over_representation(joined: pd.DataFrame, direction: pd.Series, classes: tup
     return [Group(**{**g.__dict__, "p_holm": p}) for g, p in zip(found, adjusted, strict=True)]
 
 
-def exemplars(store, a: str, b: str, *, task: str | None = None, choice: Choice | None = None,
-              classes: dict[str, tuple[str, ...]] | None = None) -> list[Exemplars]:  # fmt: skip
-    """Per task, the exemplars of ``a`` against ``b`` from their paired clean passes."""
-    out = []
+def paired_clean(store, a: str, b: str, *, task: str | None = None,
+                 choice: Choice | None = None) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """Per task, the two clean passes joined on their examples: label, attributes, and each model's
+    ``prediction_a``/``_b`` and ``correct_a``/``_b``."""
+    out = {}
     for (t, kind), (ra, rb) in pairings(store, a, b, task, choice).items():
         if kind != "clean":
             continue
         ka, kb = (store.examples_by_key(r["key"]) for r in (ra, rb))
         attributes = [c for c in ka.columns if c.startswith("attr_")]
-        joined = ka[["example", "label", "prediction", "correct", *attributes]].merge(
+        out[t] = ka[["example", "label", "prediction", "correct", *attributes]].merge(
             kb[["example", "prediction", "correct"]], on="example", suffixes=("_a", "_b")
         )
+    if not out:
+        raise CompareError(f"{a} and {b} have no paired clean passes to find exemplars in")
+    return out
+
+
+def exemplars(store, a: str, b: str, *, task: str | None = None, choice: Choice | None = None,
+              classes: dict[str, tuple[str, ...]] | None = None) -> list[Exemplars]:  # fmt: skip
+    """Per task, the exemplars of ``a`` against ``b`` from their paired clean passes."""
+    out = []
+    for t, joined in paired_clean(store, a, b, task=task, choice=choice).items():
+        attributes = [c for c in joined.columns if c.startswith("attr_")]
         right_a, right_b = joined["correct_a"].astype(bool), joined["correct_b"].astype(bool)
         direction = pd.Series(np.where(right_a & ~right_b, DIRECTIONS[0], np.where(right_b & ~right_a,
                               DIRECTIONS[1], "")), index=joined.index)  # fmt: skip
@@ -116,6 +128,4 @@ def exemplars(store, a: str, b: str, *, task: str | None = None, choice: Choice 
         frame = frame[["example", "label", "prediction_a", "prediction_b", "direction", *attributes]]
         groups = over_representation(joined, direction, (classes or {}).get(t))
         out.append(Exemplars(t, frame.reset_index(drop=True), len(joined), groups))
-    if not out:
-        raise CompareError(f"{a} and {b} have no paired clean passes to find exemplars in")
     return out
