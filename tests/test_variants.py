@@ -10,6 +10,7 @@ import pytest
 import torch
 from test_cli import harness
 
+from harness.hardware import size
 from harness.models import canonical_name, check_model, load_model
 from harness.registry import RegistryError
 from harness.tasks import get_task
@@ -52,6 +53,9 @@ def test_int8_quantizes_linear_layers_for_real_close_to_float32(fmnist):
     assert not any(isinstance(m, torch.nn.Linear) and not isinstance(m, DynamicLinear)
                    for m in variant.module.modules())  # fmt: skip
     assert size_of(variant.module) < size_of(parent.module) / 3
+    # the efficiency metric counts the packed int8 weights: the same parameters, a third of the bytes
+    assert size.parameters(variant.module) == size.parameters(parent.module)
+    assert size.weight_bytes(variant.module) < size.weight_bytes(parent.module) / 3
     ours, theirs = variant.logits(x), parent.logits(x)
     assert float((ours - theirs).abs().max()) < 0.02 * float(theirs.abs().max())
     assert float((ours.argmax(1) == theirs.argmax(1)).float().mean()) >= 0.99
@@ -199,6 +203,8 @@ def test_int8_static_quantizes_convolutions_and_keeps_the_accuracy(fmnist):
     assert sum(isinstance(m, QuantizedConv2d) for m in layers) == 2  # fused with their ReLU
     assert not any(type(m) in (torch.nn.Conv2d, torch.nn.Linear) for m in layers)
     assert size_of(static.module) < size_of(parent.module) / 3
+    assert size.parameters(static.module) == size.parameters(parent.module)
+    assert size.weight_bytes(static.module) < size.weight_bytes(parent.module) / 3
     ours, theirs = static.logits(x), parent.logits(x)
     assert float((ours.argmax(1) == theirs.argmax(1)).float().mean()) >= 0.98
     test = task.load()
