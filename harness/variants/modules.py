@@ -72,4 +72,27 @@ class GradientsFrom(nn.Module):
         stand_in = self.surrogate(x)
         with torch.no_grad():
             real = self.model(x.detach()).to(stand_in.dtype)
-        return stand_in + (real - stand_in).detach()
+        return _Through.apply(stand_in, real)  # the model's values exactly, not stand_in + (real - stand_in)
+
+
+class _Through(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: object, stand_in: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        return real.clone()
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad, None
+
+
+class PerExample(nn.Module):
+    """``body`` called on one example at a time: dynamic quantization takes each activation's int8 range
+    from the whole batch it sees, so without this an example's logits would depend on the examples
+    batched with it (and on the run's batch size), which no job spec names."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.body(x[i : i + 1]) for i in range(len(x))]) if len(x) > 1 else self.body(x)

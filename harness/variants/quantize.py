@@ -6,7 +6,9 @@ qnnpack's (Arm) int8 kernels on the CPU, so a quantized model's size and latency
 is deprecated upstream in favour of torchao's ``quantize_``, but torchao's int8 dynamic configuration
 runs 7x slower than float32 on the CPU in eager mode (measured here on a 784-512-10 MLP, batch 256:
 234 ms against 32 ms; ``quantize_dynamic``: 3.4 ms): its fast paths need ``torch.compile``. A
-quantized model runs on the CPU only.
+quantized model runs on the CPU only. Dynamic quantization takes each activation's range from the
+batch it is given, so ``int8`` runs its examples one at a time (``PerExample``): an example's logits
+are then its own, whatever it is batched with, at the cost of batching's speed.
 
 ``int8-static`` goes through ``torch.ao.quantization``'s FX graph mode (``prepare_fx`` with the x86
 qconfig mapping, observers run on a seeded sample of 1,000 examples of the training split, then
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 @variants.register("int8", "dynamic int8 quantization of the Linear layers (fbgemm/qnnpack kernels, CPU)")
 class Int8(Variant):
     name = "int8"
+    version = 2  # 2: examples one at a time (``PerExample``)
     differentiable = False
 
     def check(self, module: nn.Module, model: Model, task: Task) -> None:
@@ -54,9 +57,11 @@ class Int8(Variant):
         import torch
         from torch.ao.quantization import quantize_dynamic
 
+        from harness.variants.modules import PerExample
+
         with warnings.catch_warnings():  # its deprecation notice, once per process, is for library authors
             warnings.simplefilter("ignore")
-            return quantize_dynamic(module.eval(), {torch.nn.Linear}, dtype=torch.qint8)
+            return PerExample(quantize_dynamic(module.eval(), {torch.nn.Linear}, dtype=torch.qint8))
 
 
 @variants.register("int8-static", "static int8 quantization of weights and activations, calibrated on the "
