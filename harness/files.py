@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def cache_root() -> Path:
     """Where the harness keeps what it can always recompute (file indexes, fingerprints, corrupted
     copies): ``$HARNESS_CACHE``, default ``~/.cache/harness``."""
     return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
+
+
+def read_cached(path: Path) -> Any:
+    """A JSON file of the cache, or None where it is missing or unreadable (then it is recomputed)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_cached(path: Path, data: Any) -> None:
+    """Write a JSON file of the cache whole; a read-only cache only costs the next run the recomputation."""
+    try:
+        with atomic_write(path) as tmp:
+            tmp.write_text(json.dumps(data))
+    except OSError:
+        pass
 
 
 @contextmanager

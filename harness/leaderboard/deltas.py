@@ -25,7 +25,6 @@ class GapDelta:
     parent: float  # the parent's gap
     variant: float  # the variant's gap
     delta: stats.Estimate  # variant - parent, nominal 95% percentile interval of the paired bootstrap
-    groups: int
 
 
 def _rates(t: np.ndarray, which: int, positive_only: bool) -> np.ndarray:
@@ -67,5 +66,5 @@ def gap_deltas(joined: pd.DataFrame, classes: tuple[str, ...] | None, *, resampl
             estimate = stats.from_resampled(delta, counts, resampled)
             parent = float(_gap(_rates(counts[None], 0, positive_only))[0])
             variant = float(_gap(_rates(counts[None], 1, positive_only))[0])
-            out.append(GapDelta(feature, rate, parent, variant, estimate, len(names)))
+            out.append(GapDelta(feature, rate, parent, variant, estimate))
     return out

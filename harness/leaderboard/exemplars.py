@@ -85,10 +85,11 @@ def groups_of(joined: pd.DataFrame, classes: tuple[str, ...] | None) -> dict[str
 
 def over_representation(joined: pd.DataFrame, direction: pd.Series, classes: tuple[str, ...] | None) -> list[Group]:
     n = len(joined)
+    features = groups_of(joined, classes)
     found = []
     for name in DIRECTIONS:
         chosen = (direction == name).to_numpy()
-        for feature, values in groups_of(joined, classes).items():
+        for feature, values in features.items():
             for group, size in values.value_counts().sort_index().items():
                 count = int((values.to_numpy()[chosen] == group).sum())
                 p = fisher_greater(count, int(chosen.sum()), int(size), n) if chosen.any() else 1.0
@@ -118,14 +119,17 @@ def paired_clean(store, a: str, b: str, *, task: str | None = None,
 def exemplars(store, a: str, b: str, *, task: str | None = None, choice: Choice | None = None,
               classes: dict[str, tuple[str, ...]] | None = None) -> list[Exemplars]:  # fmt: skip
     """Per task, the exemplars of ``a`` against ``b`` from their paired clean passes."""
-    out = []
-    for t, joined in paired_clean(store, a, b, task=task, choice=choice).items():
-        attributes = [c for c in joined.columns if c.startswith("attr_")]
-        right_a, right_b = joined["correct_a"].astype(bool), joined["correct_b"].astype(bool)
-        direction = pd.Series(np.where(right_a & ~right_b, DIRECTIONS[0], np.where(right_b & ~right_a,
-                              DIRECTIONS[1], "")), index=joined.index)  # fmt: skip
-        frame = joined.assign(direction=direction)[direction != ""]
-        frame = frame[["example", "label", "prediction_a", "prediction_b", "direction", *attributes]]
-        groups = over_representation(joined, direction, (classes or {}).get(t))
-        out.append(Exemplars(t, frame.reset_index(drop=True), len(joined), groups))
-    return out
+    return [exemplars_in(t, joined, (classes or {}).get(t))
+            for t, joined in paired_clean(store, a, b, task=task, choice=choice).items()]  # fmt: skip
+
+
+def exemplars_in(task: str, joined: pd.DataFrame, classes: tuple[str, ...] | None) -> Exemplars:
+    """The exemplars of one task's paired clean passes (``paired_clean``)."""
+    attributes = [c for c in joined.columns if c.startswith("attr_")]
+    right_a, right_b = joined["correct_a"].astype(bool), joined["correct_b"].astype(bool)
+    direction = pd.Series(np.where(right_a & ~right_b, DIRECTIONS[0], np.where(right_b & ~right_a,
+                          DIRECTIONS[1], "")), index=joined.index)  # fmt: skip
+    frame = joined.assign(direction=direction)[direction != ""]
+    frame = frame[["example", "label", "prediction_a", "prediction_b", "direction", *attributes]]
+    groups = over_representation(joined, direction, classes)
+    return Exemplars(task, frame.reset_index(drop=True), len(joined), groups)

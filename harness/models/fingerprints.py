@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.files import atomic_write, cache_root
+from harness.files import cache_root, read_cached, write_cached
 
 LIBRARIES = ("torch", "timm", "transformers", "torchvision")
 
@@ -51,18 +51,11 @@ def _where(name: str, options: dict[str, Any], task_fingerprint: str, files: lis
 def remembered(name: str, options: dict[str, Any], task_fingerprint: str, files: list[Path]) -> str | None:
     """The fingerprint remembered for this model, or None."""
     where = _where(name, options, task_fingerprint, files)
-    try:
-        return json.loads(where.read_text())["fingerprint"] if where else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    held = read_cached(where) if where else None
+    return held.get("fingerprint") if isinstance(held, dict) else None
 
 
 def remember(name: str, options: dict[str, Any], task_fingerprint: str, files: list[Path], fingerprint: str) -> None:
     where = _where(name, options, task_fingerprint, files)
-    if where is None:
-        return
-    try:
-        with atomic_write(where) as tmp:
-            tmp.write_text(json.dumps({"name": name, "fingerprint": fingerprint}))
-    except OSError:  # a read-only cache costs the next plan one build, nothing else
-        pass
+    if where is not None:
+        write_cached(where, {"name": name, "fingerprint": fingerprint})

@@ -111,24 +111,17 @@ class TimmSource:
 def architectures() -> list[str]:
     """timm's listed architecture names, kept once per timm version under ``$HARNESS_CACHE`` (importing
     timm takes seconds; a warm plan need not)."""
-    import json
     from importlib.metadata import version
 
-    from harness.files import atomic_write, cache_root
+    from harness.files import cache_root, read_cached, write_cached
 
     where = cache_root() / f"timm-{version('timm')}-architectures.json"
-    try:
-        return json.loads(where.read_text())
-    except (OSError, ValueError):
-        pass
-    import timm
+    names = read_cached(where)
+    if not isinstance(names, list):
+        import timm
 
-    names = timm.list_models()
-    try:
-        with atomic_write(where) as tmp:
-            tmp.write_text(json.dumps(names))
-    except OSError:
-        pass
+        names = timm.list_models()
+        write_cached(where, names)
     return names
 
 

@@ -9,13 +9,12 @@ file per folder; a data folder may be read-only. A file whose size or time chang
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.files import atomic_write, cache_root
+from harness.files import cache_root, read_cached, write_cached
 
 GREY_MODES = ("1", "L", "I", "I;16", "F")
 
@@ -50,10 +49,7 @@ def file_index(root: Path, paths: list[Path], threads: int = 8) -> dict[Path, En
     ``paths`` lie under ``root`` as listed from it."""
     prefix = len(str(root)) + 1  # the paths were listed under ``root``: their names relative to it
     where = cache_root() / "file-index" / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}.json"
-    try:
-        known = json.loads(where.read_text())
-    except (OSError, ValueError):
-        known = {}
+    known = read_cached(where) or {}
     out: dict[Path, Entry | str] = {}
     todo: list[tuple[Path, str, list[int]]] = []
     for path in paths:
@@ -70,9 +66,5 @@ def file_index(root: Path, paths: list[Path], threads: int = 8) -> dict[Path, En
                 out[path] = entry
                 if isinstance(entry, Entry):
                     known[name] = [*stamp, entry.digest, entry.grey, entry.height, entry.width]
-        try:
-            with atomic_write(where) as tmp:
-                tmp.write_text(json.dumps(known))
-        except OSError:  # a read-only cache only costs the next plan the same reads
-            pass
+        write_cached(where, known)
     return out

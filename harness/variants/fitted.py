@@ -54,9 +54,10 @@ class FittedOnSplit(Variant):
             )
         return others[0]
 
-    def sample(self, task: Task, params: dict[str, Any], model: Model) -> Split:
+    @staticmethod
+    def sample(task: Task, split_name: str, params: dict[str, Any], model: Model) -> Split:
         """The seeded sample the variant is fitted on, decoded as the model decodes its inputs."""
-        split = task.load(self.split_name(task, params, model))
+        split = task.load(split_name)
         if model.decoding is not None:
             split = split.redecoded(model.decoding) or split
         n = min(params["examples"], len(split))
@@ -68,7 +69,7 @@ class FittedOnSplit(Variant):
 
     def apply_to(self, parent: Model, task: Task, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
         split = self.split_name(task, params, parent)
-        sample = self.sample(task, params, parent)
+        sample = self.sample(task, split, params, parent)
         module, found = self.fit(copy.deepcopy(parent.module).cpu(), sample, **params)
         fitted_on = {"split": split, "examples": len(sample), "fingerprint": sample.fingerprint,
                      "evaluated_split": split == task.eval_split}  # fmt: skip

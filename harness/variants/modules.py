@@ -43,14 +43,11 @@ class PriorBatchNorm(nn.Module):
         bn = self.bn
         dims = tuple(range(2, x.dim()))
         shape = (1, -1) + (1,) * len(dims)
-        if dims:
-            mean = x.mean(dims, keepdim=True)
-            var = x.var(dims, unbiased=False, keepdim=True)
-        else:  # a vector per example: no positions to average over, the training statistics alone
-            mean, var = torch.zeros_like(x), torch.zeros_like(x)
-        w = self.prior / (self.prior + 1) if dims else 1.0
-        mean = w * bn.running_mean.view(shape) + (1 - w) * mean
-        var = w * bn.running_var.view(shape) + (1 - w) * var
+        mean, var = bn.running_mean.view(shape), bn.running_var.view(shape)
+        if dims:  # a vector per example has no positions to average over: the training statistics alone
+            w = self.prior / (self.prior + 1)
+            mean = w * mean + (1 - w) * x.mean(dims, keepdim=True)
+            var = w * var + (1 - w) * x.var(dims, unbiased=False, keepdim=True)
         out = (x - mean) / torch.sqrt(var + bn.eps)
         if bn.affine:
             out = out * bn.weight.view(shape) + bn.bias.view(shape)

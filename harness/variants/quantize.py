@@ -88,20 +88,21 @@ class Int8Static(FittedOnSplit):
 
         module.eval()
         example = sample.take(np.arange(min(2, len(sample))))
+        ways = [(None, module, "whole module")]  # (kept in float, quantized, what the lineage says)
+        if isinstance(module, nn.Sequential) and len(module) > 1:
+            ways.append((module[0], module[1:], "after its first layer (kept in float)"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            try:
-                return quantize_static(module, sample, example), {"quantized": "whole module"}
-            except Exception as whole:  # FX's tracer raises what the traced code raises
-                if not isinstance(module, nn.Sequential) or len(module) < 2:
-                    raise IncompatibleError(f"+int8-static: torch.fx cannot trace the model ({whole})") from whole
-                with torch.inference_mode():
-                    inner = module[0](example)
+            for first, body, what in ways:
                 try:
-                    body = quantize_static(module[1:], sample, inner, first=module[0])
-                except Exception as exc:
-                    raise IncompatibleError(f"+int8-static: torch.fx cannot trace the model ({exc})") from exc
-                return nn.Sequential(module[0], body), {"quantized": "after its first layer (kept in float)"}
+                    if first is None:
+                        return quantize_static(body, sample, example), {"quantized": what}
+                    with torch.inference_mode():
+                        inner = first(example)
+                    return nn.Sequential(first, quantize_static(body, sample, inner, first=first)), {"quantized": what}
+                except Exception as exc:  # FX's tracer raises what the traced code raises
+                    failure = exc
+        raise IncompatibleError(f"+int8-static: torch.fx cannot trace the model ({failure})") from failure
 
 
 def quantize_static(module: nn.Module, sample: Split, example: torch.Tensor,
