@@ -53,6 +53,19 @@ def test_the_fingerprint_follows_the_files_bytes_and_the_decoding_options(tmp_pa
     assert fingerprint(root, size=16) not in {first, removed}  # what a model sees changed
 
 
+def test_files_are_listed_in_pathlibs_order(tmp_path):
+    """The listing works on strings for speed; the order it hashes is that of sorted pathlib paths
+    (component by component: ``a/b`` before ``a-b``, though ``-`` sorts before ``/`` as characters)."""
+    from harness.tasks.images import EXTENSIONS, image_files
+
+    folder = tmp_path / "cat"
+    for name in ("a/b.png", "a-b/c.PNG", "a b.jpg", "a/x/y.jpeg", "z.txt", "A.png", ".hidden.png", "a.b/c.png"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b"")
+    expected = sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS)
+    assert image_files(str(folder)) == [str(p) for p in expected]
+
+
 def test_a_warm_plan_reads_no_image(tmp_path, monkeypatch):
     from safetensors.torch import save_file
 

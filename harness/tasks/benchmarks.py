@@ -131,7 +131,7 @@ def solution_labels(csv: Path) -> dict[str, str]:
     return {str(i): str(p).split()[0] for i, p in zip(frame["ImageId"], frame["PredictionString"], strict=True)}
 
 
-def devkit_labels(devkit: Path, images: list[Path]) -> dict[str, str]:
+def devkit_labels(devkit: Path, stems: list[str]) -> dict[str, str]:
     """The devkit's ground truth (``data/ILSVRC2012_validation_ground_truth.txt``: one ILSVRC2012_ID
     per image, in file-name order) through ``data/meta.mat`` (ILSVRC2012_ID -> WordNet id)."""
     from scipy.io import loadmat
@@ -143,7 +143,7 @@ def devkit_labels(devkit: Path, images: list[Path]) -> dict[str, str]:
     synsets = loadmat(str(meta), squeeze_me=True)["synsets"]
     wnid = {int(row["ILSVRC2012_ID"]): str(row["WNID"]) for row in synsets}
     ids = [int(line) for line in truth.read_text().split()]
-    numbered = {int(p.stem.rsplit("_", 1)[-1]): p.stem for p in images}
+    numbered = {int(stem.rsplit("_", 1)[-1]): stem for stem in stems}
     return {stem: wnid[ids[number - 1]] for number, stem in numbered.items() if number <= len(ids)}
 
 
@@ -181,9 +181,10 @@ class ImageNetVal(ImageFolderTask):
         self.description = f"ImageNet-1k validation images in {folder}: {sum(map(len, files.values()))} files."
 
     @staticmethod
-    def _flat(folder: Path, labels: str | None) -> dict[str, list[Path]]:
-        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
-        if not images:
+    def _flat(folder: Path, labels: str | None) -> dict[str, list[str]]:
+        names = sorted(n for n in os.listdir(folder) if os.path.splitext(n)[1].lower() in EXTENSIONS)
+        stems = [os.path.splitext(n)[0] for n in names]
+        if not names:
             raise TaskError(f"task imagenet-val: {folder} holds neither class folders (n01440764/...) nor images")
         near = [Path(labels).expanduser()] if labels else [folder / "LOC_val_solution.csv",
                                                            folder.parent / "LOC_val_solution.csv",
@@ -195,13 +196,13 @@ class ImageNetVal(ImageFolderTask):
                 f"task imagenet-val: {folder} holds flat images but no labels: pass labels=PATH to "
                 "LOC_val_solution.csv or to the ILSVRC2012 devkit folder (or put either beside the images)"
             )
-        truth = devkit_labels(source, images) if source.is_dir() else solution_labels(source)
-        missing = [p.name for p in images if p.stem not in truth]
+        truth = devkit_labels(source, stems) if source.is_dir() else solution_labels(source)
+        missing = [n for n, stem in zip(names, stems, strict=True) if stem not in truth]
         if missing:
             raise TaskError(f"task imagenet-val: {source} has no label for {len(missing)} images, e.g. {missing[0]}")
-        files: dict[str, list[Path]] = {}
-        for path in images:
-            files.setdefault(truth[path.stem], []).append(path)
+        files: dict[str, list[str]] = {}
+        for name, stem in zip(names, stems, strict=True):
+            files.setdefault(truth[stem], []).append(os.path.join(folder, name))
         return files
 
 
@@ -243,19 +244,20 @@ class ImageNetC(ImageNetVal):
             held = sorted(p.name for p in self.corrupted_root.iterdir() if p.is_dir())
             raise TaskError(f"task imagenet-c: {folder} does not exist; {self.corrupted_root} holds {held}")
         clean = self.load()
-        paths = [folder / self.classes[int(label)] / Path(file).name
+        paths = [os.path.join(folder, self.classes[int(label)], os.path.basename(file))
                  for label, file in zip(clean.labels.tolist(), clean.attributes["file"], strict=True)]  # fmt: skip
-        missing = [p for p in paths if not p.is_file()]
+        missing = [p for p in paths if not os.path.isfile(p)]
         if missing:
             raise TaskError(
                 f"task imagenet-c: {len(missing)} of the {len(paths)} evaluated images are not in {folder}, "
-                f"e.g. {missing[0].relative_to(folder)}"
+                f"e.g. {os.path.relpath(missing[0], folder)}"
             )
         entries = file_index(folder, paths)
         bad = next((e for e in entries.values() if isinstance(e, str)), None)
         if bad is not None:
             raise TaskError(f"task imagenet-c: {bad}")
-        listed = [(str(p.relative_to(folder)), int(k), entries[p]) for p, k in zip(paths, clean.labels.tolist(),
+        prefix = len(str(folder)) + 1
+        listed = [(p[prefix:], int(k), entries[p]) for p, k in zip(paths, clean.labels.tolist(),
                                                                                     strict=True)]  # fmt: skip
         channels, size = self.input_shape[0], tuple(self.input_shape[1:])
         options = self.options.model_copy(update={"resize": None})  # the files are crops of the task's size

@@ -30,11 +30,12 @@ class Entry:
     width: int
 
 
-def _read(path: Path) -> Entry | str:
+def _read(path: str) -> Entry | str:
     """The entry of one file, or why PIL cannot read it."""
     from PIL import Image, UnidentifiedImageError
 
-    raw = path.read_bytes()
+    with open(path, "rb") as file:
+        raw = file.read()
     try:
         with Image.open(path) as image:
             grey, (width, height) = image.mode in GREY_MODES, image.size
@@ -43,18 +44,18 @@ def _read(path: Path) -> Entry | str:
     return Entry(len(raw), hashlib.sha256(raw).hexdigest()[:32], grey, height, width)
 
 
-def file_index(root: Path, paths: list[Path], threads: int = 8) -> dict[Path, Entry | str]:
+def file_index(root: Path, paths: list[str], threads: int = 8) -> dict[str, Entry | str]:
     """Every path's entry (or the reason it is not an image), from the sidecar index where the file's
     size and modification time are unchanged, else read (in ``threads`` threads) and written back.
     ``paths`` lie under ``root`` as listed from it."""
     prefix = len(str(root)) + 1  # the paths were listed under ``root``: their names relative to it
     where = cache_root() / "file-index" / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}.json"
     known = read_cached(where) or {}
-    out: dict[Path, Entry | str] = {}
-    todo: list[tuple[Path, str, list[int]]] = []
+    out: dict[str, Entry | str] = {}
+    todo: list[tuple[str, str, list[int]]] = []
     for path in paths:
         status = os.stat(path)
-        name, stamp = str(path)[prefix:], [status.st_size, status.st_mtime_ns]
+        name, stamp = path[prefix:], [status.st_size, status.st_mtime_ns]
         held = known.get(name)
         if held and held[:2] == stamp:
             out[path] = Entry(held[0], *held[2:])
