@@ -83,14 +83,15 @@ class What(StrEnum):
     metrics = "metrics"
     attacks = "attacks"
     explainers = "explainers"
+    detectors = "detectors"
     variants = "variants"
     suites = "suites"
 
 
 @app.command("list")
 def list_(what: Annotated[What | None, typer.Argument(help="What to list [default: everything]")] = None) -> None:
-    """List the registered models, tasks, metrics, attacks, explainers, model variants and suites, with a
-    one-line description each."""
+    """List the registered models, tasks, metrics, attacks, explainers, OOD detectors, model variants and
+    suites, with a one-line description each."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -120,7 +121,7 @@ def list_(what: Annotated[What | None, typer.Argument(help="What to list [defaul
                 for n in suite_names()
             ]
         reg = {What.tasks: registry.tasks, What.metrics: registry.metrics, What.attacks: registry.attacks,
-               What.explainers: registry.explainers}[kind]  # fmt: skip
+               What.explainers: registry.explainers, What.detectors: registry.detectors}[kind]  # fmt: skip
         return [(e.name, e.description) for e in reg.entries()]
 
     for kind in [what] if what else list(What):
@@ -142,6 +143,9 @@ def run(
         list[str] | None, typer.Option("--model", "-m", help="Model(s) to evaluate instead of the suite's")
     ] = None,
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Task(s) instead of the suite's")] = None,
+    ood_task: Annotated[
+        list[str] | None, typer.Option("--ood-task", help="OOD set(s) for the ood metric instead of its own")
+    ] = None,
     metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s) instead of the suite's")] = None,
     checkpoint: Annotated[str | None, typer.Option(help="Weights file for the --model(s)")] = None,
     model_option: Annotated[
@@ -209,7 +213,7 @@ def run(
     spec = spec.with_overrides(
         models=model, tasks=task, metrics=metric, checkpoint=checkpoint, model_options=model_options,
         task_options=task_options, limit=limit, executor=executor, ray_address=ray_address, retries=retries,
-        seed=seed, batch_size=batch_size, resamples=resamples, country=country, workers=workers,
+        seed=seed, batch_size=batch_size, resamples=resamples, country=country, workers=workers, ood_tasks=ood_task,
     )  # fmt: skip
     # --device cpu,cuda runs the suite once per device; metrics whose results depend on the device
     # (efficiency) are measured on each, the others come from the store after the first

@@ -211,14 +211,16 @@ class Suite(BaseModel):
         checkpoint: str | None = None,
         model_options: dict[str, Any] | None = None,
         task_options: dict[str, Any] | None = None,
+        ood_tasks: list[str] | None = None,
         **settings: Any,
     ) -> Suite:
-        """A copy with the given lists replacing each group's, and the given run settings.
+        """A copy with the given lists replacing each group's, and the given run settings; ``ood_tasks``
+        become the OOD sets of every ``ood`` metric.
 
         Each given name is checked on its own first, so an error names the option that carried it.
         """
         checks = [("--model", models, lambda m: ModelRef(name=m)), ("--metric", metrics, MetricRef.model_validate)]
-        checks.append(("--task", tasks, lambda t: TaskRef(name=t)))
+        checks += [("--task", tasks, lambda t: TaskRef(name=t)), ("--ood-task", ood_tasks, lambda t: TaskRef(name=t))]
         for flag, values, check in checks:
             for value in values or ():
                 try:
@@ -244,12 +246,29 @@ class Suite(BaseModel):
                 group["tasks"] = [{**t, "options": {**t["options"], **task_options}} for t in group["tasks"]]
             if metrics:
                 group["metrics"] = list(metrics)
+            if ood_tasks:
+                group["metrics"] = [_with_sets(m, ood_tasks) for m in group["metrics"]]
+        if ood_tasks and not any(_name(m) == "ood" for g in data["groups"] for m in g["metrics"]):
+            raise ConfigError("--ood-task names the OOD sets of the ood metric, which this run does not measure: "
+                              "add --metric ood or --suite ood")  # fmt: skip
         data.update({k: v for k, v in settings.items() if v is not None})
         try:
             return Suite.model_validate(data)
         except ValidationError as exc:
             message = _describe(exc, "", None).replace(": ", " ", 1).lstrip()
             raise ConfigError(f"invalid option: --{message.replace('_', '-')}") from None
+
+
+def _name(metric: str | dict[str, Any]) -> str:
+    return metric if isinstance(metric, str) else metric["name"]
+
+
+def _with_sets(metric: str | dict[str, Any], sets: list[str]) -> str | dict[str, Any]:
+    """The ood metric with ``sets`` as its OOD sets; any other metric as it is."""
+    if _name(metric) != "ood":
+        return metric
+    params = {} if isinstance(metric, str) else metric.get("params", {})
+    return {"name": "ood", "params": {**params, "sets": list(sets)}}
 
 
 def _without_task_params(metric: dict[str, Any]) -> dict[str, Any]:

@@ -94,3 +94,56 @@ def importance_bars(importance: dict[str, dict[str, float]], title: str = "", to
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _png(fig)
+
+
+def score_histograms(inside: dict[str, np.ndarray], outside: dict[str, dict[str, np.ndarray]],
+                     title: str = "") -> bytes:  # fmt: skip
+    """One row per detector, one column per OOD set: the in-distribution scores' histogram against the
+    set's, on the row's common bins (densities; scores higher for in-distribution)."""
+    plt = _pyplot()
+    detectors, sets = list(inside), list(outside)
+    fig, axes = plt.subplots(len(detectors), len(sets), figsize=(2.6 * len(sets) + 0.8, 1.5 * len(detectors) + 0.7),
+                             squeeze=False)  # fmt: skip
+    for r, detector in enumerate(detectors):
+        values = np.concatenate([inside[detector], *(outside[s][detector] for s in sets)])
+        low, high = np.nanpercentile(values, [0.5, 99.5])
+        bins = np.linspace(low, high if high > low else low + 1, 40)
+        for c, name in enumerate(sets):
+            ax = axes[r, c]
+            ax.hist(np.clip(inside[detector], low, high), bins=bins, density=True, alpha=0.55, color="#4C72B0",
+                    label="in-distribution")  # fmt: skip
+            ax.hist(np.clip(outside[name][detector], low, high), bins=bins, density=True, alpha=0.55,
+                    color="#C44E52", label="OOD")  # fmt: skip
+            ax.set_yticks([])
+            ax.tick_params(labelsize=6)
+            if c == 0:
+                ax.set_ylabel(detector, fontsize=8)
+            if r == 0:
+                ax.set_title(name, fontsize=8)
+    axes[0, -1].legend(fontsize=6, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def risk_coverage_curve(confidence: np.ndarray, wrong: np.ndarray, title: str = "") -> bytes:
+    """Selective risk against coverage (the examples kept in order of decreasing confidence), with the
+    best possible ordering of the same errors for reference."""
+    plt = _pyplot()
+    n = len(confidence)
+    kept = np.arange(1, n + 1)
+    risk = np.cumsum(wrong[np.argsort(-confidence, kind="stable")]) / kept
+    best = np.cumsum(np.sort(wrong)) / kept
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    ax.plot(kept / n, risk * 100, color="#4C72B0", label="model's confidence")
+    ax.plot(kept / n, best * 100, "--", color="#55A868", linewidth=1, label="best ordering (oracle)")
+    ax.set_xlabel("coverage (share of examples kept)")
+    ax.set_ylabel("selective risk (% errors among kept)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, max(1.0, float(risk.max()) * 100 * 1.05))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _png(fig)

@@ -113,6 +113,7 @@ tasks: Registry = Registry(
         "harness.tasks.images",
         "harness.tasks.csv_file",
         "harness.tasks.hf",
+        "harness.tasks.ood_sets",
     ),
     "harness.tasks",
 )
@@ -127,6 +128,8 @@ metrics: Registry = Registry(
         "harness.metrics.fairness",
         "harness.metrics.efficiency",
         "harness.metrics.interpretability",
+        "harness.metrics.ood",
+        "harness.metrics.selective",
     ),
     "harness.metrics",
 )
@@ -137,3 +140,8 @@ variants: Registry = Registry(
     "harness.variants",
 )
 explainers: Registry = Registry("explainer", ("harness.explain.methods",), "harness.explainers")
+detectors: Registry = Registry(
+    "detector",
+    ("harness.detectors.posthoc", "harness.detectors.features", "harness.detectors.odin"),
+    "harness.detectors",
+)

@@ -86,8 +86,10 @@ def wilson(successes: int, n: int, confidence: float = DEFAULT_CONFIDENCE) -> tu
     return max(0.0, float(centre - half)), min(1.0, float(centre + half))
 
 
-def _interval(value: float, draws: np.ndarray, n: int, confidence: float, method: Method = "percentile",
-              bounds: tuple[float, float] = (-np.inf, np.inf)) -> Estimate:  # fmt: skip
+def interval(value: float, draws: np.ndarray, n: int, confidence: float = DEFAULT_CONFIDENCE,
+             method: Method = "percentile", bounds: tuple[float, float] = (-np.inf, np.inf)) -> Estimate:  # fmt: skip
+    """The interval of ``method`` from bootstrap ``draws`` of a statistic whose value is ``value``
+    (for resampling schemes of a metric's own, such as a stratified bootstrap)."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), not {confidence}")
     finite = np.isfinite(draws)
@@ -153,7 +155,7 @@ def from_resampled(
     counts = np.asarray(counts, dtype=np.int64)
     value = float(statistic(counts[None])[0])
     draws = np.asarray(statistic(resampled), dtype=float)
-    return _interval(value, draws, int(counts.sum()), confidence, method, bounds)
+    return interval(value, draws, int(counts.sum()), confidence, method, bounds)
 
 
 def from_counts(
@@ -206,7 +208,7 @@ def bootstrap(
     """Any statistic of n examples; ``statistic`` maps index rows ``[B, n]`` to values ``[B]``.
     Gaps and ratios take ``method="basic"`` and their range as ``bounds``."""
     value, drawn = draws(statistic, n, resamples=resamples, seed=seed, block=block)
-    return _interval(float(value), drawn, n, confidence, method, bounds)
+    return interval(float(value), drawn, n, confidence, method, bounds)
 
 
 def minimum(

@@ -161,3 +161,37 @@ def test_nonfinite_draws_are_counted_not_dropped_silently():
     with np.errstate(invalid="ignore"):
         ratio = stats.from_counts(lambda t: t[..., 0, 0] / t[..., 0, :].sum(-1), counts)
     assert ratio.nonfinite > 100  # P(group of one left out) = (100/101)^101, about 37%
+
+
+@pytest.mark.slow
+def test_stratified_auroc_interval_covers_95_percent():
+    """Scores N(1, 1) in distribution and N(0, 1) out of it: the true AUROC is Phi(1 / sqrt 2); the
+    ood metric's stratified bootstrap (each side resampled on its own)."""
+    from scipy.stats import norm
+
+    from harness.metrics.ood import stratified
+
+    def interval(rng, trial):
+        return stratified(rng.normal(1, 1, 300), rng.normal(0, 1, 200), seed=trial)["auroc"]
+
+    found = coverage(interval, float(norm.cdf(1 / np.sqrt(2))))
+    assert CLAIMED[0] <= found <= CLAIMED[1], found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("figure, truth", [("aurc", 0.25), ("risk_at_90", 0.45)])
+def test_selective_intervals_cover_95_percent(figure, truth):
+    """Confidence uniform on (0, 1) and P(wrong | c) = 1 - c: keeping coverage q keeps c >= 1 - q, whose
+    risk is q / 2, so AURC = 1/4 and the risk at 90% coverage is 0.45; the selective metric's bootstrap."""
+    from harness.metrics.curves import risk_coverage
+
+    n = 1000
+
+    def interval(rng, trial):
+        confidence = rng.random(n)
+        wrong = rng.random(n) < 1 - confidence
+        value, drawn = stats.draws(lambda rows: risk_coverage(confidence, wrong, rows)[figure], n, seed=trial)
+        return stats.interval(float(value), drawn, n, bounds=(0.0, 1.0))
+
+    found = coverage(interval, truth)
+    assert CLAIMED[0] <= found <= CLAIMED[1], found

@@ -218,6 +218,14 @@ def quantitative(facts: Facts, figures: list[Image]) -> Section:
                    Table(["method", *EXPLANATION_SCORES.values()],
                          [[m, *(scores.get(k, "") for k in EXPLANATION_SCORES)] for m, scores in
                           sorted(explained.items())])]  # fmt: skip
+    detected = facts.where("ood.auroc", detector="*", set="*")
+    if detected:
+        fpr = {r.slice: r for r in facts.where("ood.fpr_at_95_tpr", detector="*", set="*")}
+        rows = [[r.parts["set"], r.parts["detector"], _interval(r, 100), _interval(fpr[r.slice], 100) if r.slice in fpr
+                 else ""] for r in sorted(detected, key=lambda r: (r.parts["set"], -r.value))]  # fmt: skip
+        blocks += ["Out-of-distribution detection (AUROC and FPR at 95% TPR in %, in-distribution positive, 95% "
+                   "stratified bootstrap CI; best detector first):",
+                   Table(["OOD set", "detector", "AUROC", "FPR@95%TPR"], rows)]  # fmt: skip
     cost = [r for r in facts.records if r.category == "efficiency" and r.parts in ({}, {"precision": "fp32"})
             and r.metric.removeprefix("efficiency.") in COST_LABELS]  # fmt: skip
     cost.sort(key=lambda r: list(COST_LABELS).index(r.metric.removeprefix("efficiency.")))
@@ -269,6 +277,16 @@ def findings(facts: Facts, sensitive: tuple[str, ...] = ()) -> tuple[list[str], 
             caveats.append(f"Robust accuracy falls to half the clean accuracy at Linf epsilon {halved:g}.")
         else:
             caveats.append(f"Robust accuracy stays above half the clean accuracy up to Linf epsilon {curve[-1][0]:g}.")
+    kept = facts.get("selective.risk", "coverage=0.9")
+    if kept is not None:
+        everything = facts.get("selective.risk", "coverage=1.0")
+        before = f"from {_interval(everything, 100)}% " if everything is not None else ""
+        caveats.append(f"Abstaining on the 10% least confident examples lowers the error {before}to "
+                       f"{_interval(kept, 100)}% (selective risk at 90% coverage, 95% CI).")  # fmt: skip
+    for best in _best_detectors(facts):
+        caveats.append(f"Out-of-distribution inputs ({best.parts['set']}): the best detector here, "
+                       f"{best.parts['detector']}, separates them with AUROC {_interval(best, 100)}% (picked on "
+                       "these data: an optimistic choice).")  # fmt: skip
     ce = facts.where("corruption.ce", corruption="*")
     if ce:
         worst = max(ce, key=lambda r: r.value)
@@ -292,6 +310,15 @@ def findings(facts: Facts, sensitive: tuple[str, ...] = ()) -> tuple[list[str], 
         ethics.append("No fairness evaluation in the store for this model: disaggregated performance is "
                       f"{NOT_PROVIDED}; run `harness run --suite fairness`.")  # fmt: skip
     return ethics, caveats or ["No evaluation flags were raised."]
+
+
+def _best_detectors(facts: Facts) -> list[Record]:
+    """The detector with the highest AUROC on each OOD set."""
+    best: dict[str, Record] = {}
+    for r in facts.where("ood.auroc", detector="*", set="*"):
+        if r.parts["set"] not in best or r.value > best[r.parts["set"]].value:
+            best[r.parts["set"]] = r
+    return [best[name] for name in sorted(best)]
 
 
 # rendering ----------------------------------------------------------------------------------------

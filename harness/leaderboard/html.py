@@ -128,6 +128,7 @@ def _plots(board: Board, records: list[Record], categories: set[str]) -> list[st
             (plots.accuracy_vs_robust(records, task), f"{task}: accuracy against robust accuracy", "robustness"),
             (plots.robust_curves(records, task), f"{task}: robust accuracy against epsilon", "robustness"),
             (plots.corruption_severity(records, task), f"{task}: corruption accuracy by severity", "robustness"),
+            (plots.ood_auroc(records, task), f"{task}: AUROC of each detector against each OOD set", "ood"),
         ]
         for d in devices:
             drawn.append((plots.accuracy_vs_energy(records, task, d), f"{task}: accuracy against energy on {d}",
@@ -141,7 +142,8 @@ def _plots(board: Board, records: list[Record], categories: set[str]) -> list[st
 
 
 def _stored_figures(figures: list[dict], models: set[str], categories: set[str]) -> list[str]:
-    kinds = {"attributions": "interpretability", "feature-importance": "interpretability"}
+    kinds = {"attributions": "interpretability", "feature-importance": "interpretability", "ood-scores": "ood",
+             "risk-coverage": "calibration"}  # fmt: skip
     out, seen = [], set()
     for f in figures:
         if f["model"] not in models or (f["model"], f["task"], f["name"]) in seen:

@@ -131,3 +131,39 @@ def corruption_severity(records: list[Record], task: str) -> bytes | None:
             by[r.model][int(name.rpartition("@")[2])].append(100 * r.value)
     means = {model: {s: float(np.mean(v)) for s, v in severities.items()} for model, severities in by.items()}
     return _lines(means, "severity", "accuracy, mean over corruptions (%)", f"{task}: corruption accuracy by severity")
+
+
+def ood_auroc(records: list[Record], task: str) -> bytes | None:
+    """AUROC of each detector for each model, one panel per OOD set, with the intervals as error bars."""
+    found = [r for r in records if r.task == task and r.metric == "ood.auroc"]
+    if not found:
+        return None
+    plt = _pyplot()
+    sets = sorted({r.parts["set"] for r in found})
+    detectors = sorted({r.parts["detector"] for r in found})
+    models = sorted({r.model for r in found})
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 3.8), squeeze=False, sharey=True)
+    width = 0.8 / len(detectors)
+    for ax, name in zip(axes[0], sets, strict=True):
+        for k, detector in enumerate(detectors):
+            cell = {r.model: r for r in found if r.parts == {"detector": detector, "set": name}}
+            xs = [m + k * width for m, model in enumerate(models) if model in cell]
+            rs = [cell[model] for model in models if model in cell]
+            ax.bar(
+                xs,
+                [r.value for r in rs],
+                width,
+                label=detector,
+                yerr=[[r.value - r.ci_low for r in rs], [r.ci_high - r.value for r in rs]],
+                capsize=1.5,
+            )
+        ax.set_xticks([m + 0.4 - width / 2 for m in range(len(models))])
+        ax.set_xticklabels([m.removeprefix("zoo:") for m in models], rotation=35, ha="right", fontsize=7)
+        ax.set_ylim(0.4, 1.0)
+        ax.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0, 0].set_ylabel("AUROC (in-distribution positive)")
+    axes[0, -1].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return _png(fig)

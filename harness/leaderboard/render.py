@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness import slices
 from harness import text as doc
 from harness.leaderboard.table import Board, Column
 from harness.leaderboard.ties import tie_mark
@@ -37,6 +38,15 @@ def format_value(metric: str, value: float, low: float, high: float) -> str:
     return f"{value * scale:.{digits}f} ±{half:.{digits}f}"
 
 
+def chosen(pattern: str, found: str) -> str:
+    """`` (knn)``: what a glob headline (``detector=*,set=digits``) picked for this row, else ""."""
+    if "*" not in pattern or not found:
+        return ""
+    wanted = [k for k, v in slices.parse(pattern).items() if "*" in v]
+    picked = [v for k, v in slices.parse(found).items() if k in wanted and "*" not in v]
+    return f" ({', '.join(picked)})" if picked else ""
+
+
 def cells(board: Board) -> list[dict[str, str]]:
     """Each row as display strings: rank, model, one formatted figure per column, flags."""
     out = []
@@ -50,7 +60,7 @@ def cells(board: Board) -> list[dict[str, str]]:
                 text = f"{format_value(c.headline.metric, row[label], row[label], row[label])} " \
                        f"(range {row[f'{label} low']:,.4g}-{row[f'{label} high']:,.4g})"  # fmt: skip
             if text:
-                text += f" n={int(row[f'{label} n']):,}"
+                text += chosen(c.headline.slice, row.get(f"{label} slice", "")) + f" n={int(row[f'{label} n']):,}"
             shown[label] = text + tie_mark(row.get(f"{label} tie"))
         shown["flags"] = row["flags"].replace(";", ", ")
         out.append(shown)
@@ -108,7 +118,8 @@ def as_json(board: Board) -> str:
             label = c.headline.label
             if not math.isnan(row[label]):
                 figures[label] = {
-                    "metric": c.headline.metric, "slice": c.headline.slice, "value": row[label],
+                    "metric": c.headline.metric, "slice": row.get(f"{label} slice") or c.headline.slice,
+                    "value": row[label],
                     "ci_low": row[f"{label} low"], "ci_high": row[f"{label} high"], "n": int(row[f"{label} n"]),
                     "direction": c.direction, "category": c.category,
                 }  # fmt: skip

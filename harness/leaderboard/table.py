@@ -1,6 +1,9 @@
 """A leaderboard as a pandas table: one row per (task, device, model), a rank, and for each headline
 figure its value, interval, count and flags.
 
+A headline whose slice is a glob (``detector=*,set=digits``) shows, per model, the best of the
+records it matches (the best detector), with that record's slice and interval.
+
 The headline figures are data (each suite's ``leaderboard:`` in its YAML), so a new metric reaches
 the leaderboard by being declared there, not by code here. A figure that depends on the device it
 was measured on (a metric that ``needs`` a device: efficiency) puts the model on one row per device;
@@ -54,6 +57,15 @@ def match(record: Record, headline: Headline) -> bool:
     return record.metric == headline.metric and fnmatch.fnmatchcase(record.slice, headline.slice)
 
 
+def better(record: Record, other: Record) -> bool:
+    """Whether ``record`` beats ``other`` in its direction (ties: the first slice in order stays)."""
+    if not np.isfinite(other.value):
+        return bool(np.isfinite(record.value))
+    if record.value == other.value:
+        return record.slice < other.slice
+    return (record.value > other.value) == (record.direction == "higher")
+
+
 def build(records: list[Record], headlines: list[Headline], *, sort: str | None = None) -> Board:
     """The leaderboard of ``records`` on ``headlines`` (those no record matches are left out)."""
     present = [h for h in headlines if any(match(r, h) for r in records)]
@@ -75,7 +87,10 @@ def build(records: list[Record], headlines: list[Headline], *, sort: str | None 
             else:
                 where = sorted(devices.get((r.task, r.model), {ANY_DEVICE}))
             for device in where:
-                cells.setdefault((r.task, device, r.model), {})[c.headline.label] = r
+                cell = cells.setdefault((r.task, device, r.model), {})
+                held = cell.get(c.headline.label)
+                if held is None or better(r, held):  # a glob over slices shows the best of them
+                    cell[c.headline.label] = r
     rows = []
     for (task, device, model), found in cells.items():
         row: dict[str, Any] = {"task": task, "device": device, "model": model}
@@ -89,6 +104,7 @@ def build(records: list[Record], headlines: list[Headline], *, sort: str | None 
             row[f"{label} n"] = r.n if r else 0
             row[f"{label} job"] = r.job if r else ""
             row[f"{label} interval"] = r.interval if r else ""
+            row[f"{label} slice"] = r.slice if r else ""
             flags += [f for f in (r.flags if r else ()) if f not in flags]
         row["flags"] = ";".join(flags)
         row["runs"] = ";".join(sorted({r.run_id for r in found.values()}))

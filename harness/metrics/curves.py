@@ -1,0 +1,102 @@
+"""Threshold curves over scores, vectorised over bootstrap resamples (rows of indices): the ROC and
+precision-recall figures of out-of-distribution detection and the risk-coverage figures of selective
+prediction. Ties are one threshold: a curve moves only where the score changes, as scikit-learn's do.
+
+Conventions (docs/metrics.md): a score is higher for inputs more likely in-distribution (ID); ID is
+the positive class of AUROC, AUPR-In and FPR@95%TPR (OpenOOD's paper and Liang et al.); AUPR-Out takes
+OOD as positive with the scores negated. FPR@95%TPR is the fraction of OOD inputs accepted at the
+highest threshold that accepts at least 95% of ID inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+DETECTION = ("auroc", "aupr_in", "aupr_out", "fpr_at_95_tpr", "detection_accuracy")
+
+
+def _tie_ends(sorted_scores: np.ndarray) -> np.ndarray:
+    """Rows of descending scores -> True at the last position of each run of equal scores."""
+    ends = np.ones(sorted_scores.shape, dtype=bool)
+    ends[:, :-1] = sorted_scores[:, :-1] != sorted_scores[:, 1:]
+    return ends
+
+
+def _previous(values: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """For each position, the (non-decreasing) ``values`` at the previous tie end (0 before the first)."""
+    at_ends = np.where(ends, values, 0.0)
+    running = np.maximum.accumulate(at_ends, axis=1)
+    return np.concatenate([np.zeros((len(values), 1)), running[:, :-1]], axis=1)
+
+
+def _average_precision(positive: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """scikit-learn's average precision of rows of 0/1 labels sorted by descending score."""
+    tp = np.cumsum(positive, axis=1, dtype=np.float64)
+    ranks = np.arange(1, positive.shape[1] + 1)
+    precision = tp / ranks
+    return (np.where(ends, (tp - _previous(tp, ends)) * precision, 0.0)).sum(1) / tp[:, -1]
+
+
+def detection(scores_in: np.ndarray, scores_out: np.ndarray, rows_in: np.ndarray,
+              rows_out: np.ndarray) -> dict[str, np.ndarray]:  # fmt: skip
+    """Each figure of ``DETECTION`` for each resample: ``rows_in`` [B, n_in] and ``rows_out`` [B, n_out]
+    index the ID and OOD scores (a stratified bootstrap resamples each side on its own)."""
+    n_in, n_out = rows_in.shape[1], rows_out.shape[1]
+    merged = np.concatenate([scores_in[rows_in], scores_out[rows_out]], axis=1)
+    is_in = np.concatenate([np.ones_like(rows_in, dtype=bool), np.zeros_like(rows_out, dtype=bool)], axis=1)
+    order = np.argsort(-merged, axis=1, kind="stable")
+    ranked = np.take_along_axis(merged, order, 1)
+    positive = np.take_along_axis(is_in, order, 1)
+    ends = _tie_ends(ranked)
+    tpr = np.cumsum(positive, axis=1) / n_in
+    fpr = np.cumsum(~positive, axis=1) / n_out
+    area = np.where(ends, (fpr - _previous(fpr, ends)) * (tpr + _previous(tpr, ends)) / 2, 0.0).sum(1)
+    threshold = -np.sort(-scores_in[rows_in], axis=1)[:, int(np.ceil(0.95 * n_in)) - 1]
+    accepted_out = (scores_out[rows_out] >= threshold[:, None]).mean(1)
+    balanced = np.where(ends, 0.5 * tpr + 0.5 * (1 - fpr), 0.5).max(1)  # 0.5: accept nothing
+    flipped = np.take_along_axis(np.concatenate([-scores_in[rows_in], -scores_out[rows_out]], axis=1),
+                                 np.argsort(merged, axis=1, kind="stable"), 1)  # fmt: skip
+    positive_out = np.take_along_axis(~is_in, np.argsort(merged, axis=1, kind="stable"), 1)
+    return {
+        "auroc": area,
+        "aupr_in": _average_precision(positive, ends),
+        "aupr_out": _average_precision(positive_out, _tie_ends(flipped)),
+        "fpr_at_95_tpr": accepted_out,
+        "detection_accuracy": np.maximum(balanced, 0.5),
+    }
+
+
+SELECTIVE_COVERAGES = (0.8, 0.9, 0.95, 1.0)  # 1.0: the error rate with no abstention
+SELECTIVE_RISKS = (0.01, 0.05)
+
+
+def risk_coverage(confidence: np.ndarray, wrong: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Selective-prediction figures for each resample (rows [B, n]) from per-example ``confidence``
+    (higher: kept first) and ``wrong`` (0/1): the risk-coverage curve's area (AURC, Geifman et al.
+    2019), its excess over the best ordering of the same errors (E-AURC), the area under the
+    generalised risk-coverage curve (AUGRC, Traub et al. 2024: errors accepted / n), the selective risk
+    at each coverage of ``SELECTIVE_COVERAGES`` (everything at least as confident as the example at that
+    coverage is kept) and the largest coverage whose risk is at most each of ``SELECTIVE_RISKS``."""
+    n = rows.shape[1]
+    order = np.argsort(-confidence[rows], axis=1, kind="stable")
+    ranked = np.take_along_axis(confidence[rows], order, 1)
+    errors = np.take_along_axis(wrong[rows].astype(np.float64), order, 1)
+    ends = _tie_ends(ranked)
+    kept = np.arange(1, n + 1)
+    cumulative = np.cumsum(errors, axis=1)
+    risk = cumulative / kept
+    coverage = np.broadcast_to(kept / n, risk.shape)
+    steps = coverage - _previous(coverage, ends)
+    aurc = np.where(ends, steps * risk, 0.0).sum(1)
+    augrc = np.where(ends, steps * cumulative / n, 0.0).sum(1)
+    m = cumulative[:, -1]  # errors of each resample: the best order keeps every correct example first
+    best = np.array([(np.clip(kept - (n - e), 0, None) / kept).sum() / n for e in m])
+    out = {"aurc": aurc, "e_aurc": aurc - best, "augrc": augrc}
+    # the selective risk at a coverage: the first tie end at or beyond it (ties are kept together)
+    end_positions = np.where(ends, kept, n + 1)
+    for target in SELECTIVE_COVERAGES:
+        reach = np.where(end_positions >= np.ceil(target * n), end_positions, n + 1).min(1)
+        out[f"risk_at_{round(target * 100)}"] = risk[np.arange(len(risk)), reach - 1]
+    for target in SELECTIVE_RISKS:
+        fits = ends & (risk <= target)
+        out[f"coverage_at_{round(target * 100)}"] = np.where(fits, coverage, 0.0).max(1)
+    return out

@@ -1,0 +1,224 @@
+"""Out-of-distribution detection: how well each detector's score separates the evaluated split
+(in-distribution, ID) from each OOD set, as AUROC, AUPR-In, AUPR-Out, FPR at 95% TPR and detection
+accuracy (``harness.metrics.curves`` states the conventions), each with a bootstrap interval that
+resamples the ID and the OOD examples separately (stratified).
+
+One pass per split (the evaluated one, each OOD set, and a seeded sample of the training split where a
+detector is fitted) gives the logits and, where a detector reads them, the penultimate features: the
+input of the model's last ``nn.Linear`` unless the parameter ``layer`` names a module. Per-example
+scores are stored (kind ``ood``: one row per example of each source) for paired comparisons."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness import stats
+from harness.detectors import Detector, DetectorError, Outputs, get_detector
+from harness.figures import score_histograms
+from harness.measures import Measure
+from harness.metrics.base import Metric
+from harness.metrics.curves import DETECTION, detection
+from harness.registry import detectors, metrics
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from harness.context import EvalContext
+    from harness.records import Record
+    from harness.tasks.base import Split, Task
+
+DEFAULT_DETECTORS = ("msp", "max-logit", "energy", "odin", "mahalanobis", "knn")
+NEAR_FMNIST = ("sklearn-digits", "noise:uniform", "noise:gaussian")
+DIRECTIONS = {"auroc": "higher", "aupr_in": "higher", "aupr_out": "higher", "fpr_at_95_tpr": "lower",
+              "detection_accuracy": "higher"}  # fmt: skip
+
+
+class OodParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    sets: tuple[str, ...] | None = Field(None, description="OOD tasks; default: digits and noise for 28x28 grey "
+                                                           "images, noise for other images")  # fmt: skip
+    detectors: tuple[str, ...] = DEFAULT_DETECTORS
+    fit_examples: int = Field(10000, ge=1, description="training examples the feature detectors are fitted on")
+    layer: str | None = Field(None, description="the module whose input is the features (default: the last Linear)")
+
+
+def default_sets(task: Task) -> tuple[str, ...]:
+    if task.modality != "image":
+        return ()
+    return NEAR_FMNIST if tuple(task.input_shape) == (1, 28, 28) else NEAR_FMNIST[1:]
+
+
+def ood_task(name: str, task: Task) -> Task:
+    """An OOD set by task name; a set that fits any shape (noise) takes the evaluated task's."""
+    from harness.registry import tasks as registry
+    from harness.tasks import get_task, parse
+
+    factory = registry.get(parse(name)[0])
+    if getattr(factory, "fits_any_shape", False):
+        return get_task(name, shape=list(task.input_shape))
+    return get_task(name)
+
+
+def fit_split(task: Task) -> str | None:
+    """The split feature detectors are fitted on: the first besides the evaluated one."""
+    return next((s for s in task.splits if s != task.eval_split), None)
+
+
+def penultimate(module: nn.Module, layer: str | None) -> nn.Module:
+    """The module whose input is the features: ``layer`` by name, else the last ``nn.Linear``."""
+    from torch import nn
+
+    if layer is not None:
+        named = dict(module.named_modules())
+        if layer not in named:
+            raise DetectorError(f"layer {layer!r} is not a module of the model; some are {list(named)[-5:]}")
+        return named[layer]
+    last = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    if not last:
+        raise DetectorError("the model has no nn.Linear whose input would be its penultimate features: "
+                            "name the feature layer with the ood parameter layer=<module name>")  # fmt: skip
+    return last[-1]
+
+
+def outputs_of(ctx: EvalContext, split: Split, chosen: list[Detector], layer: str | None, label: str) -> Outputs:
+    """One pass over ``split``: logits, features where a detector reads them, input detectors' scores
+    (their own passes leave no features)."""
+    import torch
+
+    model = ctx.model.to(ctx.device)
+    inputs_detectors = [d for d in chosen if d.reads == "inputs"]
+    captured: list[torch.Tensor] = []
+    listening = [True]
+
+    def keep(_module: nn.Module, args: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
+        if listening[0]:
+            captured.append(args[0].detach().flatten(1).float().cpu())
+
+    features = any(d.reads == "features" for d in chosen)
+    hook = penultimate(model.module, layer).register_forward_hook(keep) if features else None
+    logits, scored, done = [], {d.name: [] for d in inputs_detectors}, 0
+    try:
+        for batch, _ in split.batches(ctx.batch_size, workers=ctx.workers, device=ctx.device):
+            listening[0] = True
+            logits.append(ctx._batch_logits(batch, done).cpu())
+            listening[0] = False
+            for d in inputs_detectors:
+                scored[d.name].append(d.score_batch(model.module, batch.to(model.device), model.surrogate).cpu())
+            done += len(batch)
+            ctx.stage(f"{label}: {done}/{len(split)}", done, len(split))
+    finally:
+        if hook is not None:
+            hook.remove()
+    return Outputs(
+        torch.cat(logits).numpy().astype(np.float64),
+        torch.cat(captured).numpy() if captured else None,
+        {name: torch.cat(parts).numpy().astype(np.float64) for name, parts in scored.items()},
+    )
+
+
+@metrics.register("ood", "out-of-distribution detection: AUROC, AUPR, FPR@95%TPR per detector and OOD set")
+class OutOfDistribution(Metric):
+    name = "ood"
+    category = "ood"
+    version = 1
+    needs = frozenset({"clean", "gradients"})
+    task_params = ("sets",)
+    Params = OodParams
+    measures = tuple(
+        Measure(f"ood.{figure}", DIRECTIONS[figure], "ood", ("detector", "set"), percent=True,
+                key_slices={"detector": "*", "set": "*"} if figure in ("auroc", "fpr_at_95_tpr") else None)
+        for figure in DETECTION
+    )  # fmt: skip
+
+    def sets(self, params: OodParams, task: Task) -> tuple[str, ...]:
+        return params.sets if params.sets is not None else default_sets(task)
+
+    def check(self, task: Task, params: BaseModel) -> None:
+        assert isinstance(params, OodParams)
+        for name in params.detectors:
+            if name not in detectors:
+                raise ValueError(f"ood: unknown detector {name!r}; known: {', '.join(detectors.names())}")
+        sets = self.sets(params, task)
+        if not sets:
+            raise ValueError(f"ood: task {task.name!r} has no default OOD set: name one with sets: [...] "
+                             "or --ood-task")  # fmt: skip
+        for name in sets:
+            other = ood_task(name, task)
+            if tuple(other.input_shape) != tuple(task.input_shape):
+                raise ValueError(f"ood: set {name!r} holds inputs of shape {tuple(other.input_shape)}, task "
+                                 f"{task.name!r} {tuple(task.input_shape)}")  # fmt: skip
+        fitted = [n for n in params.detectors if get_detector(n).fitted]
+        if fitted and fit_split(task) is None:
+            raise ValueError(f"ood: detectors {fitted} are fitted on a training split and task {task.name!r} has "
+                             f"only {list(task.splits)}: leave them out of detectors")  # fmt: skip
+
+    def depends(self, params: BaseModel, task: Task) -> dict[str, Any]:
+        assert isinstance(params, OodParams)
+        sets = {name: ood_task(name, task).fingerprint for name in self.sets(params, task)}
+        fitted = any(get_detector(n).fitted for n in params.detectors)
+        split = fit_split(task) if fitted else None
+        settings = {n: get_detector(n).settings() for n in params.detectors}
+        return {"sets": sets, "fitted_on": split and task.load(split).fingerprint, "detector_settings": settings}
+
+    def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
+        assert isinstance(params, OodParams)
+        chosen = [get_detector(n) for n in params.detectors]
+        if any(d.fitted for d in chosen):
+            from harness.variants.fitted import FittedOnSplit
+
+            split_name = fit_split(ctx.task)
+            sample = FittedOnSplit.sample(ctx.task, split_name, {"examples": params.fit_examples, "seed": ctx.seed},
+                                          ctx.model)  # fmt: skip
+            train = outputs_of(ctx, sample, [d for d in chosen if d.fitted], params.layer, f"fit on {split_name}")
+            for d in chosen:
+                if d.fitted:
+                    d.fit(train.features, sample.labels.numpy())
+        inside = outputs_of(ctx, ctx.split, chosen, params.layer, "in-distribution")
+        scores_in = {d.name: d.score(inside) for d in chosen}
+        frames = [pd.DataFrame({"example": ctx.split.attributes["index"].to_numpy(), "set": "in", **scores_in})]
+        out: list[Record] = []
+        opts = ctx.bootstrap_options
+        scores_of: dict[str, dict[str, np.ndarray]] = {}
+        for set_name in self.sets(params, ctx.task):
+            other = ood_task(set_name, ctx.task).load()
+            outside = outputs_of(ctx, other, chosen, params.layer, set_name)
+            scores_out = scores_of[set_name] = {d.name: d.score(outside) for d in chosen}
+            frames.append(pd.DataFrame({"example": other.attributes["index"].to_numpy(), "set": set_name,
+                                        **scores_out}))  # fmt: skip
+            for d in chosen:
+                for figure, estimate in stratified(scores_in[d.name], scores_out[d.name], **opts).items():
+                    out.append(ctx.record(f"ood.{figure}", estimate, slice={"detector": d.name, "set": set_name},
+                                          params={"convention": CONVENTION, "ood_examples": len(other),
+                                                  **d.settings()}))  # fmt: skip
+        ctx.outputs["ood"] = pd.concat(frames, ignore_index=True)
+        ctx.figures["ood-scores"] = score_histograms(scores_in, scores_of, f"{ctx.model.name}: {ctx.task.name} "
+                                                     "(blue) against each OOD set (red)")  # fmt: skip
+        return out
+
+
+CONVENTION = (
+    "scores higher for in-distribution; ID positive for AUROC, AUPR-In and FPR@95%TPR (the OOD share "
+    "accepted at the highest threshold keeping >= 95% of ID); OOD positive for AUPR-Out"
+)
+
+
+def stratified(scores_in: np.ndarray, scores_out: np.ndarray, *, resamples: int = 1000, seed: int = 0,
+               block: int = 50) -> dict[str, stats.Estimate]:  # fmt: skip
+    """Every detection figure with its percentile bootstrap interval, the ID and OOD examples resampled
+    separately (their numbers fixed, as the design fixes them)."""
+    n_in, n_out = len(scores_in), len(scores_out)
+    value = detection(scores_in, scores_out, np.arange(n_in)[None], np.arange(n_out)[None])
+    rng = np.random.default_rng(seed)
+    drawn: dict[str, list[np.ndarray]] = {k: [] for k in DETECTION}
+    for start in range(0, resamples, block):
+        b = min(block, resamples - start)
+        found = detection(scores_in, scores_out, rng.integers(0, n_in, (b, n_in)), rng.integers(0, n_out, (b, n_out)))
+        for k in DETECTION:
+            drawn[k].append(found[k])
+    return {k: stats.interval(float(value[k][0]), np.concatenate(drawn[k]), n_in + n_out, bounds=(0.0, 1.0))
+            for k in DETECTION}  # fmt: skip
