@@ -14,6 +14,7 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from harness.detectors import Outputs, get_detector
+from harness.leaderboard.compare import compare
 from harness.metrics.curves import detection, risk_coverage
 from harness.metrics.ood import OodParams, OutOfDistribution, penultimate, stratified
 from harness.models import load_model
@@ -113,11 +114,22 @@ def test_the_ood_and_selective_metrics_run_store_scores_and_refuse_what_cannot_w
     from harness.store import Store
 
     store = tmp_path / "store"
-    harness("run", "--model", "zoo:fmnist-mlp", "--task", "fashion-mnist", "--metric", "ood", "--metric",
-            "selective", "--ood-task", "sklearn-digits", "--limit", "500", "--quiet", store=store)  # fmt: skip
+    harness("run", "--model", "zoo:fmnist-mlp", "--model", "zoo:fmnist-linear", "--task", "fashion-mnist", "--metric",
+            "ood", "--metric", "selective", "--ood-task", "sklearn-digits", "--limit", "500", "--quiet",
+            store=store)  # fmt: skip
     with Store(store) as results:
-        records = results.records()
-        scores = results.examples(kind="ood")
+        every = results.records()
+        records = [r for r in every if r.model == "zoo:fmnist-mlp"]
+        scores = results.examples(kind="ood", models=["zoo:fmnist-mlp"])
+        paired = {
+            c.slice: c for c in compare(results, "zoo:fmnist-mlp", "zoo:fmnist-linear") if c.metric == "ood.auroc"
+        }
+    linear = {r.slice: r.value for r in every if r.model == "zoo:fmnist-linear" and r.metric == "ood.auroc"}
+    for where, c in paired.items():  # the paired difference is the difference of the two records
+        mlp = next(r.value for r in records if r.metric == "ood.auroc" and r.slice == where)
+        assert c.difference.value == pytest.approx(mlp - linear[where], abs=1e-12)
+        assert c.difference.ci_low <= c.difference.value <= c.difference.ci_high and 0 <= c.p <= 1
+    assert len(paired) == 6
     auroc = {r.parts["detector"]: r for r in records if r.metric == "ood.auroc"}
     assert set(auroc) == {"msp", "max-logit", "energy", "odin", "mahalanobis", "knn"}
     assert {r.parts["set"] for r in records if r.metric.startswith("ood.")} == {"sklearn-digits"}

@@ -3,7 +3,9 @@
 Per figure: both values, the difference (A - B) with its paired-bootstrap interval, and a paired
 test: McNemar's exact test for per-example correct/incorrect outcomes (accuracy, robust accuracy,
 accuracy under each corruption), a paired bootstrap for per-example scores (explanation quality:
-the mean difference over its bootstrap standard error).
+the mean difference over its bootstrap standard error), and for out-of-distribution scores the
+AUROC of each detector and OOD set, its difference drawn by a stratified bootstrap of the same ID and
+OOD examples for both models.
 The p-values are adjusted over all the figures compared (Holm), and each figure gets a verdict: A
 better, B better, or no significant difference at 5%. Unpaired comparisons are refused: different
 data (task fingerprints), or different examples (subsets, limits) with no set in common.
@@ -192,6 +194,9 @@ def compare(store, a: str, b: str, *, task: str | None = None, resamples: int = 
     out: list[Comparison] = []
     for (t, kind), (ra, rb) in pairings(store, a, b, task, choice).items():
         ka, kb = (store.examples_by_key(r["key"]).dropna(axis=1, how="all").infer_objects() for r in (ra, rb))
+        if kind == "ood":  # scores of several sets per example: AUROC compared set by set
+            out += _compare_detection(t, ka, kb, resamples, seed)
+            continue
         joined = ka.merge(kb, on="example", suffixes=("_a", "_b"))
         paired_on = f"{len(joined):,} examples ({kind})"
         for column in ka.columns:
@@ -204,6 +209,15 @@ def compare(store, a: str, b: str, *, task: str | None = None, resamples: int = 
         raise CompareError(f"{a} and {b} share no per-example outcome to compare")
     adjusted = holm([c.p for c in out])
     return [Comparison(**{**c.__dict__, "p_holm": p}) for c, p in zip(out, adjusted, strict=True)]
+
+
+def _compare_detection(task: str, ka: pd.DataFrame, kb: pd.DataFrame, resamples: int, seed: int) -> list[Comparison]:
+    from harness.metrics.ood import paired_auroc
+
+    paired_on = f"{int((ka['set'] == 'in').sum()):,} in-distribution examples and each OOD set (ood)"
+    return [Comparison(task, "ood.auroc", slices.format({"detector": detector, "set": name}), ea, eb, diff,
+                       "paired stratified bootstrap", p, paired_on=paired_on)
+            for detector, name, ea, eb, diff, p in paired_auroc(ka, kb, resamples=resamples, seed=seed)]  # fmt: skip
 
 
 def _compare_column(task: str, figure: tuple[str, str, bool], xa: pd.Series, xb: pd.Series, resamples: int,
