@@ -43,7 +43,7 @@ class OodParams(BaseModel):
     sets: tuple[str, ...] | None = Field(None, description="OOD tasks; default: digits and noise for 28x28 grey "
                                                            "images, noise for other images")  # fmt: skip
     detectors: tuple[str, ...] = DEFAULT_DETECTORS
-    fit_examples: int = Field(10000, ge=1, description="training examples the feature detectors are fitted on")
+    fit_examples: int = Field(5000, ge=1, description="training examples the feature detectors are fitted on")
     layer: str | None = Field(None, description="the module whose input is the features (default: the last Linear)")
 
 
@@ -65,8 +65,9 @@ def ood_task(name: str, task: Task) -> Task:
 
 
 def fit_split(task: Task) -> str | None:
-    """The split feature detectors are fitted on: the first besides the evaluated one."""
-    return next((s for s in task.splits if s != task.eval_split), None)
+    """The split feature detectors are fitted on: the shipped sample of the training split where the
+    task has one (the same figures on every machine), else the first besides the evaluated one."""
+    return task.shipped_train or next((s for s in task.splits if s != task.eval_split), None)
 
 
 def penultimate(module: nn.Module, layer: str | None) -> nn.Module:

@@ -168,6 +168,7 @@ class Task(ABC):
     input_shape: ClassVar[tuple[int, ...]]  # one example, e.g. (1, 28, 28) or (14,)
     bounds: ClassVar[tuple[float, float] | None] = None  # valid input range (images), None for tables
     sensitive: ClassVar[tuple[str, ...]] = ()  # columns of ``attributes`` that fairness slices use
+    shipped_train: ClassVar[str | None] = None  # a split holding a sample of the training split, shipped
     description: ClassVar[str] = ""
     license: ClassVar[str] = ""
     citation: ClassVar[str] = ""

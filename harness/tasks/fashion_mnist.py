@@ -17,8 +17,10 @@ CLASSES = (
 )  # fmt: skip
 FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "train-sample": ("train-sample-images-idx3-ubyte.gz", "train-sample-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
+SAMPLE_INDICES = "train-sample-indices.txt"  # the shipped sample's positions in the 60,000-image train split
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -50,7 +52,7 @@ def candidate_dirs() -> list[Path]:
 
 def locate(split: str) -> tuple[Path, Path]:
     images, labels = FILES[split]
-    if split == "test":
+    if split in ("test", "train-sample"):
         return shipped("fashion-mnist", images), shipped("fashion-mnist", labels)
     for folder in candidate_dirs():
         for suffix in ("", ".gz"):
@@ -71,7 +73,8 @@ class FashionMNIST(Task):
     name = "fashion-mnist"
     modality = "image"
     classes = CLASSES
-    splits = ("train", "test")
+    splits = ("train", "train-sample", "test")
+    shipped_train = "train-sample"  # 5,000 of the training images, seeded, shipped: fits on any machine
     input_shape = (1, 28, 28)
     bounds = (0.0, 1.0)
     description = "Fashion-MNIST: Zalando article images, 10 classes, grey 28x28, pixel values in [0, 1]."
@@ -91,6 +94,8 @@ class FashionMNIST(Task):
             raise ValueError(f"{image_path}: expected N x 28 x 28 images matching {label_path}")
         inputs = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
         attributes = pd.DataFrame({"index": np.arange(len(labels))})
+        if split == "train-sample":  # where each image is in the train split the zoo was trained on
+            attributes["train_index"] = np.loadtxt(shipped("fashion-mnist", SAMPLE_INDICES), dtype=np.int64)
         return Split(
             self.name,
             split,
