@@ -84,14 +84,15 @@ class What(StrEnum):
     attacks = "attacks"
     explainers = "explainers"
     detectors = "detectors"
+    privacy_attacks = "privacy-attacks"
     variants = "variants"
     suites = "suites"
 
 
 @app.command("list")
 def list_(what: Annotated[What | None, typer.Argument(help="What to list [default: everything]")] = None) -> None:
-    """List the registered models, tasks, metrics, attacks, explainers, OOD detectors, model variants and
-    suites, with a one-line description each."""
+    """List the registered models, tasks, metrics, attacks, explainers, OOD detectors, privacy attacks,
+    model variants and suites, with a one-line description each."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -121,7 +122,8 @@ def list_(what: Annotated[What | None, typer.Argument(help="What to list [defaul
                 for n in suite_names()
             ]
         reg = {What.tasks: registry.tasks, What.metrics: registry.metrics, What.attacks: registry.attacks,
-               What.explainers: registry.explainers, What.detectors: registry.detectors}[kind]  # fmt: skip
+               What.explainers: registry.explainers, What.detectors: registry.detectors,
+               What.privacy_attacks: registry.privacy_attacks}[kind]  # fmt: skip
         return [(e.name, e.description) for e in reg.entries()]
 
     for kind in [what] if what else list(What):

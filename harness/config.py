@@ -161,13 +161,16 @@ class Group(BaseModel):
 class Headline(BaseModel):
     """A figure a leaderboard shows for a suite (declared in its YAML, as HELM's schema does): a
     record's metric and slice (a glob: ``shift=*`` matches the one worst shift a model has) and a
-    short label; its category tab is the records' own unless given."""
+    short label; its category tab is the records' own unless given. Where the glob matches several
+    records of a model, ``pick`` says which it shows: the ``best`` (a choice the model's owner makes,
+    such as the OOD detector) or the ``worst`` (one an adversary makes, such as the privacy attack)."""
 
     model_config = _STRICT
     metric: str = Field(description="a record's metric, e.g. accuracy.top1")
     slice: str = Field("overall", description="the record's slice, or a glob matching one per model")
     label: str = ""
     category: str | None = None
+    pick: Literal["best", "worst"] = Field("best", description="of several records matching the glob")
 
     @model_validator(mode="after")
     def _defaults(self) -> Headline:

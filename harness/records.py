@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 Direction = Literal["higher", "lower"]
-CATEGORIES = ("accuracy", "calibration", "robustness", "ood", "fairness", "interpretability", "efficiency")
+CATEGORIES = ("accuracy", "calibration", "robustness", "ood", "fairness", "privacy", "interpretability", "efficiency")
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,7 @@ metrics: Registry = Registry(
         "harness.metrics.interpretability",
         "harness.metrics.ood",
         "harness.metrics.selective",
+        "harness.metrics.membership",
     ),
     "harness.metrics",
 )
@@ -140,6 +141,7 @@ variants: Registry = Registry(
     "harness.variants",
 )
 explainers: Registry = Registry("explainer", ("harness.explain.methods",), "harness.explainers")
+privacy_attacks: Registry = Registry("privacy attack", ("harness.privacy.attacks",), "harness.privacy_attacks")
 detectors: Registry = Registry(
     "detector",
     ("harness.detectors.posthoc", "harness.detectors.features", "harness.detectors.odin"),

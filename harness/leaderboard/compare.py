@@ -4,8 +4,8 @@ Per figure: both values, the difference (A - B) with its paired-bootstrap interv
 test: McNemar's exact test for per-example correct/incorrect outcomes (accuracy, robust accuracy,
 accuracy under each corruption), a paired bootstrap for per-example scores (explanation quality:
 the mean difference over its bootstrap standard error), and for out-of-distribution scores the
-AUROC of each detector and OOD set, its difference drawn by a stratified bootstrap of the same ID and
-OOD examples for both models.
+AUROC of each detector and OOD set (and for membership scores the AUC of each attack), its difference
+drawn by a stratified bootstrap of the same examples on each side for both models.
 The p-values are adjusted over all the figures compared (Holm), and each figure gets a verdict: A
 better, B better, or no significant difference at 5%. Unpaired comparisons are refused: different
 data (task fingerprints), or different examples (subsets, limits) with no set in common.
@@ -194,8 +194,8 @@ def compare(store, a: str, b: str, *, task: str | None = None, resamples: int = 
     out: list[Comparison] = []
     for (t, kind), (ra, rb) in pairings(store, a, b, task, choice).items():
         ka, kb = (store.examples_by_key(r["key"]).dropna(axis=1, how="all").infer_objects() for r in (ra, rb))
-        if kind == "ood":  # scores of several sets per example: AUROC compared set by set
-            out += _compare_detection(t, ka, kb, resamples, seed)
+        if kind in ("ood", "membership"):  # scores of two or more sets of examples: their AUC, set by set
+            out += _compare_detection(t, kind, ka, kb, resamples, seed)
             continue
         joined = ka.merge(kb, on="example", suffixes=("_a", "_b"))
         paired_on = f"{len(joined):,} examples ({kind})"
@@ -211,13 +211,22 @@ def compare(store, a: str, b: str, *, task: str | None = None, resamples: int = 
     return [Comparison(**{**c.__dict__, "p_holm": p}) for c, p in zip(out, adjusted, strict=True)]
 
 
-def _compare_detection(task: str, ka: pd.DataFrame, kb: pd.DataFrame, resamples: int, seed: int) -> list[Comparison]:
+def _compare_detection(task: str, kind: str, ka: pd.DataFrame, kb: pd.DataFrame, resamples: int,
+                       seed: int) -> list[Comparison]:  # fmt: skip
+    """AUCs of stored scores, paired: OOD detection (ID against each set) and membership inference
+    (members against non-members, the attacks' scores in place of the detectors')."""
     from harness.metrics.ood import paired_auroc
 
-    paired_on = f"{int((ka['set'] == 'in').sum()):,} in-distribution examples and each OOD set (ood)"
-    return [Comparison(task, "ood.auroc", slices.format({"detector": detector, "set": name}), ea, eb, diff,
-                       "paired stratified bootstrap", p, paired_on=paired_on)
-            for detector, name, ea, eb, diff, p in paired_auroc(ka, kb, resamples=resamples, seed=seed)]  # fmt: skip
+    if kind == "membership":
+        ka, kb = (k.assign(set=np.where(k.pop("member"), "in", "non-members")) for k in (ka.copy(), kb.copy()))
+    metric, key = ("ood.auroc", "detector") if kind == "ood" else ("membership.auc", "attack")
+    inside = "in-distribution examples and each OOD set" if kind == "ood" else "members and as many non-members"
+    paired_on = f"{int((ka['set'] == 'in').sum()):,} {inside} ({kind})"
+    found = paired_auroc(ka, kb, resamples=resamples, seed=seed)
+    return [Comparison(task, metric, slices.format({key: name} if kind == "membership" else {key: name, "set": where}),
+                       ea, eb, diff, "paired stratified bootstrap", p, higher_is_better=kind == "ood",
+                       paired_on=paired_on)
+            for name, where, ea, eb, diff, p in found]  # fmt: skip
 
 
 def _compare_column(task: str, figure: tuple[str, str, bool], xa: pd.Series, xb: pd.Series, resamples: int,

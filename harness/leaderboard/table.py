@@ -2,7 +2,8 @@
 figure its value, interval, count and flags.
 
 A headline whose slice is a glob (``detector=*,set=digits``) shows, per model, the best of the
-records it matches (the best detector), with that record's slice and interval.
+records it matches (the best detector), or the worst where the headline picks it (the strongest
+privacy attack), with that record's slice and interval.
 
 The headline figures are data (each suite's ``leaderboard:`` in its YAML), so a new metric reaches
 the leaderboard by being declared there, not by code here. A figure that depends on the device it
@@ -57,13 +58,15 @@ def match(record: Record, headline: Headline) -> bool:
     return record.metric == headline.metric and fnmatch.fnmatchcase(record.slice, headline.slice)
 
 
-def better(record: Record, other: Record) -> bool:
-    """Whether ``record`` beats ``other`` in its direction (ties: the first slice in order stays)."""
-    if not np.isfinite(other.value):
+def chosen_over(record: Record, other: Record, pick: str) -> bool:
+    """Whether a glob headline that picks the ``best`` (or ``worst``) shows ``record`` rather than
+    ``other``: a finite value before a NaN, then by the measure's direction; ties go to the first slice."""
+    if not (np.isfinite(record.value) and np.isfinite(other.value)):
         return bool(np.isfinite(record.value))
     if record.value == other.value:
         return record.slice < other.slice
-    return (record.value > other.value) == (record.direction == "higher")
+    beats = (record.value > other.value) == (record.direction == "higher")
+    return beats if pick == "best" else not beats
 
 
 def build(records: list[Record], headlines: list[Headline], *, sort: str | None = None) -> Board:
@@ -89,7 +92,7 @@ def build(records: list[Record], headlines: list[Headline], *, sort: str | None 
             for device in where:
                 cell = cells.setdefault((r.task, device, r.model), {})
                 held = cell.get(c.headline.label)
-                if held is None or better(r, held):  # a glob over slices shows the best of them
+                if held is None or chosen_over(r, held, c.headline.pick):  # a glob shows the best or the worst
                     cell[c.headline.label] = r
     rows = []
     for (task, device, model), found in cells.items():

@@ -100,3 +100,13 @@ def risk_coverage(confidence: np.ndarray, wrong: np.ndarray, rows: np.ndarray) -
         fits = ends & (risk <= target)
         out[f"coverage_at_{round(target * 100)}"] = np.where(fits, coverage, 0.0).max(1)
     return out
+
+
+def tpr_at_fpr(positives: np.ndarray, negatives: np.ndarray, rows_pos: np.ndarray, rows_neg: np.ndarray,
+               fpr: float) -> np.ndarray:  # fmt: skip
+    """For each resample, the share of positives scored above the highest threshold that lets at most
+    ``fpr`` of the negatives through (strictly above the (floor(fpr n) + 1)-th largest negative score:
+    at ``fpr`` = 0, above every negative). The ROC curve's TPR at that FPR, read at a tie end."""
+    allowed = int(np.floor(fpr * rows_neg.shape[1] + 1e-9))
+    threshold = -np.sort(-negatives[rows_neg], axis=1)[:, allowed]
+    return (positives[rows_pos] > threshold[:, None]).mean(1)

@@ -269,3 +269,16 @@ class ImageNetC(ImageNetVal):
         )  # fmt: skip
         self._corrupted[key] = split
         return split
+
+
+@tasks.register("kmnist", "Kuzushiji-MNIST test split: 10,000 grey 28x28 cursive Japanese characters (torchvision)")
+class KMNIST(TorchvisionTask):
+    """Often an OOD set for Fashion-MNIST models (``--ood-task kmnist``)."""
+
+    name = "kmnist"
+    dataset = "KMNIST"
+    input_shape = (1, 28, 28)
+    classes = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
+    description = "Kuzushiji-MNIST: 10 classes of cursive Japanese (hiragana) characters, grey 28x28."
+    license = "CC BY-SA 4.0"
+    citation = "Clanuwat et al. Deep Learning for Classical Japanese Literature. arXiv:1812.01718, 2018."

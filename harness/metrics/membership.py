@@ -1,0 +1,193 @@
+"""Membership inference: can an attacker tell the model's training records from records it never
+saw? Members are a seeded sample of the training split (the shipped sample where the task has one),
+non-members as many seeded examples of the evaluated split; each privacy attack scores every record
+(``harness.privacy.attacks``: higher means more likely a member) and its threshold is swept.
+
+Figures per attack (``harness.metrics.curves``; members are the positive class): AUC, balanced
+accuracy (the best threshold's (TPR + TNR) / 2), and the TPR at 1%, 0.1% and 0% FPR (Carlini et al.
+2022: an attack that identifies a few records with confidence matters more than its average), each
+with a stratified bootstrap interval. A TPR at an FPR that allows fewer than ``MIN_FALSE_POSITIVES``
+non-members through cannot be estimated from this many non-members: its record is NaN and flagged.
+The AUC is also given per class and per group of each sensitive attribute (which records leak more).
+Per-example scores are stored (kind ``membership``) for paired comparisons of variants and mitigations.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness import stats
+from harness.measures import Measure
+from harness.metrics.base import Metric
+from harness.metrics.curves import detection, tpr_at_fpr
+from harness.privacy import get_attack
+from harness.registry import metrics, privacy_attacks
+
+if TYPE_CHECKING:
+    from harness.context import EvalContext
+    from harness.records import Record
+    from harness.tasks.base import Split, Task
+
+FPRS = (0.01, 0.001, 0.0)
+MIN_FALSE_POSITIVES = 10  # below this many non-members allowed through, a TPR at that FPR is not estimated
+THREAT_MODEL = ("black-box: the attacker sees the model's probabilities for a record and knows its label; "
+                "no shadow or reference models; members and non-members in equal numbers")  # fmt: skip
+
+
+class MembershipParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    attacks: tuple[str, ...] = ("loss", "confidence", "entropy", "modified-entropy")
+    examples: int | None = Field(5000, ge=10, description="members, and as many non-members")
+    max_groups: int = Field(20, ge=2, description="attributes with more distinct values are not split by")
+
+
+def member_split(task: Task) -> str | None:
+    """Where members come from: the shipped sample of the training split, else the first non-evaluated split."""
+    return task.shipped_train or next((s for s in task.splits if s != task.eval_split), None)
+
+
+def membership_figures(members: np.ndarray, others: np.ndarray, *, resamples: int = 1000, seed: int = 0,
+                       block: int = 50) -> dict[str, stats.Estimate]:  # fmt: skip
+    """AUC, balanced accuracy and the TPR at each of ``FPRS`` (keys ``auc``, ``balanced_accuracy``,
+    ``tpr@<fpr>``) with stratified percentile bootstrap intervals (members and non-members resampled
+    apart); a TPR whose FPR lets fewer than ``MIN_FALSE_POSITIVES`` non-members through is NaN."""
+    n_pos, n_neg = len(members), len(others)
+    whole_pos, whole_neg = np.arange(n_pos)[None], np.arange(n_neg)[None]
+
+    def figures(rows_pos: np.ndarray, rows_neg: np.ndarray) -> dict[str, np.ndarray]:
+        found = detection(members, others, rows_pos, rows_neg)
+        out = {"auc": found["auroc"], "balanced_accuracy": found["detection_accuracy"]}
+        for fpr in FPRS:
+            out[f"tpr@{fpr}"] = tpr_at_fpr(members, others, rows_pos, rows_neg, fpr)
+        return out
+
+    value = figures(whole_pos, whole_neg)
+    rng = np.random.default_rng(seed)
+    drawn: dict[str, list[np.ndarray]] = {k: [] for k in value}
+    for start in range(0, resamples, block):
+        b = min(block, resamples - start)
+        for k, v in figures(rng.integers(0, n_pos, (b, n_pos)), rng.integers(0, n_neg, (b, n_neg))).items():
+            drawn[k].append(v)
+    out = {k: stats.interval(float(value[k][0]), np.concatenate(drawn[k]), n_pos + n_neg, bounds=(0.0, 1.0))
+           for k in value}  # fmt: skip
+    for fpr in FPRS:
+        if 0 < fpr * n_neg < MIN_FALSE_POSITIVES:
+            out[f"tpr@{fpr}"] = stats.Estimate(float("nan"), float("nan"), float("nan"), n_pos + n_neg, "percentile")
+    return out
+
+
+@metrics.register("membership", "membership inference: AUC and TPR at 1%, 0.1%, 0% FPR of threshold attacks")
+class Membership(Metric):
+    name = "membership"
+    category = "privacy"
+    Params = MembershipParams
+    measures = (
+        Measure("membership.auc", "lower", "privacy", ("attack", "class", "feature", "group"), percent=True,
+                key_slices={"attack": "*"}),
+        Measure("membership.balanced_accuracy", "lower", "privacy", ("attack",), percent=True),
+        Measure("membership.tpr", "lower", "privacy", ("attack", "fpr"), percent=True,
+                key_slices={"attack": "*", "fpr": "0.001"}),
+    )  # fmt: skip
+
+    def default_examples(self, task: Task) -> int | None:
+        return None
+
+    def resolve(self, params: BaseModel, task: Task, *, n: int, cut: bool) -> BaseModel:
+        return params
+
+    def evaluated(self, params: BaseModel, n: int, seed: int) -> np.ndarray | None:
+        return None  # it draws its own non-members from the evaluated split, and members from the training one
+
+    def check(self, task: Task, params: BaseModel) -> None:
+        assert isinstance(params, MembershipParams)
+        for name in params.attacks:
+            if name not in privacy_attacks:
+                raise ValueError(f"membership: unknown attack {name!r}; known: {', '.join(privacy_attacks.names())}")
+        if member_split(task) is None:
+            raise ValueError(
+                f"membership: task {task.name!r} has only the split {task.eval_split!r}; members come from the "
+                "training split: give the task one (csv: the task option train=FILE; imagefolder: a train/ "
+                "folder; hf: a dataset with a train split)"
+            )
+
+    def depends(self, params: BaseModel, task: Task) -> dict[str, Any]:
+        split = member_split(task)
+        return {"members_from": split, "members_fingerprint": task.load(split).fingerprint,
+                "threat_model": THREAT_MODEL}  # fmt: skip
+
+    def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
+        assert isinstance(params, MembershipParams)
+        split_name = member_split(ctx.task)
+        training = ctx.task.load(split_name)
+        if ctx.model.decoding is not None:
+            training = training.redecoded(ctx.model.decoding) or training
+        n = min(params.examples or len(training), len(training), len(ctx.split))
+        members = seeded(training, n, ctx.seed)
+        others = seeded(ctx.split, n, ctx.seed + 1)
+        logits = {side: self._logits(ctx, split, side) for side, split in (("members", members), ("others", others))}
+        labels = {"members": members.labels.numpy(), "others": others.labels.numpy()}
+        opts = ctx.bootstrap_options
+        out: list[Record] = []
+        frame = pd.DataFrame({"example": np.r_[members.attributes["index"], others.attributes["index"]],
+                              "member": np.r_[np.ones(n, bool), np.zeros(n, bool)]})  # fmt: skip
+        settings = {"members_from": split_name, "members": n, "non_members": n, "threat_model": THREAT_MODEL}
+        for name in params.attacks:
+            attack = get_attack(name)
+            pos, neg = (attack.score(logits[s], labels[s]) for s in ("members", "others"))
+            frame[name] = np.r_[pos, neg]
+            found = membership_figures(pos, neg, **opts)
+            out.append(ctx.record("membership.auc", found["auc"], slice={"attack": name}, params=settings))
+            out.append(ctx.record("membership.balanced_accuracy", found["balanced_accuracy"], slice={"attack": name},
+                                  params=settings))  # fmt: skip
+            for fpr in FPRS:
+                estimate = found[f"tpr@{fpr}"]
+                flags = ((f"too-few-non-members: FPR {fpr:g} of {n} lets {fpr * n:g} through",)
+                         if np.isnan(estimate.value) else ())  # fmt: skip
+                out.append(ctx.record("membership.tpr", estimate, slice={"attack": name, "fpr": str(fpr)},
+                                      params=settings, flags=flags))  # fmt: skip
+            out += self._by_slice(ctx, name, pos, neg, members, others, params, settings)
+        ctx.outputs["membership"] = frame
+        return out
+
+    @staticmethod
+    def _logits(ctx: EvalContext, split: Split, side: str) -> np.ndarray:
+        import torch
+
+        parts, done = [], 0
+        for batch, _ in split.batches(ctx.batch_size, workers=ctx.workers, device=ctx.device):
+            parts.append(ctx._batch_logits(batch, done).cpu())
+            done += len(batch)
+            ctx.stage(f"{side}: {done}/{len(split)}", done, len(split))
+        return torch.cat(parts).numpy().astype(np.float64)
+
+    def _by_slice(self, ctx: EvalContext, name: str, pos: np.ndarray, neg: np.ndarray, members: Split,
+                  others: Split, params: MembershipParams, settings: dict) -> list[Record]:  # fmt: skip
+        """The AUC within each class and each group of each sensitive attribute, where both sides have records."""
+        out = []
+        columns: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            "class": (np.asarray(ctx.task.classes)[members.labels.numpy()],
+                      np.asarray(ctx.task.classes)[others.labels.numpy()]),
+        }  # fmt: skip
+        for feature in ctx.task.sensitive:
+            if feature in members.attributes and feature in others.attributes:
+                a, b = (s.attributes[feature].astype(str).to_numpy() for s in (members, others))
+                if len(set(a) | set(b)) <= params.max_groups:
+                    columns[feature] = (a, b)
+        for feature, (a, b) in columns.items():
+            for group in sorted(set(a) & set(b)):
+                found = membership_figures(pos[a == group], neg[b == group], **ctx.bootstrap_options)["auc"]
+                where = {"attack": name, "class": group} if feature == "class" else {
+                    "attack": name, "feature": feature, "group": group}  # fmt: skip
+                out.append(ctx.record("membership.auc", found, slice=where, params=settings))
+        return out
+
+
+def seeded(split: Split, n: int, seed: int) -> Split:
+    """``n`` examples of ``split`` drawn with ``seed``, in their order in the split."""
+    if n >= len(split):
+        return split
+    return split.subset(np.sort(np.random.default_rng(seed).permutation(len(split))[:n]))
