@@ -9,6 +9,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from harness import text as doc
@@ -283,6 +284,7 @@ def findings(facts: Facts, sensitive: tuple[str, ...] = ()) -> tuple[list[str], 
         before = f"from {_interval(everything, 100)}% " if everything is not None else ""
         caveats.append(f"Abstaining on the 10% least confident examples lowers the error {before}to "
                        f"{_interval(kept, 100)}% (selective risk at 90% coverage, 95% CI).")  # fmt: skip
+    ethics += _leakage(facts)
     for best in _best_detectors(facts):
         caveats.append(f"Out-of-distribution inputs ({best.parts['set']}): the best detector here, "
                        f"{best.parts['detector']}, separates them with AUROC {_interval(best, 100)}% (picked on "
@@ -310,6 +312,24 @@ def findings(facts: Facts, sensitive: tuple[str, ...] = ()) -> tuple[list[str], 
         ethics.append("No fairness evaluation in the store for this model: disaggregated performance is "
                       f"{NOT_PROVIDED}; run `harness run --suite fairness`.")  # fmt: skip
     return ethics, caveats or ["No evaluation flags were raised."]
+
+
+def _leakage(facts: Facts) -> list[str]:
+    """What the strongest membership attack finds, and which group leaks most."""
+    tprs = [r for r in facts.where("membership.tpr", attack="*", fpr="0.01") if np.isfinite(r.value)]
+    if not tprs:
+        return []
+    strongest = max(tprs, key=lambda r: r.value)
+    attack = strongest.parts["attack"]
+    auc = facts.get("membership.auc", f"attack={attack}")
+    text = (f"Membership inference: the strongest threshold attack ({attack}, black-box, no reference models) "
+            f"identifies {_interval(strongest, 100)}% of training records at 1% false positives"
+            + (f" (AUC {_interval(auc, 100)}%)" if auc is not None else ""))  # fmt: skip
+    groups = [r for r in facts.where("membership.auc", attack=attack, feature="*", group="*")]
+    if groups:
+        most = max(groups, key=lambda r: r.value)
+        text += f"; records of {most.parts['feature']} = {most.parts['group']} leak most (AUC {_interval(most, 100)}%)"
+    return [text + "."]
 
 
 def _best_detectors(facts: Facts) -> list[Record]:
