@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 store=${HARNESS_STORE:-$(mktemp -d)}  # keep a store to re-render without measuring again
-for suite in "${@:-quick fairness robustness interpretability efficiency compression ood}"; do
+for suite in "${@:-quick fairness robustness interpretability efficiency compression ood privacy}"; do
   for name in $suite; do
     harness run --suite "$name" --store "$store" --quiet
     for fmt in md csv json html; do

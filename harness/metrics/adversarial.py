@@ -276,7 +276,10 @@ class Adversarial(Metric):
         the first ``active_tests`` correctly classified examples: slice -> (eps, passed per valid test)."""
         from harness.attacks.active import binarization_tests, last_linear
         from harness.attacks.adversarial import run_attack
+        from harness.variants.modules import GradientsFrom
 
+        if isinstance(module, GradientsFrom):  # int8 kernels: the attacks follow the float parent, so do the tests
+            module = module.surrogate
         if params.active_tests == 0 or last_linear(module) is None:
             return {}
         out = {}

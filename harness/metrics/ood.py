@@ -197,8 +197,9 @@ class OutOfDistribution(Metric):
                                           params={"convention": CONVENTION, "ood_examples": len(other),
                                                   **d.settings()}))  # fmt: skip
         ctx.outputs["ood"] = pd.concat(frames, ignore_index=True)
-        ctx.figures["ood-scores"] = score_histograms(scores_in, scores_of, f"{ctx.model.name}: {ctx.task.name} "
-                                                     "(blue) against each OOD set (red)")  # fmt: skip
+        title = (f"{ctx.model.name}: {ctx.task.name} (blue) against each OOD set (red)\n"
+                 "scores clipped to their 0.5-99.5th percentiles")  # fmt: skip
+        ctx.figures["ood-scores"] = score_histograms(scores_in, scores_of, title)
         return out
 
 
