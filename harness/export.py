@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -82,21 +83,40 @@ def runs_frame(store: Store, suite: str | None) -> pd.DataFrame:
 def suite_scope(name: str) -> list[tuple[str, str, list[str]]]:
     """(model, task, metrics) of each pair a suite runs, whatever subset or seed it was run with."""
     from harness.config import load_suite
+
+    return [pair for group in load_suite(name).groups for pair in suite_scope_of(group)]
+
+
+def suite_scope_of(group: Any) -> list[tuple[str, str, list[str]]]:
+    """(model, task, metrics) of each pair one group of a suite runs."""
     from harness.models import check_model
     from harness.models.base import IncompatibleError
     from harness.tasks import get_task
 
     scope = []
-    for group in load_suite(name).groups:
-        for task_ref in group.tasks:
-            task = get_task(task_ref.name, **task_ref.options)
-            for ref in group.models:
-                try:
-                    check_model(ref.name, task, **ref.options)
-                except IncompatibleError:
-                    continue
-                scope.append((ref.name, task.name, [m.name for m in group.metrics]))
+    for task_ref in group.tasks:
+        task = get_task(task_ref.name, **task_ref.options)
+        for ref in group.models:
+            try:
+                check_model(ref.name, task, **ref.options)
+            except IncompatibleError:
+                continue
+            scope.append((ref.name, task.name, [m.name for m in group.metrics]))
     return scope
+
+
+def suite_params(name: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(model, task, metric) -> every parameter the suite gives that metric there, defaults filled in,
+    as a job spec stores them (None where the run resolves it)."""
+    from harness.config import load_suite
+    from harness.registry import metrics
+
+    out = {}
+    for group in load_suite(name).groups:
+        given = {ref.name: metrics.get(ref.name).Params(**ref.params).model_dump(mode="json") for ref in group.metrics}
+        for model, task, names in suite_scope_of(group):
+            out.update({(model, task, metric): given[metric] for metric in names})
+    return out
 
 
 def export_table(

@@ -3,15 +3,17 @@ depends on it, exactly one job, so that a leaderboard, a card, ``compare`` or an
 two specs in one figure family.
 
 By default the most complete evaluation wins (most examples, then the latest): a ``--limit 100`` run
-never displaces a full-test-set one. A ``Choice`` picks others: only runs with a given ``--limit`` or
+never displaces a full-test-set one. A suite's board first prefers the jobs measured with that suite's
+own metric parameters (``Choice.suite``): the compression suite's shorter efficiency runs do not
+displace the efficiency suite's on its board. A ``Choice`` picks others: only runs with a given ``--limit`` or
 ``--seed``, or named jobs (``--spec KEY``, a prefix of the job key that ``harness export --what jobs``
 lists).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import HarnessError
@@ -28,6 +30,16 @@ class Choice:
     limit: int | None = None  # only jobs of runs cut to this many examples (--limit)
     seed: int | None = None  # only jobs of runs with this seed
     specs: tuple[str, ...] = ()  # job keys (or prefixes) that win their family whatever the rest
+    suite: Mapping[tuple[str, str, str], Mapping[str, Any]] = field(default_factory=dict)  # preferred params
+
+    def prefers(self, job: JobRow) -> bool:
+        """Whether the job was measured with the parameters the suite gives its (model, task, metric)
+        (those it leaves to be resolved at run time, None, match anything)."""
+        wanted = self.suite.get((job.model, job.task, job.metric))
+        if wanted is None or job.spec is None:
+            return False
+        held = job.spec.metric.params
+        return all(v is None or held.get(k) == v for k, v in wanted.items())
 
     def admits(self, job: JobRow) -> bool:
         spec = job.spec
@@ -59,8 +71,8 @@ def examples_count(job: JobRow, legacy_n: dict[str, int]) -> int:
 
 def choose(jobs: Iterable[JobRow], choice: Choice = Choice(), legacy_n: dict[str, int] | None = None,
            legacy_device: dict[str, str] | None = None) -> dict[tuple[Any, ...], JobRow]:  # fmt: skip
-    """The job shown for each family: one the choice names, else the admitted job with the most examples,
-    then the latest."""
+    """The job shown for each family: one the choice names, else of the admitted jobs one with the suite's
+    parameters, then the one with the most examples, then the latest."""
     legacy_n, legacy_device = legacy_n or {}, legacy_device or {}
     best: dict[tuple[Any, ...], JobRow] = {}
     named: dict[tuple[Any, ...], JobRow] = {}
@@ -71,8 +83,8 @@ def choose(jobs: Iterable[JobRow], choice: Choice = Choice(), legacy_n: dict[str
         if not choice.admits(job):
             continue
         current = best.get(fam)
-        rank = (examples_count(job, legacy_n), job.finished)
-        if current is None or rank > (examples_count(current, legacy_n), current.finished):
+        rank = (choice.prefers(job), examples_count(job, legacy_n), job.finished)
+        if current is None or rank > (choice.prefers(current), examples_count(current, legacy_n), current.finished):
             best[fam] = job
     return {**best, **named}
 

@@ -137,3 +137,27 @@ def test_pareto_front_keeps_the_points_no_other_beats_on_both_axes():
     points = {"cheap": (1.0, 0.90), "accurate": (2.0, 0.95), "dominated": (3.0, 0.80), "middle": (1.5, 0.92)}
     assert sorted(pareto_front(points, x_higher=False, y_higher=True)) == ["accurate", "cheap", "middle"]
     assert pareto_front(points, x_higher=True, y_higher=True) == ["accurate", "dominated"]  # x=3 is best there
+
+
+def test_a_suites_board_shows_the_jobs_of_its_own_parameters(tmp_path):
+    """Another suite's run of the same metric with other parameters, newer and as complete, does not
+    displace the suite's own evaluation on the suite's board (the compression suite's short efficiency
+    runs beside the efficiency suite's)."""
+    import json
+
+    from test_cli import harness
+
+    from harness.store import Store
+
+    store = tmp_path / "store"
+    harness("run", "--suite", "quick", "--model", "zoo:german-logreg", "--quiet", store=store)
+    other = tmp_path / "other.yaml"
+    other.write_text("name: other\ngroups:\n  - tasks: [german-credit]\n    models: [zoo:german-logreg]\n"
+                     "    metrics: [{calibration: {bins: 5}}]\n")  # fmt: skip
+    harness("run", "--config", str(other), "--quiet", store=store)
+    with Store(store) as results:
+        ece = {r.params["bins"]: r.value for r in results.records() if r.metric == "calibration.ece"}
+    assert set(ece) == {5, 15} and ece[5] != ece[15]
+    board = json.loads(harness("leaderboard", "--suite", "quick", "--format", "json", store=store).stdout)
+    (row,) = board["rows"]
+    assert row["figures"]["ECE"]["value"] == ece[15]

@@ -116,6 +116,7 @@ def test_a_glob_headline_shows_the_strongest_attack_or_the_best_detector():
 
     records = [record("membership.auc", "attack=loss", 0.61, "lower", "privacy"),
                record("membership.auc", "attack=entropy", 0.55, "lower", "privacy"),
+               record("membership.auc", "attack=loss,class=Coat", 0.70, "lower", "privacy"),  # not the headline's keys
                record("ood.auroc", "detector=msp,set=s", 0.80, "higher", "ood"),
                record("ood.auroc", "detector=knn,set=s", 0.95, "higher", "ood"),
                record("ood.auroc", "detector=odin,set=s", float("nan"), "higher", "ood")]  # fmt: skip

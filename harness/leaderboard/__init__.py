@@ -33,12 +33,15 @@ def headlines(suite: str | None) -> list[Headline]:
 def leaderboard(store: Store, *, suite: str | None = None, task: str | None = None, device: str | None = None,
                 sort: str | None = None, choice: Choice | None = None) -> Board:  # fmt: skip
     """The board of the chosen evaluation of each figure family (by default the most complete one)."""
-    from harness.export import suite_scope
+    from dataclasses import replace
+
+    from harness.export import suite_params, suite_scope
 
     choice = choice or Choice()
     try:
         if suite:
             scope = suite_scope(suite)
+            choice = replace(choice, suite=suite_params(suite))
             models = sorted({m for m, _, _ in scope})
             tasks = sorted({t for _, t, _ in scope})
             records = [r for r in selected(store, choice, models=models, tasks=tasks) if (r.model, r.task) in

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import slices
 from harness.config import Headline
 from harness.records import Record
 
@@ -55,7 +56,15 @@ class Board:
 
 
 def match(record: Record, headline: Headline) -> bool:
-    return record.metric == headline.metric and fnmatch.fnmatchcase(record.slice, headline.slice)
+    """Whether ``record`` is (one of) the headline's: the same metric, and a slice with the same keys
+    whose values match the headline's, globs included (``attack=*`` does not match
+    ``attack=loss,class=Coat``)."""
+    if record.metric != headline.metric:
+        return False
+    if "*" not in headline.slice:
+        return record.slice == headline.slice
+    wanted, found = slices.parse(headline.slice), record.parts
+    return set(wanted) == set(found) and all(fnmatch.fnmatchcase(found[k], v) for k, v in wanted.items())
 
 
 def chosen_over(record: Record, other: Record, pick: str) -> bool:
