@@ -9,7 +9,11 @@ highest threshold that accepts at least 95% of ID inputs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+from harness import stats
 
 DETECTION = ("auroc", "aupr_in", "aupr_out", "fpr_at_95_tpr", "detection_accuracy")
 
@@ -110,3 +114,22 @@ def tpr_at_fpr(positives: np.ndarray, negatives: np.ndarray, rows_pos: np.ndarra
     allowed = int(np.floor(fpr * rows_neg.shape[1] + 1e-9))
     threshold = -np.sort(-negatives[rows_neg], axis=1)[:, allowed]
     return (positives[rows_pos] > threshold[:, None]).mean(1)
+
+
+Figures = Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]
+
+
+def stratified(figures: Figures, n_pos: int, n_neg: int, *, resamples: int = 1000, seed: int = 0,
+               block: int = 50) -> dict[str, stats.Estimate]:  # fmt: skip
+    """Each of ``figures``' statistics (index rows of the positives and of the negatives -> arrays) with
+    its 95% percentile bootstrap interval, positives and negatives resampled apart (their numbers fixed,
+    as a detection or membership experiment fixes them)."""
+    value = figures(np.arange(n_pos)[None], np.arange(n_neg)[None])
+    rng = np.random.default_rng(seed)
+    drawn: dict[str, list[np.ndarray]] = {k: [] for k in value}
+    for start in range(0, resamples, block):
+        b = min(block, resamples - start)
+        for k, v in figures(rng.integers(0, n_pos, (b, n_pos)), rng.integers(0, n_neg, (b, n_neg))).items():
+            drawn[k].append(v)
+    return {k: stats.interval(float(value[k][0]), np.concatenate(drawn[k]), n_pos + n_neg, bounds=(0.0, 1.0))
+            for k in value}  # fmt: skip

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness import stats
 from harness.measures import Measure
 from harness.metrics.base import Metric
-from harness.metrics.curves import detection, tpr_at_fpr
+from harness.metrics.curves import detection, stratified, tpr_at_fpr
 from harness.privacy import get_attack
 from harness.registry import metrics, privacy_attacks
 
@@ -50,13 +50,11 @@ def member_split(task: Task) -> str | None:
     return task.shipped_train or next((s for s in task.splits if s != task.eval_split), None)
 
 
-def membership_figures(members: np.ndarray, others: np.ndarray, *, resamples: int = 1000, seed: int = 0,
-                       block: int = 50) -> dict[str, stats.Estimate]:  # fmt: skip
+def membership_figures(members: np.ndarray, others: np.ndarray, *, resamples: int = 1000,
+                       seed: int = 0) -> dict[str, stats.Estimate]:  # fmt: skip
     """AUC, balanced accuracy and the TPR at each of ``FPRS`` (keys ``auc``, ``balanced_accuracy``,
     ``tpr@<fpr>``) with stratified percentile bootstrap intervals (members and non-members resampled
     apart); a TPR whose FPR lets fewer than ``MIN_FALSE_POSITIVES`` non-members through is NaN."""
-    n_pos, n_neg = len(members), len(others)
-    whole_pos, whole_neg = np.arange(n_pos)[None], np.arange(n_neg)[None]
 
     def figures(rows_pos: np.ndarray, rows_neg: np.ndarray) -> dict[str, np.ndarray]:
         found = detection(members, others, rows_pos, rows_neg)
@@ -65,15 +63,8 @@ def membership_figures(members: np.ndarray, others: np.ndarray, *, resamples: in
             out[f"tpr@{fpr}"] = tpr_at_fpr(members, others, rows_pos, rows_neg, fpr)
         return out
 
-    value = figures(whole_pos, whole_neg)
-    rng = np.random.default_rng(seed)
-    drawn: dict[str, list[np.ndarray]] = {k: [] for k in value}
-    for start in range(0, resamples, block):
-        b = min(block, resamples - start)
-        for k, v in figures(rng.integers(0, n_pos, (b, n_pos)), rng.integers(0, n_neg, (b, n_neg))).items():
-            drawn[k].append(v)
-    out = {k: stats.interval(float(value[k][0]), np.concatenate(drawn[k]), n_pos + n_neg, bounds=(0.0, 1.0))
-           for k in value}  # fmt: skip
+    n_pos, n_neg = len(members), len(others)
+    out = stratified(figures, n_pos, n_neg, resamples=resamples, seed=seed)
     for fpr in FPRS:
         if 0 < fpr * n_neg < MIN_FALSE_POSITIVES:
             out[f"tpr@{fpr}"] = stats.Estimate(float("nan"), float("nan"), float("nan"), n_pos + n_neg, "percentile")

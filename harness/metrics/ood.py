@@ -20,6 +20,7 @@ from harness import stats
 from harness.detectors import Detector, DetectorError, Outputs, get_detector
 from harness.figures import score_histograms
 from harness.measures import Measure
+from harness.metrics import curves
 from harness.metrics.base import Metric
 from harness.metrics.curves import DETECTION, detection
 from harness.registry import detectors, metrics
@@ -209,21 +210,12 @@ CONVENTION = (
 )
 
 
-def stratified(scores_in: np.ndarray, scores_out: np.ndarray, *, resamples: int = 1000, seed: int = 0,
-               block: int = 50) -> dict[str, stats.Estimate]:  # fmt: skip
+def stratified(scores_in: np.ndarray, scores_out: np.ndarray, *, resamples: int = 1000,
+               seed: int = 0) -> dict[str, stats.Estimate]:  # fmt: skip
     """Every detection figure with its percentile bootstrap interval, the ID and OOD examples resampled
-    separately (their numbers fixed, as the design fixes them)."""
-    n_in, n_out = len(scores_in), len(scores_out)
-    value = detection(scores_in, scores_out, np.arange(n_in)[None], np.arange(n_out)[None])
-    rng = np.random.default_rng(seed)
-    drawn: dict[str, list[np.ndarray]] = {k: [] for k in DETECTION}
-    for start in range(0, resamples, block):
-        b = min(block, resamples - start)
-        found = detection(scores_in, scores_out, rng.integers(0, n_in, (b, n_in)), rng.integers(0, n_out, (b, n_out)))
-        for k in DETECTION:
-            drawn[k].append(found[k])
-    return {k: stats.interval(float(value[k][0]), np.concatenate(drawn[k]), n_in + n_out, bounds=(0.0, 1.0))
-            for k in DETECTION}  # fmt: skip
+    separately."""
+    return curves.stratified(lambda rows_in, rows_out: detection(scores_in, scores_out, rows_in, rows_out),
+                             len(scores_in), len(scores_out), resamples=resamples, seed=seed)  # fmt: skip
 
 
 Paired = tuple[str, str, stats.Estimate, stats.Estimate, stats.Estimate, float]
