@@ -328,7 +328,8 @@ def _leakage(facts: Facts) -> list[str]:
     groups = [r for r in facts.where("membership.auc", attack=attack, feature="*", group="*")]
     if groups:
         most = max(groups, key=lambda r: r.value)
-        text += f"; records of {most.parts['feature']} = {most.parts['group']} leak most (AUC {_interval(most, 100)}%)"
+        text += (f"; records of {most.parts['feature']} = {most.parts['group']} leak most (AUC "
+                 f"{_interval(most, 100)}%, {most.n} records: a small group's AUC is the noisiest)")  # fmt: skip
     return [text + "."]
 
 
