@@ -73,7 +73,7 @@ def cnn_outputs():
     """zoo:fmnist-cnn's logits and penultimate features on 600 training and 300 test images."""
     task = get_task("fashion-mnist")
     model = load_model("zoo:fmnist-cnn", task)
-    train, test = task.load("train"), task.load()
+    train, test = task.load("train-sample"), task.load()
     x_train, y_train = train.take(np.arange(600)), train.labels[:600]
     x_test = test.take(np.arange(300))
     captured = []

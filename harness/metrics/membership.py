@@ -45,11 +45,6 @@ class MembershipParams(BaseModel):
     max_groups: int = Field(20, ge=2, description="attributes with more distinct values are not split by")
 
 
-def member_split(task: Task) -> str | None:
-    """Where members come from: the shipped sample of the training split, else the first non-evaluated split."""
-    return task.shipped_train or next((s for s in task.splits if s != task.eval_split), None)
-
-
 def membership_figures(members: np.ndarray, others: np.ndarray, *, resamples: int = 1000,
                        seed: int = 0) -> dict[str, stats.Estimate]:  # fmt: skip
     """AUC, balanced accuracy and the TPR at each of ``FPRS`` (keys ``auc``, ``balanced_accuracy``,
@@ -98,7 +93,7 @@ class Membership(Metric):
         for name in params.attacks:
             if name not in privacy_attacks:
                 raise ValueError(f"membership: unknown attack {name!r}; known: {', '.join(privacy_attacks.names())}")
-        if member_split(task) is None:
+        if task.training_split is None:
             raise ValueError(
                 f"membership: task {task.name!r} has only the split {task.eval_split!r}; members come from the "
                 "training split: give the task one (csv: the task option train=FILE; imagefolder: a train/ "
@@ -106,13 +101,13 @@ class Membership(Metric):
             )
 
     def depends(self, params: BaseModel, task: Task) -> dict[str, Any]:
-        split = member_split(task)
+        split = task.training_split
         return {"members_from": split, "members_fingerprint": task.load(split).fingerprint,
                 "threat_model": THREAT_MODEL}  # fmt: skip
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
         assert isinstance(params, MembershipParams)
-        split_name = member_split(ctx.task)
+        split_name = ctx.task.training_split
         training = ctx.task.load(split_name)
         if ctx.model.decoding is not None:
             training = training.redecoded(ctx.model.decoding) or training

@@ -65,12 +65,6 @@ def ood_task(name: str, task: Task) -> Task:
     return get_task(name)
 
 
-def fit_split(task: Task) -> str | None:
-    """The split feature detectors are fitted on: the shipped sample of the training split where the
-    task has one (the same figures on every machine), else the first besides the evaluated one."""
-    return task.shipped_train or next((s for s in task.splits if s != task.eval_split), None)
-
-
 def penultimate(module: nn.Module, layer: str | None) -> nn.Module:
     """The module whose input is the features: ``layer`` by name, else the last ``nn.Linear``."""
     from torch import nn
@@ -155,7 +149,7 @@ class OutOfDistribution(Metric):
                 raise ValueError(f"ood: set {name!r} holds inputs of shape {tuple(other.input_shape)}, task "
                                  f"{task.name!r} {tuple(task.input_shape)}")  # fmt: skip
         fitted = [n for n in params.detectors if get_detector(n).fitted]
-        if fitted and fit_split(task) is None:
+        if fitted and task.training_split is None:
             raise ValueError(f"ood: detectors {fitted} are fitted on a training split and task {task.name!r} has "
                              f"only {list(task.splits)}: leave them out of detectors")  # fmt: skip
 
@@ -163,7 +157,7 @@ class OutOfDistribution(Metric):
         assert isinstance(params, OodParams)
         sets = {name: ood_task(name, task).fingerprint for name in self.sets(params, task)}
         fitted = any(get_detector(n).fitted for n in params.detectors)
-        split = fit_split(task) if fitted else None
+        split = task.training_split if fitted else None
         settings = {n: get_detector(n).settings() for n in params.detectors}
         return {"sets": sets, "fitted_on": split and task.load(split).fingerprint, "detector_settings": settings}
 
@@ -173,7 +167,7 @@ class OutOfDistribution(Metric):
         if any(d.fitted for d in chosen):
             from harness.variants.fitted import FittedOnSplit
 
-            split_name = fit_split(ctx.task)
+            split_name = ctx.task.training_split
             sample = FittedOnSplit.sample(ctx.task, split_name, {"examples": params.fit_examples, "seed": ctx.seed},
                                           ctx.model)  # fmt: skip
             train = outputs_of(ctx, sample, [d for d in chosen if d.fitted], params.layer, f"fit on {split_name}")

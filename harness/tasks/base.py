@@ -189,6 +189,13 @@ class Task(ABC):
             self._cache[split] = self._load(split)
         return self._cache[split]
 
+    @property
+    def training_split(self) -> str | None:
+        """Where what is fitted on training data (variants, OOD detectors, membership's members) comes
+        from: the shipped sample of the training split where the task has one (the same data on every
+        machine), else the first split besides the evaluated one; None where there is none."""
+        return self.shipped_train or next((s for s in self.splits if s != self.eval_split), None)
+
     @cached_property
     def fingerprint(self) -> str:
         """Hash of the evaluation split's data (inputs, labels, attributes)."""

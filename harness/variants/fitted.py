@@ -1,7 +1,8 @@
-"""Variants fitted on data: a seeded sample of a split other than the evaluated one (the task's
-training split by default), or of the evaluated split when named explicitly (``+temperature=test``),
-which the variant's info then flags: figures measured on the data a variant was fitted on are
-optimistic. The sample's fingerprint joins the variant's lineage, so new data is a new model."""
+"""Variants fitted on data: a seeded sample of a split other than the evaluated one (by default
+``Task.training_split``: the shipped sample of the training split where there is one, else the
+training split), or of the evaluated split when named explicitly (``+temperature=test``), which the
+variant's info then flags: figures measured on the data a variant was fitted on are optimistic. The
+sample's fingerprint joins the variant's lineage, so new data is a new model."""
 
 from __future__ import annotations
 
@@ -45,14 +46,13 @@ class FittedOnSplit(Variant):
                 raise IncompatibleError(f"{model.name}+{self.label(params)}: task {task.name!r} has no split "
                                         f"{params['split']!r}; its splits are {list(task.splits)}")  # fmt: skip
             return params["split"]
-        others = [s for s in task.splits if s != task.eval_split]
-        if not others:
+        if task.training_split is None:
             raise IncompatibleError(
                 f"{model.name}+{self.name}: task {task.name!r} has no split besides the evaluated one "
                 f"({task.eval_split!r}) to fit on; write +{self.name}={task.eval_split} to fit on it, knowing that "
                 "its figures are then optimistic"
             )
-        return others[0]
+        return task.training_split
 
     @staticmethod
     def sample(task: Task, split_name: str, params: dict[str, Any], model: Model) -> Split:
