@@ -179,8 +179,8 @@ def test_temperature_is_the_nll_minimiser_on_the_training_sample_and_keeps_the_a
     best = min(np.arange(coarse - 0.01, coarse + 0.01, 1e-4), key=nll)
     step = tempered.info["lineage"][0]
     assert abs(step["temperature"] - best) < 2e-4, (step["temperature"], best)
-    assert step["fitted_on"] == {"split": "train-sample", "examples": 5000, "fingerprint": train.subset(rows).fingerprint,
-                                 "evaluated_split": False}  # fmt: skip
+    assert step["fitted_on"] == {"split": "train-sample", "examples": 5000,
+                                 "fingerprint": train.subset(rows).fingerprint, "evaluated_split": False}  # fmt: skip
     ours, theirs = tempered.logits(x), parent.logits(x)
     assert torch.allclose(ours, theirs / step["temperature"], rtol=1e-5, atol=1e-5)
     assert torch.equal(ours.argmax(1), theirs.argmax(1))
