@@ -172,7 +172,7 @@ def test_stratified_auroc_interval_covers_95_percent():
     from harness.metrics.ood import stratified
 
     def interval(rng, trial):
-        return stratified(rng.normal(1, 1, 300), rng.normal(0, 1, 200), seed=trial)["auroc"]
+        return stratified(rng.normal(1, 1, 150), rng.normal(0, 1, 100), seed=trial)["auroc"]
 
     found = coverage(interval, float(norm.cdf(1 / np.sqrt(2))))
     assert CLAIMED[0] <= found <= CLAIMED[1], found
@@ -185,7 +185,7 @@ def test_selective_intervals_cover_95_percent(figure, truth):
     risk is q / 2, so AURC = 1/4 and the risk at 90% coverage is 0.45; the selective metric's bootstrap."""
     from harness.metrics.curves import risk_coverage
 
-    n = 1000
+    n = 400
 
     def interval(rng, trial):
         confidence = rng.random(n)

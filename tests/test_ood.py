@@ -115,8 +115,8 @@ def test_the_ood_and_selective_metrics_run_store_scores_and_refuse_what_cannot_w
 
     store = tmp_path / "store"
     harness("run", "--model", "zoo:fmnist-mlp", "--model", "zoo:fmnist-linear", "--task", "fashion-mnist", "--metric",
-            "ood", "--metric", "selective", "--ood-task", "sklearn-digits", "--limit", "500", "--quiet",
-            store=store)  # fmt: skip
+            "ood", "--metric", "selective", "--ood-task", "sklearn-digits", "--limit", "500", "--resamples", "200",
+            "--quiet", store=store)  # fmt: skip
     with Store(store) as results:
         every = results.records()
         records = [r for r in every if r.model == "zoo:fmnist-mlp"]
