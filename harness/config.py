@@ -223,7 +223,8 @@ class Suite(BaseModel):
         Each given name is checked on its own first, so an error names the option that carried it.
         """
         checks = [("--model", models, lambda m: ModelRef(name=m)), ("--metric", metrics, MetricRef.model_validate)]
-        checks += [("--task", tasks, lambda t: TaskRef(name=t)), ("--ood-task", ood_tasks, lambda t: TaskRef(name=t))]
+        checks += [("--task", tasks, lambda t: TaskRef(name=t)),
+                   ("--ood-task", ood_tasks, lambda t: t.startswith("corruption:") or TaskRef(name=t))]  # fmt: skip
         for flag, values, check in checks:
             for value in values or ():
                 try:

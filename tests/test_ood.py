@@ -186,3 +186,28 @@ def test_the_shipped_training_sample_is_the_train_split_at_its_indices():
     except Exception:  # the 60,000 images are not shipped: checked where they are (CI, the dev machine)
         pytest.skip("the Fashion-MNIST train split is not on this machine")
     assert torch.equal(full.data[where], sample.data) and torch.equal(full.labels[where], sample.labels)
+
+
+def test_a_corruption_is_an_ood_set_of_the_same_examples():
+    """``corruption:<name>@<severity>``: the evaluated examples under that corruption, each exactly as
+    the corruption metric draws it (by its index), so that a detector is judged on covariate shift."""
+    from harness.attacks.corruptions import corrupt
+    from harness.metrics.ood import ood_task
+
+    task = get_task("fashion-mnist")
+    shifted = ood_task("corruption:gaussian_noise@5", task)
+    split = shifted.load()
+    clean = task.load()
+    assert len(split) == len(clean) and shifted.input_shape == tuple(task.input_shape)
+    some = np.array([0, 17, 9999])
+    assert torch.equal(split.data[some], corrupt(clean.data[some], "gaussian_noise", 5, indices=some))
+    assert shifted.fingerprint != ood_task("corruption:gaussian_noise@4", task).fingerprint
+    with pytest.raises(ValueError, match="expected corruption"):
+        ood_task("corruption:fogg@5", task)
+    from harness.context import EvalContext
+
+    model = load_model("zoo:fmnist-cnn", task)
+    ctx = EvalContext(model, task, clean.subset(np.arange(200)), torch.device("cpu"), 100, 0, 50, "t", {})
+    records = OutOfDistribution().compute(ctx, OodParams(sets=("corruption:gaussian_noise@5",), detectors=("msp",)))
+    auroc = next(r for r in records if r.metric == "ood.auroc")
+    assert auroc.slice == "detector=msp,set=corruption:gaussian_noise@5" and auroc.params["ood_examples"] == 10000

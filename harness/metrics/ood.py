@@ -54,11 +54,49 @@ def default_sets(task: Task) -> tuple[str, ...]:
     return NEAR_FMNIST if tuple(task.input_shape) == (1, 28, 28) else NEAR_FMNIST[1:]
 
 
-def ood_task(name: str, task: Task) -> Task:
-    """An OOD set by task name; a set that fits any shape (noise) takes the evaluated task's."""
+class Shifted:
+    """Covariate shift as an OOD set, ``corruption:<name>@<severity>``: the evaluated split's own examples
+    under one corruption (each seeded by its index, as the corruption metric draws them), held in memory."""
+
+    def __init__(self, name: str, task: Task) -> None:
+        from harness.attacks.corruptions import CORRUPTIONS
+
+        corruption, _, severity = name.removeprefix("corruption:").partition("@")
+        if corruption not in CORRUPTIONS or severity not in {"1", "2", "3", "4", "5"}:
+            raise ValueError(f"ood: set {name!r}: expected corruption:<name>@<1-5> with a corruption of "
+                             f"{', '.join(sorted(CORRUPTIONS))}")  # fmt: skip
+        if task.modality != "image":
+            raise ValueError(f"ood: set {name!r} corrupts images; task {task.name!r} holds {task.modality}")
+        self.name, self.task, self.corruption, self.severity = name, task, corruption, int(severity)
+        self.input_shape = tuple(task.input_shape)
+
+    @property
+    def fingerprint(self) -> str:
+        from harness.metrics.corruption import code_version
+        from harness.tasks.base import fingerprint_arrays
+
+        return fingerprint_arrays(extra=f"{self.task.fingerprint}/{self.name}/{code_version()}")
+
+    def load(self) -> Split:
+        import torch
+
+        from harness.attacks.corruptions import corrupt
+        from harness.tasks.base import Split
+
+        clean = self.task.load()
+        parts = [corrupt(batch, self.corruption, self.severity, indices=clean.attributes["index"].to_numpy()[rows])
+                 for batch, rows in clean.batches(256)]  # fmt: skip
+        return Split(self.task.name, self.name, torch.cat(parts), clean.labels, clean.attributes, self.fingerprint)
+
+
+def ood_task(name: str, task: Task) -> Task | Shifted:
+    """An OOD set by task name, or ``corruption:<name>@<severity>`` (covariate shift of the evaluated
+    split); a set that fits any shape (noise) takes the evaluated task's."""
     from harness.registry import tasks as registry
     from harness.tasks import get_task, parse
 
+    if name.startswith("corruption:"):
+        return Shifted(name, task)
     factory = registry.get(parse(name)[0])
     if getattr(factory, "fits_any_shape", False):
         return get_task(name, shape=list(task.input_shape))
