@@ -215,14 +215,14 @@ def _compare_detection(task: str, kind: str, ka: pd.DataFrame, kb: pd.DataFrame,
                        seed: int) -> list[Comparison]:  # fmt: skip
     """AUCs of stored scores, paired: OOD detection (ID against each set) and membership inference
     (members against non-members, the attacks' scores in place of the detectors')."""
-    from harness.metrics.ood import paired_auroc
+    from harness.metrics.curves import paired_auc
 
     if kind == "membership":
         ka, kb = (k.assign(set=np.where(k.pop("member"), "in", "non-members")) for k in (ka.copy(), kb.copy()))
     metric, key = ("ood.auroc", "detector") if kind == "ood" else ("membership.auc", "attack")
     inside = "in-distribution examples and each OOD set" if kind == "ood" else "members and as many non-members"
     paired_on = f"{int((ka['set'] == 'in').sum()):,} {inside} ({kind})"
-    found = paired_auroc(ka, kb, resamples=resamples, seed=seed)
+    found = paired_auc(ka, kb, resamples=resamples, seed=seed)
     return [Comparison(task, metric, slices.format({key: name} if kind == "membership" else {key: name, "set": where}),
                        ea, eb, diff, "paired stratified bootstrap", p, higher_is_better=kind == "ood",
                        paired_on=paired_on)

@@ -10,10 +10,14 @@ highest threshold that accepts at least 95% of ID inputs."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness import stats
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DETECTION = ("auroc", "aupr_in", "aupr_out", "fpr_at_95_tpr", "detection_accuracy")
 
@@ -133,3 +137,44 @@ def stratified(figures: Figures, n_pos: int, n_neg: int, *, resamples: int = 100
             drawn[k].append(v)
     return {k: stats.interval(float(value[k][0]), np.concatenate(drawn[k]), n_pos + n_neg, bounds=(0.0, 1.0))
             for k in value}  # fmt: skip
+
+
+Paired = tuple[str, str, stats.Estimate, stats.Estimate, stats.Estimate, float]
+
+
+def paired_auc(frame_a: pd.DataFrame, frame_b: pd.DataFrame, *, resamples: int = 1000, seed: int = 0) -> list[Paired]:
+    """Two models' (or runs') stored scores of the same examples (``ood``'s: the set ``in`` against
+    each OOD set; membership's: members as ``in``), per score column and set: both AUCs and their
+    difference (A - B), the stratified bootstrap drawing the same examples of each side for both, and
+    the two-sided p-value of no difference (the difference over its bootstrap standard error, against
+    the normal)."""
+    from scipy.stats import norm
+
+    out = []
+    columns = [c for c in frame_a.columns if c not in ("example", "set") and c in frame_b.columns]
+    key = ["set", "example"]
+    a, b = frame_a.sort_values(key, kind="stable"), frame_b.sort_values(key, kind="stable")
+    if not np.array_equal(a[key].to_numpy(), b[key].to_numpy()):
+        raise ValueError("the two sets of OOD scores are not on the same examples")
+    inside = (a["set"] == "in").to_numpy()
+    for name in sorted(set(a["set"]) - {"in"}):
+        outside = (a["set"] == name).to_numpy()
+        n_in, n_out = int(inside.sum()), int(outside.sum())
+        rng = np.random.default_rng(seed)
+        rows_in, rows_out = rng.integers(0, n_in, (resamples, n_in)), rng.integers(0, n_out, (resamples, n_out))
+        for detector in columns:
+            sides = []
+            for frame in (a, b):
+                s_in, s_out = frame[detector].to_numpy()[inside], frame[detector].to_numpy()[outside]
+                value = detection(s_in, s_out, np.arange(n_in)[None], np.arange(n_out)[None])["auroc"][0]
+                drawn = np.concatenate([detection(s_in, s_out, rows_in[i : i + 50], rows_out[i : i + 50])["auroc"]
+                                        for i in range(0, resamples, 50)])  # fmt: skip
+                sides.append((float(value), drawn))
+            (va, da), (vb, db) = sides
+            n = n_in + n_out
+            diff = stats.interval(va - vb, da - db, n, bounds=(-1.0, 1.0))
+            se = float(np.std(da - db, ddof=1))
+            p = (1.0 if va == vb else 0.0) if se == 0 else float(2 * norm.sf(abs(va - vb) / se))
+            out.append((detector, name, stats.interval(va, da, n, bounds=(0, 1)),
+                        stats.interval(vb, db, n, bounds=(0, 1)), diff, p))  # fmt: skip
+    return out

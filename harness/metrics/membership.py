@@ -24,6 +24,7 @@ from harness import stats
 from harness.measures import Measure
 from harness.metrics.base import Metric
 from harness.metrics.curves import detection, stratified, tpr_at_fpr
+from harness.metrics.ood import outputs_of
 from harness.privacy import get_attack
 from harness.registry import metrics, privacy_attacks
 
@@ -114,7 +115,8 @@ class Membership(Metric):
         n = min(params.examples or len(training), len(training), len(ctx.split))
         members = seeded(training, n, ctx.seed)
         others = seeded(ctx.split, n, ctx.seed + 1)
-        logits = {side: self._logits(ctx, split, side) for side, split in (("members", members), ("others", others))}
+        logits = {side: outputs_of(ctx, split, [], None, side).logits
+                  for side, split in (("members", members), ("others", others))}  # fmt: skip
         labels = {"members": members.labels.numpy(), "others": others.labels.numpy()}
         opts = ctx.bootstrap_options
         out: list[Record] = []
@@ -138,17 +140,6 @@ class Membership(Metric):
             out += self._by_slice(ctx, name, pos, neg, members, others, params, settings)
         ctx.outputs["membership"] = frame
         return out
-
-    @staticmethod
-    def _logits(ctx: EvalContext, split: Split, side: str) -> np.ndarray:
-        import torch
-
-        parts, done = [], 0
-        for batch, _ in split.batches(ctx.batch_size, workers=ctx.workers, device=ctx.device):
-            parts.append(ctx._batch_logits(batch, done).cpu())
-            done += len(batch)
-            ctx.stage(f"{side}: {done}/{len(split)}", done, len(split))
-        return torch.cat(parts).numpy().astype(np.float64)
 
     def _by_slice(self, ctx: EvalContext, name: str, pos: np.ndarray, neg: np.ndarray, members: Split,
                   others: Split, params: MembershipParams, settings: dict) -> list[Record]:  # fmt: skip

@@ -104,19 +104,20 @@ def ood_task(name: str, task: Task) -> Task | Shifted:
 
 
 def penultimate(module: nn.Module, layer: str | None) -> nn.Module:
-    """The module whose input is the features: ``layer`` by name, else the last ``nn.Linear``."""
-    from torch import nn
+    """The module whose input is the features: ``layer`` by name, else the last ``nn.Linear`` (the
+    head the binarization tests read features from too)."""
+    from harness.attacks.active import last_linear
 
     if layer is not None:
         named = dict(module.named_modules())
         if layer not in named:
             raise DetectorError(f"layer {layer!r} is not a module of the model; some are {list(named)[-5:]}")
         return named[layer]
-    last = [m for m in module.modules() if isinstance(m, nn.Linear)]
-    if not last:
+    head = last_linear(module)
+    if head is None:
         raise DetectorError("the model has no nn.Linear whose input would be its penultimate features: "
                             "name the feature layer with the ood parameter layer=<module name>")  # fmt: skip
-    return last[-1]
+    return head
 
 
 def outputs_of(ctx: EvalContext, split: Split, chosen: list[Detector], layer: str | None, label: str) -> Outputs:
@@ -248,43 +249,3 @@ def stratified(scores_in: np.ndarray, scores_out: np.ndarray, *, resamples: int 
     separately."""
     return curves.stratified(lambda rows_in, rows_out: detection(scores_in, scores_out, rows_in, rows_out),
                              len(scores_in), len(scores_out), resamples=resamples, seed=seed)  # fmt: skip
-
-
-Paired = tuple[str, str, stats.Estimate, stats.Estimate, stats.Estimate, float]
-
-
-def paired_auroc(frame_a: pd.DataFrame, frame_b: pd.DataFrame, *, resamples: int = 1000, seed: int = 0) -> list[Paired]:
-    """Two models' (or runs') stored ``ood`` scores on the same examples: per (detector, OOD set) both
-    AUROCs and their difference (A - B) with the stratified bootstrap drawing the same ID and OOD
-    examples for both sides, and the two-sided p-value of no difference (the difference over its
-    bootstrap standard error, against the normal)."""
-    from scipy.stats import norm
-
-    out = []
-    detectors_ = [c for c in frame_a.columns if c not in ("example", "set") and c in frame_b.columns]
-    key = ["set", "example"]
-    a, b = frame_a.sort_values(key, kind="stable"), frame_b.sort_values(key, kind="stable")
-    if not np.array_equal(a[key].to_numpy(), b[key].to_numpy()):
-        raise ValueError("the two sets of OOD scores are not on the same examples")
-    inside = (a["set"] == "in").to_numpy()
-    for name in sorted(set(a["set"]) - {"in"}):
-        outside = (a["set"] == name).to_numpy()
-        n_in, n_out = int(inside.sum()), int(outside.sum())
-        rng = np.random.default_rng(seed)
-        rows_in, rows_out = rng.integers(0, n_in, (resamples, n_in)), rng.integers(0, n_out, (resamples, n_out))
-        for detector in detectors_:
-            sides = []
-            for frame in (a, b):
-                s_in, s_out = frame[detector].to_numpy()[inside], frame[detector].to_numpy()[outside]
-                value = detection(s_in, s_out, np.arange(n_in)[None], np.arange(n_out)[None])["auroc"][0]
-                drawn = np.concatenate([detection(s_in, s_out, rows_in[i : i + 50], rows_out[i : i + 50])["auroc"]
-                                        for i in range(0, resamples, 50)])  # fmt: skip
-                sides.append((float(value), drawn))
-            (va, da), (vb, db) = sides
-            n = n_in + n_out
-            diff = stats.interval(va - vb, da - db, n, bounds=(-1.0, 1.0))
-            se = float(np.std(da - db, ddof=1))
-            p = (1.0 if va == vb else 0.0) if se == 0 else float(2 * norm.sf(abs(va - vb) / se))
-            out.append((detector, name, stats.interval(va, da, n, bounds=(0, 1)),
-                        stats.interval(vb, db, n, bounds=(0, 1)), diff, p))  # fmt: skip
-    return out
