@@ -148,8 +148,9 @@ def test_the_ood_and_selective_metrics_run_store_scores_and_refuse_what_cannot_w
     metric.check(get_task("sklearn-digits"), OodParams(sets=("noise:uniform",), detectors=("msp", "odin")))
     with pytest.raises(ValueError, match="shape"):
         metric.check(get_task("fashion-mnist"), OodParams(sets=("cifar10",)))
-    with pytest.raises(ValueError, match="no default OOD set"):
-        metric.check(get_task("adult"), OodParams())
+    with pytest.raises(ValueError, match="only images have"):
+        metric.check(get_task("adult"), OodParams(detectors=("msp", "odin")))
+    metric.check(get_task("adult"), OodParams())  # German rows and permuted columns; every detector but odin
     lonely = harness("run", "--model", "zoo:fmnist-mlp", "--metric", "accuracy", "--ood-task", "noise:uniform",
                      "--dry-run", store=store, check=False)  # fmt: skip
     assert lonely.returncode == 2 and "--metric ood" in lonely.stderr
@@ -211,3 +212,76 @@ def test_a_corruption_is_an_ood_set_of_the_same_examples():
     records = OutOfDistribution().compute(ctx, OodParams(sets=("corruption:gaussian_noise@5",), detectors=("msp",)))
     auroc = next(r for r in records if r.metric == "ood.auroc")
     assert auroc.slice == "detector=msp,set=corruption:gaussian_noise@5" and auroc.params["ood_examples"] == 10000
+
+
+def test_the_tabular_ood_sets_keep_what_they_claim_and_run_on_adult():
+    """``permuted-columns``: every column a permutation of the evaluated split's own (marginals kept,
+    rows broken up); ``german-as-adult``: German Credit's age and sex as they are, the single applicants'
+    marital status, every unmapped feature missing. The ood metric runs on Adult without ODIN, and the
+    Mahalanobis AUROC equals scikit-learn's on the stored scores."""
+    from sklearn.metrics import roc_auc_score
+
+    from harness.context import EvalContext
+    from harness.metrics.ood import ood_task
+    from harness.tasks.german_credit import read_german
+
+    adult = get_task("adult")
+    clean = adult.load()
+    permuted = ood_task("permuted-columns", adult).load()
+    x, y = clean.data.numpy(), permuted.data.numpy()
+    for j in range(x.shape[1]):
+        assert np.array_equal(np.sort(x[:, j]), np.sort(y[:, j]), equal_nan=True)
+    assert (x[:, 0] != y[:, 0]).mean() > 0.9
+    with pytest.raises(ValueError, match="shuffles the columns of a table"):
+        ood_task("permuted-columns", get_task("fashion-mnist"))
+
+    german, raw = get_task("german-as-adult").load(), read_german()
+    columns = adult.schema.columns
+    rows = german.data.numpy()
+    assert rows.shape == (1000, len(columns)) and np.array_equal(rows[:, columns.index("age")], raw["age"])
+    vocab = adult.schema.categorical
+    sex = np.array(vocab["sex"])[rows[:, columns.index("sex")].astype(int)]
+    assert list(sex) == ["Female" if code in ("A92", "A95") else "Male" for code in raw["status_sex"]]
+    single = raw["status_sex"].isin(["A93", "A95"]).to_numpy()
+    marital = rows[:, columns.index("marital-status")]
+    assert np.all(marital[single] == vocab["marital-status"].index("Never-married"))
+    assert np.isnan(marital[~single]).all()
+    for name in ("fnlwgt", "hours-per-week", "education", "occupation", "race"):
+        assert np.isnan(rows[:, columns.index(name)]).all()
+
+    model = load_model("zoo:adult-logreg", adult)
+    ctx = EvalContext(model, adult, clean.subset(np.arange(600)), torch.device("cpu"), 300, 0, 50, "t", {})
+    metric = OutOfDistribution()
+    params = metric.resolve(OodParams(detectors=None), adult, n=600, cut=True)
+    assert "odin" not in params.detectors and "mahalanobis" in params.detectors
+    records = metric.compute(ctx, params)
+    assert {r.parts["set"] for r in records} == {"german-as-adult", "permuted-columns"}
+    scores = ctx.outputs["ood"]
+    for set_name in ("german-as-adult", "permuted-columns"):
+        both = scores[scores["set"].isin(["in", set_name])]
+        truth = (both["set"] == "in").to_numpy()
+        where = f"detector=mahalanobis,set={set_name}"
+        found = next(r for r in records if r.slice == where and r.metric == "ood.auroc")
+        assert found.value == pytest.approx(roc_auc_score(truth, both["mahalanobis"]), abs=1e-12)
+
+
+def test_the_training_features_are_computed_once_and_equal_a_direct_pass(tmp_path, monkeypatch):
+    from harness.context import EvalContext
+    from harness.metrics import ood
+    from harness.variants.fitted import FittedOnSplit
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    task = get_task("fashion-mnist")
+    model = load_model("zoo:fmnist-mlp", task)
+    sample = FittedOnSplit.sample(task, "train-sample", {"examples": 300, "seed": 0}, model)
+    ctx = EvalContext(model, task, task.load().subset(np.arange(100)), torch.device("cpu"), 100, 0, 50, "t", {})
+    first = ood.training_features(ctx, sample, None, "fit")
+    captured = []
+    head = penultimate(model.module, None)
+    hook = head.register_forward_hook(lambda _m, args, _o: captured.append(args[0].flatten(1)))
+    with torch.no_grad():
+        model.module(sample.data)
+    hook.remove()
+    assert np.allclose(first, captured[0].numpy(), atol=1e-6)  # independently: one forward hook
+    monkeypatch.setattr(ood, "outputs_of", lambda *a, **k: pytest.fail("the features were computed again"))
+    assert np.array_equal(ood.training_features(ctx, sample, None, "fit"), first)

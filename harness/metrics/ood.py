@@ -4,8 +4,9 @@ accuracy (``harness.metrics.curves`` states the conventions), each with a bootst
 resamples the ID and the OOD examples separately (stratified).
 
 One pass per split (the evaluated one, each OOD set, and a seeded sample of the training split where a
-detector is fitted) gives the logits and, where a detector reads them, the penultimate features: the
-input of the model's last ``nn.Linear`` unless the parameter ``layer`` names a module. Per-example
+detector is fitted, its features cached across jobs and runs) gives the logits and, where a detector
+reads them, the penultimate features: the input of the model's last ``nn.Linear`` unless the
+parameter ``layer`` names a module. Per-example
 scores are stored (kind ``ood``: one row per example of each source) for paired comparisons."""
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 DEFAULT_DETECTORS = ("msp", "max-logit", "energy", "odin", "mahalanobis", "knn")
 NEAR_FMNIST = ("sklearn-digits", "noise:uniform", "noise:gaussian")
+PERMUTED = "permuted-columns"
+TABULAR_SETS = {"adult": ("german-as-adult", PERMUTED)}  # real rows of another population, where one maps
 DIRECTIONS = {"auroc": "higher", "aupr_in": "higher", "aupr_out": "higher", "fpr_at_95_tpr": "lower",
               "detection_accuracy": "higher"}  # fmt: skip
 
@@ -43,15 +46,23 @@ class OodParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     sets: tuple[str, ...] | None = Field(None, description="OOD tasks; default: digits and noise for 28x28 grey "
                                                            "images, noise for other images")  # fmt: skip
-    detectors: tuple[str, ...] = DEFAULT_DETECTORS
+    detectors: tuple[str, ...] | None = Field(None, description="default: every detector for images; all but "
+                                                              "odin (input gradients) for tables and text")  # fmt: skip
     fit_examples: int = Field(5000, ge=1, description="training examples the feature detectors are fitted on")
     layer: str | None = Field(None, description="the module whose input is the features (default: the last Linear)")
 
 
 def default_sets(task: Task) -> tuple[str, ...]:
+    if task.modality == "tabular":
+        return TABULAR_SETS.get(task.name, (PERMUTED,))
     if task.modality != "image":
         return ()
     return NEAR_FMNIST if tuple(task.input_shape) == (1, 28, 28) else NEAR_FMNIST[1:]
+
+
+def default_detectors(task: Task) -> tuple[str, ...]:
+    """ODIN moves the input along its gradient in the input's own units: images only."""
+    return DEFAULT_DETECTORS if task.modality == "image" else tuple(d for d in DEFAULT_DETECTORS if d != "odin")
 
 
 class Shifted:
@@ -89,14 +100,48 @@ class Shifted:
         return Split(self.task.name, self.name, torch.cat(parts), clean.labels, clean.attributes, self.fingerprint)
 
 
-def ood_task(name: str, task: Task) -> Task | Shifted:
-    """An OOD set by task name, or ``corruption:<name>@<severity>`` (covariate shift of the evaluated
-    split); a set that fits any shape (noise) takes the evaluated task's."""
+class Permuted:
+    """``permuted-columns``: the evaluated split's rows with each feature column shuffled on its own
+    (seeded): every feature keeps its distribution, the rows lose the dependence between features, the
+    near-OOD set of any table."""
+
+    name = PERMUTED
+    seed = 0
+
+    def __init__(self, task: Task) -> None:
+        if task.modality != "tabular":
+            raise ValueError(f"ood: set {PERMUTED!r} shuffles the columns of a table; task {task.name!r} holds "
+                             f"{task.modality}")  # fmt: skip
+        self.task, self.input_shape = task, tuple(task.input_shape)
+
+    @property
+    def fingerprint(self) -> str:
+        from harness.tasks.base import fingerprint_arrays
+
+        return fingerprint_arrays(extra=f"{self.task.fingerprint}/{self.name}/seed={self.seed}")
+
+    def load(self) -> Split:
+        from harness.tasks.base import Split
+
+        clean = self.task.load()
+        rows = clean.inputs.clone()
+        rng = np.random.default_rng(self.seed)
+        for j in range(rows.shape[1]):
+            rows[:, j] = rows[rng.permutation(len(rows)), j]
+        return Split(self.task.name, self.name, rows, clean.labels, clean.attributes, self.fingerprint)
+
+
+def ood_task(name: str, task: Task) -> Task | Shifted | Permuted:
+    """An OOD set by task name, ``corruption:<name>@<severity>`` (covariate shift of the evaluated
+    split) or ``permuted-columns`` (its table's columns shuffled apart); a set that fits any shape
+    (noise) takes the evaluated task's."""
     from harness.registry import tasks as registry
     from harness.tasks import get_task, parse
 
     if name.startswith("corruption:"):
         return Shifted(name, task)
+    if name == PERMUTED:
+        return Permuted(task)
     factory = registry.get(parse(name)[0])
     if getattr(factory, "fits_any_shape", False):
         return get_task(name, shape=list(task.input_shape))
@@ -156,6 +201,31 @@ def outputs_of(ctx: EvalContext, split: Split, chosen: list[Detector], layer: st
     )
 
 
+def training_features(ctx: EvalContext, sample: Split, layer: str | None, label: str) -> np.ndarray:
+    """The penultimate features of the training sample the fitted detectors learn from, computed once per
+    (model, sample, layer, device) and kept in the cache (``$HARNESS_CACHE/ood-features``): every job
+    of the model on the task (other OOD sets, detectors, runs) fits on the same features."""
+    import hashlib
+
+    from harness.detectors.features import KNearest
+    from harness.files import atomic_write, cache_root
+
+    key = hashlib.sha256(f"{ctx.model.fingerprint}/{sample.fingerprint}/{layer}/{ctx.device.type}".encode())
+    where = cache_root() / "ood-features" / f"{key.hexdigest()[:24]}.npy"
+    try:
+        return np.load(where, allow_pickle=False)
+    except (OSError, ValueError):
+        pass
+    features = outputs_of(ctx, sample, [KNearest()], layer, label).features
+    assert features is not None
+    try:
+        with atomic_write(where) as tmp, tmp.open("wb") as f:
+            np.save(f, features, allow_pickle=False)
+    except OSError:  # a read-only cache only costs the next job the pass
+        pass
+    return features
+
+
 @metrics.register("ood", "out-of-distribution detection: AUROC, AUPR, FPR@95%TPR per detector and OOD set")
 class OutOfDistribution(Metric):
     name = "ood"
@@ -173,11 +243,20 @@ class OutOfDistribution(Metric):
     def sets(self, params: OodParams, task: Task) -> tuple[str, ...]:
         return params.sets if params.sets is not None else default_sets(task)
 
+    def resolve(self, params: BaseModel, task: Task, *, n: int, cut: bool) -> BaseModel:
+        assert isinstance(params, OodParams)
+        return params if params.detectors else params.model_copy(update={"detectors": default_detectors(task)})
+
     def check(self, task: Task, params: BaseModel) -> None:
         assert isinstance(params, OodParams)
+        params = self.resolve(params, task, n=0, cut=False)
         for name in params.detectors:
             if name not in detectors:
                 raise ValueError(f"ood: unknown detector {name!r}; known: {', '.join(detectors.names())}")
+            if get_detector(name).reads == "inputs" and task.modality != "image":
+                raise ValueError(f"ood: detector {name!r} moves inputs along their gradient, which only "
+                                 f"images have; task {task.name!r} holds {task.modality}: leave it out of "
+                                 "detectors")  # fmt: skip
         sets = self.sets(params, task)
         if not sets:
             raise ValueError(f"ood: task {task.name!r} has no default OOD set: name one with sets: [...] "
@@ -209,10 +288,10 @@ class OutOfDistribution(Metric):
             split_name = ctx.task.training_split
             sample = FittedOnSplit.sample(ctx.task, split_name, {"examples": params.fit_examples, "seed": ctx.seed},
                                           ctx.model)  # fmt: skip
-            train = outputs_of(ctx, sample, [d for d in chosen if d.fitted], params.layer, f"fit on {split_name}")
+            features = training_features(ctx, sample, params.layer, f"fit on {split_name}")
             for d in chosen:
                 if d.fitted:
-                    d.fit(train.features, sample.labels.numpy())
+                    d.fit(features, sample.labels.numpy())
         inside = outputs_of(ctx, ctx.split, chosen, params.layer, "in-distribution")
         scores_in = {d.name: d.score(inside) for d in chosen}
         frames = [pd.DataFrame({"example": ctx.split.attributes["index"].to_numpy(), "set": "in", **scores_in})]
