@@ -76,12 +76,13 @@ def test_the_metric_needs_a_training_split():
     Membership().check(get_task("adult"), MembershipParams())
 
 
-def test_the_metric_runs_and_splits_by_group(tmp_path):
+def test_the_metric_runs_and_splits_by_group(tmp_path, monkeypatch):
     from test_cli import harness
 
     from harness.store import Store
 
     store = tmp_path / "store"
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     harness("run", "--model", "zoo:adult-mlp", "--model", "zoo:adult-mlp-fair", "--task", "adult", "--metric",
             "membership", "--resamples", "200", "--quiet", store=store)  # fmt: skip
     with Store(store) as results:
@@ -90,13 +91,16 @@ def test_the_metric_runs_and_splits_by_group(tmp_path):
         scores = results.examples(kind="membership", models=["zoo:adult-mlp"])
         paired = {c.slice: c for c in compare(results, "zoo:adult-mlp", "zoo:adult-mlp-fair")}
     fair = {r.slice: r.value for r in every if r.model == "zoo:adult-mlp-fair" and r.metric == "membership.auc"}
-    assert set(paired) == {f"attack={a}" for a in ("loss", "confidence", "entropy", "modified-entropy")}
+    attacks = {"loss", "confidence", "entropy", "modified-entropy", "lira-offline"}
+    assert set(paired) == {f"attack={a}" for a in attacks}
     for where, c in paired.items():  # the paired difference is the difference of the two records
         mine = next(r.value for r in records if r.metric == "membership.auc" and r.slice == where)
         assert c.metric == "membership.auc" and c.difference.value == pytest.approx(mine - fair[where], abs=1e-12)
     auc = {r.parts["attack"]: r for r in records if r.metric == "membership.auc" and set(r.parts) == {"attack"}}
-    assert set(auc) == {"loss", "confidence", "entropy", "modified-entropy"}
+    assert set(auc) == attacks
     assert all(0.3 < r.value < 0.8 and r.ci_low <= r.value <= r.ci_high for r in auc.values())
+    tpr = {r.parts["attack"]: r.value for r in records if r.metric == "membership.tpr" and r.parts["fpr"] == "0.01"}
+    assert tpr["lira-offline"] >= tpr["loss"]  # the zoo: reference models make the attack at least as strong
     groups = {r.parts["group"] for r in records if r.metric == "membership.auc" and r.parts.get("feature") == "sex"}
     assert groups == {"Female", "Male"}
     assert len(scores) == 10000 and scores["member"].sum() == 5000
@@ -126,3 +130,68 @@ def test_a_glob_headline_shows_the_strongest_attack_or_the_best_detector():
     assert row["leak"] == 0.61 and row["ood"] == 0.95  # the attacker's best, the defender's best
     shown = cells(board)[0]
     assert "(loss)" in shown["leak"] and "(knn)" in shown["ood"]
+
+
+def test_lira_offline_follows_its_formula():
+    """Independently: a loop over records of phi = log p_y - log(1 - p_y), the reference models' mean
+    and the pooled standard deviation about the per-record means (Carlini et al. 2022, global variance)."""
+    from harness.privacy.attacks import scaled_confidence
+
+    rng = np.random.default_rng(2)
+    logits, labels = rng.normal(0, 2, (40, 3)), rng.integers(0, 3, 40)
+    reference = rng.normal(0, 2, (4, 40, 3))
+
+    def phi(z, y):
+        p = np.exp(z) / np.exp(z).sum()
+        return np.log(p[y]) - np.log(1 - p[y])
+
+    target = np.array([phi(logits[i], labels[i]) for i in range(40)])
+    out = np.array([[phi(reference[k, i], labels[i]) for i in range(40)] for k in range(4)])
+    deviations = [(out[k, i] - out[:, i].mean()) ** 2 for k in range(4) for i in range(40)]
+    sigma = np.sqrt(sum(deviations) / (4 * 40 - 40))
+    assert np.allclose(scaled_confidence(logits, labels), target)
+    assert np.allclose(get_attack("lira-offline").score(logits, labels, reference), (target - out.mean(0)) / sigma)
+    big = np.array([[40.0, 0.0, 0.0]])  # p_y rounds to 1 in float64: phi stays finite (= 40 - log 2)
+    assert scaled_confidence(big, np.array([0]))[0] == pytest.approx(40 - np.log(2))
+    with pytest.raises(ValueError, match="at least 2 reference models"):
+        get_attack("lira-offline").score(logits, labels, reference[:1])
+
+
+def test_reference_models_train_once_on_records_that_are_not_attacked(tmp_path, monkeypatch):
+    """The reference models train on halves of the records outside the attacked ones (the training split's
+    non-members of the attack and the test split's records not drawn as non-members), once: the second
+    job reads them from the cache. A model outside the zoo gets the reason instead of a figure."""
+    from harness.context import EvalContext
+    from harness.models import load_model
+    from harness.models.zoo import train as zoo_train
+    from harness.privacy.references import recipe_for
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    task = get_task("adult")
+    model = load_model("zoo:adult-logreg", task)
+    seen = []
+    real_fit = zoo_train.fit
+    monkeypatch.setattr(zoo_train, "fit", lambda name, split, **kw: seen.append(split) or real_fit(name, split, **kw))
+    ctx = EvalContext(model, task, task.load(), torch.device("cpu"), 1024, 0, 100, "t", {})
+    params = MembershipParams(attacks=("loss", "lira-offline"), examples=400, reference_models=2)
+    first = Membership().compute(ctx, params)
+    assert len(seen) == 2 and len(list((tmp_path / "cache" / "reference-models").glob("*.safetensors"))) == 2
+    scores = ctx.outputs["membership"]
+    members = set(scores.loc[scores["member"], "example"])
+    others = set(scores.loc[~scores["member"], "example"])
+    for half in seen:
+        part = half.attributes
+        assert len(half) == (len(task.load("train")) - 400 + len(task.load()) - 400) // 2
+        assert not members & set(part.loc[part["split"] == "train", "index"])
+        assert not others & set(part.loc[part["split"] == "test", "index"])
+    lira = next(r for r in first if r.slice == "attack=lira-offline" and r.metric == "membership.auc")
+    assert lira.params["reference_models"] == 2 and lira.params["reference_recipe"] == "zoo:adult-logreg"
+    monkeypatch.setattr(zoo_train, "fit", lambda *a, **k: pytest.fail("a reference model was trained again"))
+    again = Membership().compute(ctx, params)
+    assert [r.slice for r in again] == [r.slice for r in first]
+    assert np.allclose([r.value for r in again], [r.value for r in first], equal_nan=True, rtol=0, atol=0)
+
+    named, why = recipe_for(type("M", (), {"name": "torch:mynets:Net"})(), task, None)
+    assert named is None and "reference_recipe" in why
+    named, why = recipe_for(model, task, "fmnist-cnn")
+    assert named is None and "trains on 'fashion-mnist'" in why

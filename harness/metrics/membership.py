@@ -36,12 +36,18 @@ if TYPE_CHECKING:
 FPRS = (0.01, 0.001, 0.0)
 MIN_FALSE_POSITIVES = 10  # below this many non-members allowed through, a TPR at that FPR is not estimated
 THREAT_MODEL = ("black-box: the attacker sees the model's probabilities for a record and knows its label; "
-                "no shadow or reference models; members and non-members in equal numbers")  # fmt: skip
+                "the threshold attacks know nothing more; lira-offline also knows the training recipe and holds "
+                "records of the same distribution, none of them attacked, to train reference models on; members "
+                "and non-members in equal numbers")  # fmt: skip
 
 
 class MembershipParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    attacks: tuple[str, ...] = ("loss", "confidence", "entropy", "modified-entropy")
+    attacks: tuple[str, ...] = ("loss", "confidence", "entropy", "modified-entropy", "lira-offline")
+    reference_models: int = Field(4, ge=2, description="K reference models of the attacks that need them")
+    reference_recipe: str | None = Field(
+        None, description="the zoo entry whose recipe trains them (default: the model's own; needed outside the zoo)"
+    )
     examples: int | None = Field(5000, ge=10, description="members, and as many non-members")
     max_groups: int = Field(20, ge=2, description="attributes with more distinct values are not split by")
 
@@ -113,33 +119,73 @@ class Membership(Metric):
         if ctx.model.decoding is not None:
             training = training.redecoded(ctx.model.decoding) or training
         n = min(params.examples or len(training), len(training), len(ctx.split))
-        members = seeded(training, n, ctx.seed)
-        others = seeded(ctx.split, n, ctx.seed + 1)
+        member_rows, other_rows = seeded_rows(len(training), n, ctx.seed), seeded_rows(len(ctx.split), n, ctx.seed + 1)
+        members, others = training.subset(member_rows), ctx.split.subset(other_rows)
         logits = {side: outputs_of(ctx, split, [], None, side).logits
                   for side, split in (("members", members), ("others", others))}  # fmt: skip
         labels = {"members": members.labels.numpy(), "others": others.labels.numpy()}
+        chosen = [get_attack(name) for name in params.attacks]
+        reference, why_not, about = None, "", {}
+        if any(a.references for a in chosen):
+            reference, why_not, about = self._references(ctx, params, training, member_rows, others)
         opts = ctx.bootstrap_options
         out: list[Record] = []
         frame = pd.DataFrame({"example": np.r_[members.attributes["index"], others.attributes["index"]],
                               "member": np.r_[np.ones(n, bool), np.zeros(n, bool)]})  # fmt: skip
         settings = {"members_from": split_name, "members": n, "non_members": n, "threat_model": THREAT_MODEL}
-        for name in params.attacks:
-            attack = get_attack(name)
-            pos, neg = (attack.score(logits[s], labels[s]) for s in ("members", "others"))
+        for attack in chosen:
+            name = attack.name
+            if attack.references and reference is None:
+                out.append(ctx.record("membership.auc", stats.Estimate(float("nan"), float("nan"), float("nan"), 2 * n,
+                                                                       "percentile"),
+                                      slice={"attack": name}, params=settings,
+                                      flags=(f"skipped: no reference models: {why_not}",)))  # fmt: skip
+                continue
+            pos, neg = (attack.score(logits[s], labels[s], None if reference is None else reference[s])
+                        for s in ("members", "others"))  # fmt: skip
             frame[name] = np.r_[pos, neg]
+            kept = {**settings, **about} if attack.references else settings
             found = membership_figures(pos, neg, **opts)
-            out.append(ctx.record("membership.auc", found["auc"], slice={"attack": name}, params=settings))
+            out.append(ctx.record("membership.auc", found["auc"], slice={"attack": name}, params=kept))
             out.append(ctx.record("membership.balanced_accuracy", found["balanced_accuracy"], slice={"attack": name},
-                                  params=settings))  # fmt: skip
+                                  params=kept))  # fmt: skip
             for fpr in FPRS:
                 estimate = found[f"tpr@{fpr}"]
                 flags = ((f"too-few-non-members: FPR {fpr:g} of {n} lets {fpr * n:g} through",)
                          if np.isnan(estimate.value) else ())  # fmt: skip
                 out.append(ctx.record("membership.tpr", estimate, slice={"attack": name, "fpr": str(fpr)},
-                                      params=settings, flags=flags))  # fmt: skip
-            out += self._by_slice(ctx, name, pos, neg, members, others, params, settings)
+                                      params=kept, flags=flags))  # fmt: skip
+            out += self._by_slice(ctx, name, pos, neg, members, others, params, kept)
         ctx.outputs["membership"] = frame
         return out
+
+    def _references(self, ctx: EvalContext, params: MembershipParams, training: Split, member_rows: np.ndarray,
+                    others: Split) -> tuple[dict[str, np.ndarray] | None, str, dict[str, Any]]:  # fmt: skip
+        """The reference models' logits on the members and the non-members [K, n, k], trained (or read
+        from the cache) on halves of the population: the training split's records that are not members
+        and the evaluation split's that are not non-members. None, with the reason, where no recipe fits."""
+        from harness.privacy.references import joined, recipe_for, reference_models
+        from harness.variants.fitted import logits_of
+
+        recipe, why_not = recipe_for(ctx.model, ctx.task, params.reference_recipe)
+        if recipe is None:
+            return None, why_not, {}
+        full = ctx.task.load()
+        rest_train = np.setdiff1d(np.arange(len(training)), member_rows)
+        rest_eval = np.setdiff1d(np.arange(len(full)), others.attributes["index"].to_numpy())
+        parts = ([training.subset(rest_train)] if len(rest_train) else []) + [full.subset(rest_eval)]
+        population = joined(parts, "population")
+        if len(population) < 2 * params.reference_models:
+            return None, f"only {len(population)} records are left outside the attacked ones to train on", {}
+        label = f"reference models (zoo:{recipe}, on halves of {len(population)} records)"
+        modules = reference_models(recipe, population, params.reference_models, ctx.seed,
+                                   lambda done, k: ctx.stage(f"{label}: {done}/{k}", done, k))  # fmt: skip
+        members = training.subset(member_rows)
+        logits = {side: np.stack([logits_of(m, split).numpy().astype(np.float64) for m in modules])
+                  for side, split in (("members", members), ("others", others))}  # fmt: skip
+        about = {"reference_recipe": f"zoo:{recipe}", "reference_models": params.reference_models,
+                 "population": len(population), "reference_examples": len(population) // 2}  # fmt: skip
+        return logits, "", about
 
     def _by_slice(self, ctx: EvalContext, name: str, pos: np.ndarray, neg: np.ndarray, members: Split,
                   others: Split, params: MembershipParams, settings: dict) -> list[Record]:  # fmt: skip
@@ -163,8 +209,8 @@ class Membership(Metric):
         return out
 
 
-def seeded(split: Split, n: int, seed: int) -> Split:
-    """``n`` examples of ``split`` drawn with ``seed``, in their order in the split."""
-    if n >= len(split):
-        return split
-    return split.subset(np.sort(np.random.default_rng(seed).permutation(len(split))[:n]))
+def seeded_rows(size: int, n: int, seed: int) -> np.ndarray:
+    """``n`` positions of ``size`` drawn with ``seed``, in order (all of them where ``n >= size``)."""
+    if n >= size:
+        return np.arange(size)
+    return np.sort(np.random.default_rng(seed).permutation(size)[:n])

@@ -107,6 +107,62 @@ def robust_accuracy(module: nn.Module, split: Split, eps: float, n: int = 1000, 
         return float((module(adv).argmax(1) == y).float().mean())
 
 
+def fit(
+    name: str,
+    train_split: Split,
+    *,
+    epochs: int | None = None,
+    seed: int | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> nn.Module:
+    """A fresh network of zoo entry ``name`` trained by its recipe on ``train_split`` (any split of its
+    task: the shipped weights train on ``train``, the privacy metric's reference models on halves of
+    a population), in eval mode. ``seed`` replaces the recipe's (initialisation and shuffling)."""
+    spec = entry(name)
+    recipe: dict[str, Any] = spec["recipe"]
+    task = get_task(spec["task"])
+    epochs = epochs or recipe["epochs"]
+    seed = recipe["seed"] if seed is None else seed
+    torch.manual_seed(seed)
+    module = build_module(name, task)
+    if task.modality == "tabular":
+        module[0].fit(train_split.inputs)
+    weights = torch.ones(len(train_split), dtype=torch.float64)
+    if group := recipe.get("reweigh"):
+        w = reweighing(train_split.labels.numpy(), train_split.attributes[group].to_numpy())
+        weights = torch.from_numpy(w)
+
+    batch_size = recipe["batch_size"]
+    steps_per_epoch = math.ceil(len(train_split) / batch_size)
+    total = epochs * steps_per_epoch
+    optimizer = torch.optim.Adam(module.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe["lr"], total_steps=total, pct_start=0.15)
+    generator = torch.Generator().manual_seed(seed)
+    adversarial, augment = recipe.get("adversarial"), recipe.get("augment")
+    step = 0
+    for epoch in range(epochs):
+        order = torch.randperm(len(train_split), generator=generator)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            x, y, w = train_split.inputs[idx], train_split.labels[idx], weights[idx].float()
+            if augment:
+                x = corrupt(x, augment["probability"], augment["noise_std"], augment["blur_sigma"])
+            if adversarial:
+                module.eval()
+                x = pgd_linf(module, x, y, adversarial["eps"], adversarial["steps"], adversarial["step_size"])
+            module.train()
+            loss = (F.cross_entropy(module(x), y, reduction="none") * w).sum() / w.sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+            if on_step:
+                on_step(step, total)
+        log.info("%s epoch %d/%d loss %.4f", name, epoch + 1, epochs, loss.item())
+    return module.eval()
+
+
 def train(
     name: str,
     out_dir: Path,
@@ -132,46 +188,9 @@ def train(
         )
     epochs = epochs or recipe["epochs"]
     started = time.perf_counter()
+    module = fit(name, train_split, epochs=epochs, on_step=on_step)
+    adversarial = recipe.get("adversarial")
 
-    torch.manual_seed(recipe["seed"])
-    module = build_module(name, task)
-    if task.modality == "tabular":
-        module[0].fit(train_split.inputs)
-    weights = torch.ones(len(train_split), dtype=torch.float64)
-    if group := recipe.get("reweigh"):
-        w = reweighing(train_split.labels.numpy(), train_split.attributes[group].to_numpy())
-        weights = torch.from_numpy(w)
-
-    batch_size = recipe["batch_size"]
-    steps_per_epoch = math.ceil(len(train_split) / batch_size)
-    total = epochs * steps_per_epoch
-    optimizer = torch.optim.Adam(module.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe["lr"], total_steps=total, pct_start=0.15)
-    generator = torch.Generator().manual_seed(recipe["seed"])
-    adversarial, augment = recipe.get("adversarial"), recipe.get("augment")
-    step = 0
-    for epoch in range(epochs):
-        order = torch.randperm(len(train_split), generator=generator)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            x, y, w = train_split.inputs[idx], train_split.labels[idx], weights[idx].float()
-            if augment:
-                x = corrupt(x, augment["probability"], augment["noise_std"], augment["blur_sigma"])
-            if adversarial:
-                module.eval()
-                x = pgd_linf(module, x, y, adversarial["eps"], adversarial["steps"], adversarial["step_size"])
-            module.train()
-            loss = (F.cross_entropy(module(x), y, reduction="none") * w).sum() / w.sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            step += 1
-            if on_step:
-                on_step(step, total)
-        log.info("%s epoch %d/%d loss %.4f", name, epoch + 1, epochs, loss.item())
-
-    module.eval()
     seconds = time.perf_counter() - started
     test_accuracy = accuracy(module, test_split)
     extra = {}
