@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,9 +44,11 @@ def harness_side(resamples: int) -> float:
     task = get_task(TASK)
     model = load_model(MODEL, task)
     ctx = EvalContext(model, task, task.load(), torch.device("cpu"), BATCH, 0, resamples, "bench", {})
-    start = time.perf_counter()
-    OutOfDistribution().compute(ctx, OodParams(sets=SETS, fit_examples=FIT))
-    return time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as cache:  # cold: the training features are not cached yet
+        os.environ["HARNESS_CACHE"] = cache
+        start = time.perf_counter()
+        OutOfDistribution().compute(ctx, OodParams(sets=SETS, fit_examples=FIT))
+        return time.perf_counter() - start
 
 
 def pytorch_ood_side() -> float:

@@ -164,17 +164,13 @@ class Membership(Metric):
         """The reference models' logits on the members and the non-members [K, n, k], trained (or read
         from the cache) on halves of the population: the training split's records that are not members
         and the evaluation split's that are not non-members. None, with the reason, where no recipe fits."""
-        from harness.privacy.references import joined, recipe_for, reference_models
+        from harness.privacy.references import recipe_for, records_outside, reference_models
         from harness.variants.fitted import logits_of
 
         recipe, why_not = recipe_for(ctx.model, ctx.task, params.reference_recipe)
         if recipe is None:
             return None, why_not, {}
-        full = ctx.task.load()
-        rest_train = np.setdiff1d(np.arange(len(training)), member_rows)
-        rest_eval = np.setdiff1d(np.arange(len(full)), others.attributes["index"].to_numpy())
-        parts = ([training.subset(rest_train)] if len(rest_train) else []) + [full.subset(rest_eval)]
-        population = joined(parts, "population")
+        population = records_outside(training, member_rows, ctx.task.load(), others.attributes["index"].to_numpy())
         if len(population) < 2 * params.reference_models:
             return None, f"only {len(population)} records are left outside the attacked ones to train on", {}
         label = f"reference models (zoo:{recipe}, on halves of {len(population)} records)"

@@ -45,6 +45,15 @@ def recipe_for(model: Model, task: Task, named: str | None) -> tuple[str | None,
     return named, ""
 
 
+def records_outside(training: Split, members: np.ndarray, evaluated: Split, non_members: np.ndarray) -> Split:
+    """The records the reference models may train on: the training split's but its ``members``
+    (positions) and the evaluated split's but its ``non_members`` (positions)."""
+    rest_train = np.setdiff1d(np.arange(len(training)), members)
+    rest_eval = np.setdiff1d(np.arange(len(evaluated)), non_members)
+    parts = ([training.subset(rest_train)] if len(rest_train) else []) + [evaluated.subset(rest_eval)]
+    return joined(parts, "population")
+
+
 def joined(parts: list[Split], name: str) -> Split:
     """In-memory splits of one task as one split (the population: records of its training and evaluation
     splits), each record's split in the attribute ``split``; its fingerprint names the parts'."""
