@@ -237,15 +237,21 @@ def run(
             if len(device_names) > 1 and not (quiet or as_json):
                 err.print(f"[bold]on {devices.describe(devices.resolve(name))}[/]")
             reporter = Reporter() if quiet or as_json else RichReporter(err)
-            result = runner.run(spec_on, results, no_cache=no_cache, reporter=reporter, argv=sys.argv[1:],
-                                planned=the_plan)  # fmt: skip
+            try:
+                result = runner.run(spec_on, results, no_cache=no_cache, reporter=reporter, argv=sys.argv[1:],
+                                    planned=the_plan)  # fmt: skip
+            except KeyboardInterrupt:
+                err.print("interrupted: what finished is stored and the run is marked interrupted; the same "
+                          "command measures the rest", highlight=False)  # fmt: skip
+                raise typer.Exit(130) from None
             if as_json:
                 print_json([r.to_dict() for r in result.records])
             elif not quiet:
                 print_results(result.records, [(pair.name, pair.task) for pair in the_plan.pairs])
-                source = f"{result.cached} from the store (cached), {result.measured} measured"
+                jobs = f"{result.cached + result.measured + len(result.failures)} jobs"
+                source = f"{result.cached} from the store, {result.measured} measured"
                 timing = f"run {result.run_id} in {result.seconds:.1f} s{cost_text(result.cost)}"
-                err.print(f"{len(result.records)} records: {source}; {timing}; store {results.root}")
+                err.print(f"{len(result.records)} records of {jobs} ({source}); {timing}; store {results.root}")
             failures += result.failures
     for failure in failures:
         err.print(f"[red]failed[/]: {failure.job.model} on {failure.job.task}, {failure.job.metric}: {failure.error}")
@@ -817,6 +823,23 @@ def zoo_train(
             )
             table.add_row(name, f"{result.test_accuracy:.4f}", f"{result.seconds:.0f}", str(result.path))
     out.print(table)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"harness {version('harness')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def common(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """Evaluate trained classifiers: accuracy, calibration, robustness, fairness, explanations, cost."""
 
 
 def main() -> None:

@@ -446,6 +446,9 @@ def run(
             log.warning("retrying %d failed jobs (attempt %d of %d)", len(failures), attempt + 2, suite.retries + 1)
             attempts.append(list(retry.values()))
         status = "failed" if failures else "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"  # what finished is stored; the rest is measured by the next run
+        raise
     finally:
         cost = run_cost(meter, time.perf_counter() - started, measured=bool(work))
         reporter.finish()

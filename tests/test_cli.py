@@ -78,7 +78,7 @@ def test_second_run_is_served_from_the_store(quick_store):
     store, _ = quick_store
     before = counts(store)
     proc = harness("run", "--suite", "quick", "--limit", "400", "--resamples", "200", store=store)
-    assert f"{before[0]} from the store (cached), 0 measured" in proc.stderr
+    assert f"{before[0]} from the store, 0 measured" in proc.stderr
     assert "zoo:fmnist-cnn" in proc.stdout and "top1" in proc.stdout
     assert counts(store) == before
 
@@ -88,7 +88,7 @@ def test_no_cache_measures_again_without_duplicates(quick_store):
     before = counts(store)
     proc = harness("run", "--suite", "quick", "--limit", "400", "--resamples", "200", "--no-cache",
                    "--model", "zoo:adult-logreg", store=store)  # fmt: skip
-    assert "0 from the store (cached), 2 measured" in proc.stderr
+    assert "0 from the store, 2 measured" in proc.stderr
     assert counts(store) == before
 
 
@@ -182,6 +182,39 @@ def test_bad_input_exits_2_with_a_message_and_keeps_the_store(quick_store, tmp_p
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def test_ctrl_c_says_what_happened_and_marks_the_run_interrupted(tmp_path):
+    """SIGINT (Ctrl-C) mid-run: exit 130 with a message, the run recorded as ``interrupted`` (not
+    ``failed``), the finished jobs kept whole."""
+    store = tmp_path / "store"
+    args = [sys.executable, "-m", "harness", "run", "--suite", "quick", "--limit", "3000", "--store", str(store)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline, done = time.time() + 300, 0
+    while time.time() < deadline and proc.poll() is None and done < 2:
+        if (store / "results.sqlite").exists():
+            try:
+                with closing(sqlite3.connect(store / "results.sqlite", timeout=1)) as db:
+                    done = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+            except sqlite3.OperationalError:
+                done = 0
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    os.kill(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted: what finished is stored" in stderr
+    assert "Traceback" not in stderr
+    with closing(sqlite3.connect(store / "results.sqlite")) as db:
+        ((status, failures),) = db.execute("SELECT status, failures FROM runs").fetchall()
+    assert status == "interrupted" and json.loads(failures) == []
+    jobs, records, distinct = counts(store)
+    assert 2 <= jobs < 2 * len(QUICK_MODELS) and records == distinct
+
+
+def test_version_prints_the_package_version():
+    from importlib.metadata import version
+
+    assert harness("--version").stdout.strip() == f"harness {version('harness')}"
+
+
 def test_sigkill_mid_run_then_resume_leaves_a_complete_store(tmp_path):
     store = tmp_path / "killed"
     args = [
@@ -216,10 +249,7 @@ def test_sigkill_mid_run_then_resume_leaves_a_complete_store(tmp_path):
     jobs_after_kill, _, _ = counts(store)
     assert 3 <= jobs_after_kill < 2 * len(QUICK_MODELS)
     resumed = harness("run", "--suite", "quick", "--limit", "3000", store=store)
-    assert (
-        f"{jobs_after_kill} from the store (cached), {2 * len(QUICK_MODELS) - jobs_after_kill} measured"
-        in resumed.stderr
-    )
+    assert f"{jobs_after_kill} from the store, {2 * len(QUICK_MODELS) - jobs_after_kill} measured" in resumed.stderr
     jobs, records, distinct = counts(store)
     assert jobs == 2 * len(QUICK_MODELS) and records == distinct  # complete, no duplicates
     with closing(sqlite3.connect(store / "results.sqlite")) as db:
@@ -280,8 +310,8 @@ def test_several_devices_run_the_suite_once_each(tmp_path):
     )
     proc = harness("run", "--config", str(suite), "--device", "cpu,cpu", store=tmp_path / "store")
     assert proc.stderr.count("on cpu:") == 2
-    assert "0 from the store (cached), 2 measured" in proc.stderr
-    assert "2 from the store (cached), 0 measured" in proc.stderr
+    assert "0 from the store, 2 measured" in proc.stderr
+    assert "2 from the store, 0 measured" in proc.stderr
     if not torch.cuda.is_available():
         proc = harness("run", "--config", str(suite), "--device", "cpu,cuda", store=tmp_path / "other", check=False)
         assert proc.returncode == 2 and "no usable CUDA GPU" in proc.stderr
