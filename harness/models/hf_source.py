@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.hub import offline
 from harness.registry import models
 
 if TYPE_CHECKING:
@@ -22,13 +23,11 @@ if TYPE_CHECKING:
 GENERIC = "LABEL_"  # transformers' placeholder label names: LABEL_0, LABEL_1, ...
 
 
-def offline() -> bool:
-    import os
-
-    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-
-
 def load_config(arg: str, revision: str | None, trust_remote_code: bool) -> Any:
+    from harness.hub import before_hub_access
+
+    if not Path(arg).expanduser().is_dir():
+        before_hub_access()
     from transformers import AutoConfig
 
     from harness.models.base import ModelLoadError
@@ -49,7 +48,7 @@ def load_config(arg: str, revision: str | None, trust_remote_code: bool) -> Any:
             if offline()
             else "check the repository id on https://huggingface.co, or pass a local folder (hf:<dir>)"
         )
-        raise ModelLoadError(f"hf:{arg} could not be loaded: {first}. {hint}") from None
+        raise ModelLoadError(f"hf:{arg} could not be loaded: {first.rstrip('.')}. {hint}") from None
 
 
 def kind_of(config: Any) -> str | None:

@@ -40,6 +40,10 @@ class TimmSource:
             raise IncompatibleError(f"timm:{arg} is an image model; task {task.name!r} is {task.modality}")
 
     def load(self, arg: str, task: Task, checkpoint: str | None = None, **options: Any) -> Model:
+        from harness.hub import before_hub_access, offline
+
+        if options.get("pretrained") and not checkpoint:
+            before_hub_access()
         import timm
         from timm.data import resolve_data_config
 
@@ -67,7 +71,7 @@ class TimmSource:
         except (RuntimeError, ValueError, KeyError, OSError, EOFError) as exc:
             where = f" from {checkpoint}" if checkpoint else " from the Hugging Face hub" if hub else ""
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            hint = " (HF_HUB_OFFLINE=1 is set: only cached weights load)" if hub and _offline() else ""
+            hint = " (HF_HUB_OFFLINE=1 is set: only cached weights load)" if hub and offline() else ""
             raise ModelLoadError(f"{name}: could not build the model{where}: {first}{hint}") from exc
         except Exception as exc:  # torch.load(weights_only=True) raises UnpicklingError and kin
             if not checkpoint:
@@ -129,9 +133,3 @@ def torch_sequential(*modules: Any) -> Any:
     import torch
 
     return torch.nn.Sequential(*modules)
-
-
-def _offline() -> bool:
-    import os
-
-    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")

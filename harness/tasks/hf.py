@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from pydantic import Field
 
+from harness import hub
 from harness.registry import tasks
 from harness.tasks.base import (
     DataNotFoundError,
@@ -46,10 +47,12 @@ class HFOptions(ImageOptions):
 
 def load_split(path: str, config: str | None, split: str, revision: str | None, where: str) -> datasets.Dataset:
     """One split, from a ``save_to_disk`` folder or through ``load_dataset``; errors say what to do."""
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        hub.before_hub_access()
     import datasets
 
     datasets.disable_progress_bars()  # harness shows its own progress
-    folder = Path(path).expanduser()
     if (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file():
         loaded = datasets.load_from_disk(str(folder))
         if isinstance(loaded, datasets.DatasetDict):
@@ -64,7 +67,7 @@ def load_split(path: str, config: str | None, split: str, revision: str | None, 
             raise TaskError(f"task {where}: no split {split!r} ({exc})") from None
         raise TaskError(f"task {where}: {exc}") from None
     except (FileNotFoundError, ConnectionError, OSError) as exc:
-        offline = "HF_DATASETS_OFFLINE" if _offline() else None
+        offline = "HF_DATASETS_OFFLINE" if hub.offline(datasets=True) else None
         how = (
             f"{offline}=1 is set, so only data sets already in the cache or on disk can load; "
             f"run once online, or pass a local folder (hf:<dir>)"
@@ -74,12 +77,6 @@ def load_split(path: str, config: str | None, split: str, revision: str | None, 
         raise DataNotFoundError(
             f"task {where}: data set {path!r} could not be loaded ({type(exc).__name__}). {how}"
         ) from None
-
-
-def _offline() -> bool:
-    import os
-
-    return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 def class_names(column: Any, values: list[Any]) -> tuple[tuple[str, ...], np.ndarray]:
