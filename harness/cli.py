@@ -582,7 +582,7 @@ def compare(
 
     from harness.leaderboard.compare import compare as paired
     from harness.leaderboard.exemplars import exemplars
-    from harness.measures import metric_of
+    from harness.measures import measure, metric_of
     from harness.store import Store
 
     setup_logging(False, False)
@@ -613,10 +613,17 @@ def compare(
         table.add_column(column, justify="left" if column in ("task", "figure", "test", "verdict") else "right",
                          no_wrap=True)  # fmt: skip
     for c in shown:
-        diff = f"{c.difference.value:+.3f} [{c.difference.ci_low:+.3f}, {c.difference.ci_high:+.3f}]"
+        found_measure = measure(c.metric)
+        scale, places = (100, 1) if found_measure is not None and found_measure.percent else (1, 3)
+        d = c.difference
+
+        def num(x: float, sign: str = "", scale: float = scale, places: int = places) -> str:
+            return f"{x * scale:{sign}.{places}f}"
+
+        diff = f"{num(d.value, '+')} [{num(d.ci_low, '+')}, {num(d.ci_high, '+')}]"
         test = "bootstrap" if c.test == "paired bootstrap" else c.test.removesuffix(" exact")
         verdict = "n.s." if c.verdict == "no significant difference" else c.verdict
-        values = (c.task, c.figure, f"{c.a.value:.3f}", f"{c.b.value:.3f}", diff, str(c.difference.n), test,
+        values = (c.task, c.figure, num(c.a.value), num(c.b.value), diff, str(d.n), test,
                   f"{c.p_holm:.2g}", verdict)[bool(on) :]  # fmt: skip
         table.add_row(*[Text(v) for v in values])
     print_whole(table)
@@ -624,8 +631,9 @@ def compare(
     out.print(Text("paired on " + "; ".join(f"{t}: {p}" for t, p in paired_on) + " (for each kind of outcome, the "
                    "largest set of examples both were evaluated on with the same settings)"))  # fmt: skip
     out.print(
-        "test: McNemar's exact test on per-example correct/incorrect, or a paired bootstrap of the "
-        "per-example differences; n.s.: no significant difference at 0.05 after Holm"
+        "proportions in percent, differences in percentage points; test: McNemar's exact test on per-example "
+        "correct/incorrect, or a paired bootstrap of the per-example differences; n.s.: no significant "
+        "difference at 0.05 after Holm"
     )
     summary = Table(title="every figure compared, by family", title_justify="left")
     for column in ("task", "family", "figures", "A better", "B better", "no significant difference"):
