@@ -51,7 +51,7 @@ def jobs_frame(store: Store, models: list[str] | None, tasks: list[str] | None) 
     rows = []
     for job in store.jobs(models=models, tasks=tasks):
         row = {"key": job.key, "model": job.model, "task": job.task, "metric": job.metric, "run_id": job.run_id,
-               "seconds": job.seconds, "finished": job.finished, "legacy": job.spec is None,
+               "seconds": job.seconds, "finished": iso_time(job.finished), "legacy": job.spec is None,
                "spec": job.spec.to_json() if job.spec else None,
                "examples": job.spec.examples.count if job.spec else None,
                "description": job.spec.describe() if job.spec else "legacy job: stored before job specs"}  # fmt: skip
@@ -70,7 +70,8 @@ def runs_frame(store: Store, suite: str | None) -> pd.DataFrame:
         cost = run.pop("cost") or {}
         energy = cost.get("energy") or {}
         rows.append({
-            **run, "argv": " ".join(run["argv"]), "seconds": cost.get("seconds"),
+            **run, "started": iso_time(run["started"]), "finished": iso_time(run["finished"]),
+            "argv": " ".join(run["argv"]), "seconds": cost.get("seconds"),
             "failures": "; ".join(f"{f['model']} on {f['task']}, {f['metric']}: {f['error']}" for f in run["failures"]),
             "energy_wh": energy["kwh"] * 1000 if energy else None,
             "carbon_g": energy["kg_co2"] * 1000 if energy else None,
@@ -117,6 +118,13 @@ def suite_params(name: str) -> dict[tuple[str, str, str], dict[str, Any]]:
         for model, task, names in suite_scope_of(group):
             out.update({(model, task, metric): given[metric] for metric in names})
     return out
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """A stored time (seconds since the epoch) as ISO 8601 in UTC, to the second."""
+    from datetime import UTC, datetime
+
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
 def export_table(
@@ -188,8 +196,9 @@ def _write(frame: pd.DataFrame, output: Path, fmt: str, empty: str) -> int:
                 csv_frame(frame).to_csv(tmp, index=False)
             elif fmt == "parquet":
                 frame.to_parquet(tmp, index=False)
-            else:
-                frame.to_json(tmp, orient="records", indent=1)
+            else:  # one compact object per row, without the columns it has no value in (other kinds' columns)
+                rows = json.loads(frame.to_json(orient="records"))
+                tmp.write_text(json.dumps([{k: v for k, v in row.items() if v is not None} for row in rows]))
     except OSError as exc:
         raise ExportError(f"cannot write {output}: {exc}") from None
     return len(frame)

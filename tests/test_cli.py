@@ -133,8 +133,15 @@ def test_export_records_and_examples(quick_store, tmp_path):
     top1 = {r["model"]: r["value"] for r in records if r["metric"] == "accuracy.top1" and r["slice"] == "overall"}
     for model, value in acc.items():
         assert value == pytest.approx(top1[model])
+    harness("export", "--what", "examples", "--task", "adult", "--format", "json", "-o", str(tmp_path / "e.json"),
+            store=store)  # fmt: skip
+    text = (tmp_path / "e.json").read_text()
+    rows = json.loads(text)
+    assert len(rows) == len(examples) and "null" not in text and "\n" not in text  # compact, no empty columns
+    assert rows[0]["correct"] == bool(examples["correct"].iloc[0])
     harness("export", "--what", "runs", "-o", str(tmp_path / "runs.csv"), store=store)
     runs = pd.read_csv(tmp_path / "runs.csv")
+    assert runs["started"].str.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$").all()
     measured = runs[runs["energy_wh"].notna()]
     assert len(measured) >= 1 and (measured["seconds"] > 0).all() and (measured["carbon_g"] > 0).all()
     assert set(measured["energy_method"]) <= {"measured", "estimated"} and set(measured["country"]) == {"USA"}
