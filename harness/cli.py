@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, plain
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -253,8 +253,14 @@ def run(
                 timing = f"run {result.run_id} in {result.seconds:.1f} s{cost_text(result.cost)}"
                 err.print(f"{len(result.records)} records of {jobs} ({source}); {timing}; store {results.root}")
             failures += result.failures
+    from rich.markup import escape
+
     for failure in failures:
-        err.print(f"[red]failed[/]: {failure.job.model} on {failure.job.task}, {failure.job.metric}: {failure.error}")
+        err.print(
+            f"[red]failed[/]: {failure.job.model} on {failure.job.task}, {failure.job.metric}: "
+            f"{escape(plain(failure.error or ''))}",
+            highlight=False,
+        )
     if failures:
         raise typer.Exit(1)
 
@@ -856,5 +862,5 @@ def main() -> None:
     except HarnessError as exc:
         from rich.markup import escape
 
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(plain(str(exc)))}", highlight=False)
         sys.exit(2)

@@ -212,7 +212,7 @@ def test_torch_sources_torchscript_state_dicts_and_refusals(tmp_path, hub, monke
         loaded = load_model("torch:user_models:Net", task, checkpoint=str(tmp_path / file))
         assert torch.allclose(loaded.logits(x), net(x), atol=1e-6)
         assert loaded.info["weights"].endswith(file)
-    with pytest.raises(ModelLoadError, match="do not fit the architecture"):
+    with pytest.raises(ModelLoadError, match=r"2 of another shape \(head.weight is \[3, 4\] in the file, \[5, 4\]"):
         load_model("torch:user_models:Net", task, checkpoint=str(tmp_path / "net.safetensors"), classes=5)
     torch.save(net, tmp_path / "pickled.pt")  # a whole pickled module: never unpickled
     with pytest.raises(ModelLoadError, match=r"is not a TorchScript file.*cannot be loaded safely"):
@@ -221,3 +221,21 @@ def test_torch_sources_torchscript_state_dicts_and_refusals(tmp_path, hub, monke
         load_model("torch:user_models:Net", task, checkpoint=str(tmp_path / "pickled.pt"))
     with pytest.raises(ModelLoadError, match="cannot import module 'no_such_module'"):
         load_model("torch:no_such_module:Net", task)
+
+
+def test_a_model_class_imports_from_the_working_directory(tmp_path, monkeypatch):
+    """``torch:mynets:Net`` finds ``mynets.py`` where the user runs harness, without PYTHONPATH."""
+    from harness.models.torch_source import import_class
+
+    (tmp_path / "mynets_here.py").write_text("class Net:\n    pass\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert import_class("mynets_here:Net", "torch:mynets_here:Net").__name__ == "Net"
+    assert str(tmp_path) == sys.path[-1]
+
+
+def test_terminal_escapes_are_taken_out_of_messages():
+    from harness.errors import plain
+
+    coloured = "\x1b[1mWeights only load failed\x1b[0m: see \x1b[31mabove\x1b[0m"
+    assert plain(coloured) == "Weights only load failed: see above"

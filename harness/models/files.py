@@ -36,8 +36,24 @@ def load_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path, mo
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
         raise ModelLoadError(
-            f"{model}: the weights in {path} do not fit the architecture ({first}). "
+            f"{model}: the weights in {path} do not fit the architecture: {misfit(module.state_dict(), state)}. "
             "Is it a checkpoint of another model?"
         ) from exc
+
+
+def misfit(wanted: dict[str, torch.Tensor], found: dict[str, torch.Tensor], shown: int = 3) -> str:
+    """Which keys of a state dict differ from the model's: missing, unexpected, of another shape (the
+    first ``shown`` of each)."""
+
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:shown]) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
+
+    missing = [k for k in wanted if k not in found]
+    unexpected = [k for k in found if k not in wanted]
+    shapes = [f"{k} is {list(found[k].shape)} in the file, {list(wanted[k].shape)} in the model"
+              for k in wanted if k in found and tuple(found[k].shape) != tuple(wanted[k].shape)]  # fmt: skip
+    parts = [f"{len(missing)} missing ({some(missing)})" if missing else "",
+             f"{len(unexpected)} unexpected ({some(unexpected)})" if unexpected else "",
+             f"{len(shapes)} of another shape ({some(shapes)})" if shapes else ""]  # fmt: skip
+    return "; ".join(p for p in parts if p) or "the tensors do not load"

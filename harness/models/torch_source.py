@@ -75,14 +75,28 @@ def source_digest(cls: type) -> str:
         return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def working_directory_importable() -> None:
+    """Let ``torch:mynets:Net`` import ``mynets.py`` from the working directory, as ``python -m`` and
+    pytest do (the ``harness`` script alone would not): appended, so installed packages win."""
+    import os
+    import sys
+
+    here = os.getcwd()
+    if "" not in sys.path and here not in sys.path:
+        sys.path.append(here)
+
+
 def import_class(spec: str, name: str) -> type:
     from harness.models.base import ModelLoadError
 
     module_name, _, class_name = spec.rpartition(":")
+    working_directory_importable()
     try:
         return getattr(importlib.import_module(module_name), class_name)
     except ModuleNotFoundError as exc:
-        raise ModelLoadError(f"{name}: cannot import module {module_name!r} ({exc}); is it on PYTHONPATH?") from None
+        raise ModelLoadError(
+            f"{name}: cannot import module {module_name!r} ({exc}) from the working directory or PYTHONPATH"
+        ) from None
     except AttributeError:
         raise ModelLoadError(f"{name}: module {module_name!r} has no {class_name!r}") from None
 
@@ -103,6 +117,7 @@ class TorchSource:
             return [Path(arg).expanduser()]
         if not checkpoint:
             return None
+        working_directory_importable()
         try:
             spec = importlib.util.find_spec(arg.rpartition(":")[0])
         except (ImportError, ValueError):
