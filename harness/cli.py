@@ -198,6 +198,8 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False,
 ) -> None:
     """Evaluate a suite's models on its tasks and store the results (resuming what is stored)."""
+    from rich.markup import escape
+
     from harness.config import load_suite, load_suite_file
     from harness.hardware import devices
     from harness.progress import Reporter, RichReporter
@@ -248,13 +250,16 @@ def run(
                 print_json([r.to_dict() for r in result.records])
             elif not quiet:
                 print_results(result.records, [(pair.name, pair.task) for pair in the_plan.pairs])
-                jobs = f"{result.cached + result.measured + len(result.failures)} jobs"
+                count = result.cached + result.measured + len(result.failures)
+                jobs = f"{count} job{'s' * (count != 1)}"
                 source = f"{result.cached} from the store, {result.measured} measured"
                 timing = f"run {result.run_id} in {result.seconds:.1f} s{cost_text(result.cost)}"
                 err.print(f"{len(result.records)} records of {jobs} ({source}); {timing}; store {results.root}")
             failures += result.failures
-    from rich.markup import escape
-
+            for r in result.records:
+                for flag in r.flags:
+                    if flag.startswith("at-chance"):
+                        err.print(f"[yellow]warning[/]: {r.model} on {r.task}: {escape(flag)}", highlight=False)
     for failure in failures:
         err.print(
             f"[red]failed[/]: {failure.job.model} on {failure.job.task}, {failure.job.metric}: "

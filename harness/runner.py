@@ -320,7 +320,7 @@ def evaluate_pair(
         try:
             records = metric.compute(ctx, params)
         except Exception as exc:  # one metric failing must not stop the others
-            log.error(
+            log.info(  # the run's failures are returned (the command prints each once, at the end)
                 "%s on %s, %s failed: %s",
                 job.model,
                 job.task,
@@ -398,7 +398,7 @@ def run(
     def on_error(item: tuple[Pair, list[Job]], exc: BaseException) -> list[Outcome]:
         """A pair that failed as a whole (its model did not load, its worker died): each of its jobs
         not yet finished is recorded as failed with the error, and the run goes on."""
-        log.error("%s on %s failed: %s", item[0].name, item[0].task, exc)
+        log.info("%s on %s failed: %s", item[0].name, item[0].task, exc)  # returned, as above
         return [Outcome(item[0], job, error=f"{type(exc).__name__}: {exc}") for job in item[1]
                 if job.key not in finished]  # fmt: skip
 

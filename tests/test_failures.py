@@ -76,6 +76,10 @@ def test_models_that_raise_or_return_the_wrong_shape_fail_their_jobs_and_the_sui
         "torch:bad_models:WrongShape returned (256, 7) on fashion-mnist, batch 0; expected logits of shape (256, 10)"
         in text
     )
+    assert text.count("RuntimeError: CUDA error") == 1  # each failure printed once
+    # the model that answers NaN where it can is no better than always predicting one class: said so
+    assert "warning: torch:bad_models:SometimesNaN on fashion-mnist: at-chance: top-1 accuracy" in text
+    assert "warning: zoo:fmnist-linear" not in text
     with closing(sqlite3.connect(tmp_path / "store" / "results.sqlite")) as db:
         rows = db.execute("SELECT model, flags FROM records WHERE metric = 'accuracy.top1' AND slice = 'overall'")
         stored = dict(rows.fetchall())

@@ -15,6 +15,7 @@ from harness.registry import metrics
 if TYPE_CHECKING:
     from harness.context import EvalContext
     from harness.records import Record
+    from harness.stats import Estimate
 
 
 def confusion(labels: np.ndarray, preds: np.ndarray, k: int) -> np.ndarray:
@@ -60,7 +61,8 @@ class Accuracy(Metric):
         clean = ctx.clean
         k = ctx.task.num_classes
         opts = ctx.bootstrap_options
-        out = [ctx.record("accuracy.top1", stats.proportion(clean.correct, **opts))]
+        top1 = stats.proportion(clean.correct, **opts)
+        out = [ctx.record("accuracy.top1", top1, flags=at_chance(top1, clean.labels, ctx.task.classes))]
         if k > 5:
             out.append(ctx.record("accuracy.top5", stats.proportion(clean.correct_top(5), **opts)))
         cm = confusion(clean.labels, clean.preds, k)
@@ -72,3 +74,16 @@ class Accuracy(Metric):
                 estimate = stats.proportion(clean.correct[members], **opts)
                 out.append(ctx.record("accuracy.top1", estimate, slice={"class": name}))
         return out
+
+
+def at_chance(top1: Estimate, labels: np.ndarray, classes: tuple[str, ...]) -> tuple[str, ...]:
+    """A flag where top-1 accuracy is not above the share of the most common class (what always
+    predicting it scores): untrained weights, a checkpoint that did not load as meant, or inputs
+    preprocessed otherwise than the model was trained on."""
+    counts = np.bincount(labels, minlength=len(classes))
+    share = counts.max() / max(len(labels), 1)
+    if top1.ci_low > share:
+        return ()
+    return (f"at-chance: top-1 accuracy {top1.value:.1%} is not above the {share:.1%} of always predicting "
+            f"{classes[int(counts.argmax())]!r}: are the weights trained, and the inputs preprocessed as in "
+            "training?",)  # fmt: skip
