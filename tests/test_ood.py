@@ -212,6 +212,10 @@ def test_a_corruption_is_an_ood_set_of_the_same_examples():
     records = OutOfDistribution().compute(ctx, OodParams(sets=("corruption:gaussian_noise@5",), detectors=("msp",)))
     auroc = next(r for r in records if r.metric == "ood.auroc")
     assert auroc.slice == "detector=msp,set=corruption:gaussian_noise@5" and auroc.params["ood_examples"] == 10000
+    from harness.leaderboard import plots
+
+    assert plots.ood_shift(records, task.name).startswith(b"\x89PNG")  # covariate shift: the heatmap
+    assert plots.ood_auroc(records, task.name) is None  # not a bar panel each
 
 
 def test_the_tabular_ood_sets_keep_what_they_claim_and_run_on_adult():

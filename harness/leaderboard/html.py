@@ -129,6 +129,12 @@ def _plots(board: Board, records: list[Record], categories: set[str]) -> list[st
             (plots.robust_curves(records, task), f"{task}: robust accuracy against epsilon", "robustness"),
             (plots.corruption_severity(records, task), f"{task}: corruption accuracy by severity", "robustness"),
             (plots.ood_auroc(records, task), f"{task}: AUROC of each detector against each OOD set", "ood"),
+            (
+                plots.ood_shift(records, task),
+                f"{task}: AUROC of each detector against each corruption (severity "
+                "as in the set's name): covariate shift",
+                "ood",
+            ),
         ]
         for d in devices:
             drawn.append((plots.accuracy_vs_energy(records, task, d), f"{task}: accuracy against energy on {d}",

@@ -133,18 +133,26 @@ def corruption_severity(records: list[Record], task: str) -> bytes | None:
     return _lines(means, "severity", "accuracy, mean over corruptions (%)", f"{task}: corruption accuracy by severity")
 
 
+SHIFT = "corruption:"  # covariate-shift sets: drawn as one heatmap, not a panel each
+
+
 def ood_auroc(records: list[Record], task: str) -> bytes | None:
-    """AUROC of each detector for each model, one panel per OOD set, with the intervals as error bars."""
-    found = [r for r in records if r.task == task and r.metric == "ood.auroc"]
+    """AUROC of each detector for each model, one panel per OOD set (three to a row), with the
+    intervals as error bars; covariate-shift sets are left to ``ood_shift``."""
+    found = [r for r in records if r.task == task and r.metric == "ood.auroc" and not r.parts["set"].startswith(SHIFT)]
     if not found:
         return None
     plt = _pyplot()
     sets = sorted({r.parts["set"] for r in found})
     detectors = sorted({r.parts["detector"] for r in found})
     models = sorted({r.model for r in found})
-    fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 3.8), squeeze=False, sharey=True)
+    columns = min(3, len(sets))
+    rows = -(-len(sets) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.6 * rows + 0.4), squeeze=False, sharey=True)
     width = 0.8 / len(detectors)
-    for ax, name in zip(axes[0], sets, strict=True):
+    for ax in axes.flat[len(sets) :]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, sets, strict=False):
         for k, detector in enumerate(detectors):
             cell = {r.model: r for r in found if r.parts == {"detector": detector, "set": name}}
             xs = [m + k * width for m, model in enumerate(models) if model in cell]
@@ -163,8 +171,43 @@ def ood_auroc(records: list[Record], task: str) -> bytes | None:
         ax.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
         ax.set_title(name, fontsize=9)
         ax.grid(alpha=0.3, axis="y")
-    axes[0, 0].set_ylabel("AUROC (in-distribution positive)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("AUROC (in-distribution positive)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(detectors), fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.3 / (3.6 * rows + 0.4), 1, 1))
+    return _png(fig)
+
+
+def ood_shift(records: list[Record], task: str) -> bytes | None:
+    """Covariate shift: for each model (row) and corruption (column), the AUROC of each detector as a
+    heatmap, one panel per detector (0.5: the detector cannot tell the corrupted images from the clean)."""
+    found = [r for r in records if r.task == task and r.metric == "ood.auroc" and r.parts["set"].startswith(SHIFT)]
+    if not found:
+        return None
+    plt = _pyplot()
+    sets = sorted({r.parts["set"] for r in found})
+    detectors = sorted({r.parts["detector"] for r in found})
+    models = sorted({r.model for r in found})
+    severities = {name.rpartition("@")[2] for name in sets}
+    labels = [name.removeprefix(SHIFT).rpartition("@")[0] if len(severities) == 1 else name.removeprefix(SHIFT)
+              for name in sets]  # fmt: skip
+    at = f" at severity {severities.pop()}" if len(severities) == 1 else ""
+    height = 0.38 * len(models) * len(detectors) + 0.45 * len(detectors) + 1.6
+    fig, axes = plt.subplots(len(detectors), 1, figsize=(0.5 * len(sets) + 3, height), squeeze=False, sharex=True,
+                             layout="constrained")  # fmt: skip
+    for ax, detector in zip(axes[:, 0], detectors, strict=True):
+        grid = np.full((len(models), len(sets)), np.nan)
+        for r in found:
+            if r.parts["detector"] == detector:
+                grid[models.index(r.model), sets.index(r.parts["set"])] = 100 * r.value
+        image = ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=100, aspect="auto")
+        for (i, j), v in np.ndenumerate(grid):
+            if not np.isnan(v):
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6.5)
+        ax.set_yticks(range(len(models)), [m.removeprefix("zoo:") for m in models], fontsize=7)
+        ax.set_title(detector, fontsize=9, loc="left")
+    axes[-1, 0].set_xticks(range(len(sets)), labels, rotation=40, ha="right", fontsize=7)
+    fig.suptitle(f"AUROC (%) of the clean test images against each corruption{at}", fontsize=10)
+    fig.colorbar(image, ax=axes[:, 0].tolist(), fraction=0.02, pad=0.01, label="AUROC (%): 50 cannot tell them apart")
     return _png(fig)
