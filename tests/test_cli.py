@@ -416,7 +416,10 @@ def test_model_card_of_the_mitigated_adult_model_round_trips_through_huggingface
     html = tmp_path / "card.html"
     harness("card", "zoo:adult-mlp-fair", "--task", "adult", "--info", str(info), "-f", "html", "-o", str(html),
             store=store)  # fmt: skip
-    assert "&lt;research&gt;" in html.read_text() and "<research>" not in html.read_text()
+    page = html.read_text()
+    assert "&lt;research&gt;" in page and "<research>" not in page
+    assert 'src="data:image/png;base64,' in page and "_figures/" not in page  # one self-contained file
+    assert not (tmp_path / "card_figures").exists()
     missing = harness("card", "zoo:german-logreg", "--task", "adult", store=store, check=False)
     assert missing.returncode == 2 and "no records of zoo:german-logreg on adult" in missing.stderr
 

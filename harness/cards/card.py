@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,8 +40,9 @@ class Table:
 
 @dataclass
 class Image:
-    path: str  # relative to the card
+    path: str  # relative to the card (Markdown: a file beside it)
     caption: str
+    png: bytes = b""  # the picture itself (HTML: embedded, one self-contained file)
 
 
 @dataclass
@@ -380,7 +382,8 @@ def _html(title: str, sections: list[Section]) -> str:
                            + "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in row) + "</tr>"
                                      for row in block.rows) + "</table>")  # fmt: skip
             elif isinstance(block, Image):
-                out.append(f'<figure><img src="{escape(block.path)}" alt="{escape(block.caption)}">'
+                source = "data:image/png;base64," + base64.b64encode(block.png).decode()
+                out.append(f'<figure><img src="{source}" alt="{escape(block.caption)}">'
                            f"<figcaption>{escape(block.caption)}</figcaption></figure>")  # fmt: skip
             else:
                 out.append(f"<p>{escape(block)}</p>")
@@ -444,7 +447,7 @@ def write_card(store: Any, name: str, task_name: str | None, output: Path, *, fm
             raise CardError(f"--info {info_file} must be a YAML mapping (intended_use: ..., training_data: ...)")
         info.update(extra)
     facts = Facts([r for r in records if r.task == task_name])
-    figures = _figures(store, name, task_name, facts, output)
+    figures = _figures(store, name, task_name, facts, output, files=fmt != "html")
     ethics, caveats = findings(facts, tuple(task.sensitive))
     sections = [details(name, task, info, facts), intended_use(info), factors(task, facts), metrics_section(facts),
                 evaluation_data(task, facts), training_data(info), quantitative(facts, figures),
@@ -459,8 +462,9 @@ def write_card(store: Any, name: str, task_name: str | None, output: Path, *, fm
     return output
 
 
-def _figures(store: Any, name: str, task: str, facts: Facts, output: Path) -> list[Image]:
-    """Stored figures and plots of the model's records, as PNG files beside the card."""
+def _figures(store: Any, name: str, task: str, facts: Facts, output: Path, *, files: bool) -> list[Image]:
+    """Stored figures and plots of the model's records; with ``files``, written as PNG files beside the
+    card (Markdown), otherwise only held (HTML embeds them)."""
     folder = output.parent / f"{output.stem}_figures"
     drawn = [(plots.robust_curves(facts.records, task), "robust accuracy against epsilon"),
              (plots.corruption_severity(facts.records, task), "corruption accuracy by severity")]  # fmt: skip
@@ -469,17 +473,18 @@ def _figures(store: Any, name: str, task: str, facts: Facts, output: Path) -> li
     images = []
     for png, caption in drawn:
         if png is not None:
-            images.append(_save(folder, f"{caption.replace(' ', '-')}.png", png, output, caption))
+            images.append(_save(folder, f"{caption.replace(' ', '-')}.png", png, caption, files))
     jobs = {r.job for r in facts.records}
     for f in store.figures(model=name, task=task):
         if f["job_key"] not in jobs:  # drawn by an evaluation the card does not show
             continue
         if not any(i.path.endswith(f"{f['name']}.png") for i in images):
-            images.append(_save(folder, f"{f['name']}.png", Path(f["path"]).read_bytes(), output, f["name"]))
+            images.append(_save(folder, f"{f['name']}.png", Path(f["path"]).read_bytes(), f["name"], files))
     return images
 
 
-def _save(folder: Path, filename: str, png: bytes, output: Path, caption: str) -> Image:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / filename).write_bytes(png)
-    return Image(f"{folder.name}/{filename}", caption)
+def _save(folder: Path, filename: str, png: bytes, caption: str, files: bool) -> Image:
+    if files:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / filename).write_bytes(png)
+    return Image(f"{folder.name}/{filename}", caption, png)
