@@ -348,7 +348,9 @@ FAIRNESS_COLUMNS = {
 }  # fmt: skip
 UNITS = {
     "calibration": "ECE in %",
-    "fairness": "accuracy in %, gaps and ratios as fractions",
+    "fairness": "accuracy in %, gaps and ratios as fractions; a ratio is the smallest group's rate over the "
+    "largest's (fairlearn); 4/5: each group's rate over the reference group's (the largest group unless the "
+    "suite names one) within [0.8, 1.25], judged on its interval: pass, fail or inconclusive",
     "efficiency": "on this run's device; timings: median and spread",
     "interpretability": "a row per method; AUCs of the class probability",
 }

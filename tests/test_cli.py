@@ -406,8 +406,8 @@ def test_model_card_of_the_mitigated_adult_model_round_trips_through_huggingface
     assert "ranking income-survey rows for &lt;research&gt; only" in text
     assert "Out-of-scope uses: any decision about a real person" in text  # the zoo states it; --info added the use
     assert "Weakest sex group:" in text and "accuracy gap between sex groups" in text
-    assert "(accuracy-by-sex.png)" not in text and "MODEL_CARD_figures/accuracy-by-sex.png" in text
-    assert (path.parent / "MODEL_CARD_figures" / "accuracy-by-sex.png").read_bytes()[:4] == b"\x89PNG"
+    assert "(rates-by-sex.png)" not in text and "MODEL_CARD_figures/rates-by-sex.png" in text
+    assert (path.parent / "MODEL_CARD_figures" / "rates-by-sex.png").read_bytes()[:4] == b"\x89PNG"
     loaded = ModelCard.load(path)  # Hugging Face's own parser
     accuracy = next(r for r in records if r["metric"] == "accuracy.top1" and r["slice"] == "overall")
     result = next(e for e in loaded.data.eval_results if e.metric_type == "accuracy.top1")

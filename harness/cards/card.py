@@ -469,7 +469,7 @@ def _figures(store: Any, name: str, task: str, facts: Facts, output: Path, *, fi
     drawn = [(plots.robust_curves(facts.records, task), "robust accuracy against epsilon"),
              (plots.corruption_severity(facts.records, task), "corruption accuracy by severity")]  # fmt: skip
     for feature in sorted({next(iter(r.parts)) for r in facts.groups("fairness.accuracy")}):
-        drawn.append((plots.group_accuracy(facts.records, task, feature), f"accuracy by {feature}"))
+        drawn.append((plots.group_rates(facts.records, task, feature), f"rates by {feature}"))
     images = []
     for png, caption in drawn:
         if png is not None:

@@ -28,7 +28,7 @@ th { cursor: pointer; background: #fafafa; position: sticky; top: 0; }
 td.model, th.model, td.flags { text-align: left; } td.flags { color: #b00; white-space: normal; }
 th.sorted-asc::after { content: " \\25B2"; } th.sorted-desc::after { content: " \\25BC"; }
 figure { display: inline-block; margin: .5rem 1rem .5rem 0; vertical-align: top; }
-figure img { max-width: 640px; border: 1px solid #eee; } figcaption { font-size: .85rem; color: #555; }
+figure img { max-width: min(95vw, 1300px); border: 1px solid #eee; } figcaption { font-size: .85rem; color: #555; }
 .note { color: #555; font-size: .9rem; }
 """
 
@@ -141,7 +141,8 @@ def _plots(board: Board, records: list[Record], categories: set[str]) -> list[st
                           "efficiency"))  # fmt: skip
         features = sorted({next(iter(r.parts)) for r in records if r.task == task
                            and r.metric == "fairness.accuracy" and len(r.parts) == 1})  # fmt: skip
-        drawn += [(plots.group_accuracy(records, task, f), f"{task}: accuracy by {f}", "fairness") for f in features]
+        drawn += [(plots.group_rates(records, task, f), f"{task}: accuracy, selection rate and true-positive rate "
+                   f"by {f}", "fairness") for f in features]  # fmt: skip
         out += [_image(png, caption, category) for png, caption, category in drawn
                 if png is not None and category in categories]  # fmt: skip
     return out if len(out) > 1 else []

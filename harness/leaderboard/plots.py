@@ -99,27 +99,59 @@ def robust_curves(records: list[Record], task: str) -> bytes | None:
     return _lines(curves, "Linf epsilon", "robust accuracy, worst case (%)", f"{task}: robust accuracy against epsilon")
 
 
-def group_accuracy(records: list[Record], task: str, feature: str) -> bytes | None:
-    rows = [r for r in records if r.task == task and r.metric == "fairness.accuracy" and list(r.parts) == [feature]]
-    if not rows:
+GROUP_RATES = (("fairness.accuracy", "accuracy"), ("fairness.selection_rate", "selection rate"),
+               ("fairness.true_positive_rate", "true-positive rate"))  # fmt: skip
+
+
+def group_order(name: str) -> tuple:
+    """Groups in their natural order: buckets by their bounds (``<25``, ``25-45``, ``45-65``, ``>=65``,
+    ``65+``), the rest by name."""
+    import re
+
+    found = re.match(r"^(<|>=|>)?\s*(-?\d+(?:\.\d+)?)", name)
+    if found is None:
+        return (1, 0.0, name)
+    shift = {"<": -0.5, ">=": 0.5, ">": 0.5}.get(found.group(1) or "", 0.5 if name.endswith("+") else 0.0)
+    return (0, float(found.group(2)) + shift, name)
+
+
+def group_rates(records: list[Record], task: str, feature: str) -> bytes | None:
+    """Accuracy, selection rate and true-positive rate of each group of ``feature`` (a panel each, the
+    groups as rows in their natural order with their sizes, a bar per model with its 95% interval):
+    the rates whose gaps the fairness criteria judge. The caption names the figure (no title)."""
+    panels = []
+    for metric, label in GROUP_RATES:
+        rows = [r for r in records if r.task == task and r.metric == metric and list(r.parts) == [feature]]
+        if rows:
+            panels.append((label, rows))
+    if not panels:
         return None
-    models = sorted({r.model for r in rows})
-    groups = sorted({r.parts[feature] for r in rows})
+    models = sorted({r.model for _, rows in panels for r in rows})
+    groups = sorted({r.parts[feature] for _, rows in panels for r in rows}, key=group_order)
+    sizes = {r.parts[feature]: int(r.value) for r in records if r.task == task and r.metric == "fairness.count"
+             and list(r.parts) == [feature]}  # fmt: skip
+    names = [f"{g} (n={sizes[g]:,})" if g in sizes else g for g in groups]
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    height = 0.9 + 0.22 * len(groups) * len(models) + 0.15 * len(groups)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels) + 1.6, height), sharey=True, squeeze=False)
     width = 0.8 / len(models)
-    for i, model in enumerate(models):
-        values = {r.parts[feature]: r for r in rows if r.model == model}
-        xs = np.arange(len(groups)) + i * width
-        heights = [100 * values[g].value if g in values else np.nan for g in groups]
-        errors = [[100 * (values[g].value - values[g].ci_low) if g in values else 0 for g in groups],
-                  [100 * (values[g].ci_high - values[g].value) if g in values else 0 for g in groups]]  # fmt: skip
-        ax.bar(xs, heights, width, yerr=errors, capsize=2, label=model)
-    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups, fontsize=8, rotation=20)
-    ax.set_ylabel("accuracy (%) with 95% CI")
-    ax.set_title(f"{task}: accuracy by {feature}", fontsize=10)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    for ax, (label, rows) in zip(axes[0], panels, strict=True):
+        for i, model in enumerate(models):
+            cell = {r.parts[feature]: r for r in rows if r.model == model}
+            ys = np.arange(len(groups)) + i * width
+            values = [100 * cell[g].value if g in cell else np.nan for g in groups]
+            errors = [[100 * (cell[g].value - cell[g].ci_low) if g in cell else 0 for g in groups],
+                      [100 * (cell[g].ci_high - cell[g].value) if g in cell else 0 for g in groups]]  # fmt: skip
+            ax.barh(ys, values, width, xerr=errors, capsize=1.5, label=model)
+        ax.set_xlabel(f"{label} (%), 95% CI", fontsize=8)
+        ax.set_xlim(0, 100)
+        ax.grid(alpha=0.3, axis="x")
+        ax.tick_params(labelsize=7)
+    axes[0, 0].set_yticks(np.arange(len(groups)) + 0.4 - width / 2, names, fontsize=7)
+    axes[0, 0].invert_yaxis()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(models), 4), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.35 / height * 1.4, 1, 1))
     return _png(fig)
 
 
