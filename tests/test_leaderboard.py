@@ -161,3 +161,25 @@ def test_a_suites_board_shows_the_jobs_of_its_own_parameters(tmp_path):
     board = json.loads(harness("leaderboard", "--suite", "quick", "--format", "json", store=store).stdout)
     (row,) = board["rows"]
     assert row["figures"]["ECE"]["value"] == ece[15]
+
+
+def test_the_robustness_and_fairness_plots_read_as_they_should(tmp_path, monkeypatch):
+    """Groups in their natural order; the epsilon curve starts at the clean accuracy (epsilon 0); a
+    figure that is the same for every model (the corrupted data) is shown once."""
+    from harness.leaderboard import html, plots
+
+    assert sorted(["45-65", ">=65", "<25", "25-45", "Female"], key=plots.group_order) == [
+        "<25", "25-45", "45-65", ">=65", "Female"]  # fmt: skip
+    robust = {"category": "robustness"}
+    records = [record("zoo:a", "adversarial.robust_accuracy", 0.4, slice="attack=worst-linf@0.1", **robust),
+               record("zoo:a", "adversarial.clean_accuracy", 0.9, slice="attack=none", **robust)]  # fmt: skip
+    drawn = []
+    monkeypatch.setattr(plots, "_lines", lambda curves, *a: drawn.append(curves) or b"png")
+    plots.robust_curves(records, "fashion-mnist")
+    assert sorted(drawn[0]["zoo:a"]) == [0.0, 0.1] and drawn[0]["zoo:a"][0.0][0] == pytest.approx(90)
+    picture = tmp_path / "grid.png"
+    picture.write_bytes(b"\x89PNG same bytes")
+    figures = [{"model": m, "task": "fashion-mnist", "name": "corruptions@5", "path": str(picture)}
+               for m in ("zoo:a", "zoo:b")]  # fmt: skip
+    shown = "".join(html._stored_figures(figures, {"zoo:a", "zoo:b"}, {"robustness"}))
+    assert shown.count("<figure") == 1 and "the same for every model" in shown

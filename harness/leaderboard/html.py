@@ -151,15 +151,20 @@ def _plots(board: Board, records: list[Record], categories: set[str]) -> list[st
 def _stored_figures(figures: list[dict], models: set[str], categories: set[str]) -> list[str]:
     kinds = {"attributions": "interpretability", "feature-importance": "interpretability", "ood-scores": "ood",
              "risk-coverage": "calibration"}  # fmt: skip
-    out, seen = [], set()
+    out, seen, drawn = [], set(), set()
     for f in figures:
         if f["model"] not in models or (f["model"], f["task"], f["name"]) in seen:
             continue
         seen.add((f["model"], f["task"], f["name"]))
         category = kinds.get(f["name"], "robustness" if f["name"].startswith("corruptions") else "accuracy")
-        if category not in categories:
+        png = Path(f["path"]).read_bytes()
+        if category not in categories or png in drawn:  # the same picture for every model (the data): once
             continue
-        out.append(_image(Path(f["path"]).read_bytes(), f"{f['model']} on {f['task']}: {f['name']}", category))
+        drawn.add(png)
+        same = [g for g in figures if g["task"] == f["task"] and g["name"] == f["name"] and g["model"] in models]
+        shared = len(same) > 1 and all(Path(g["path"]).read_bytes() == png for g in same)
+        who = f"{f['task']} (the same for every model)" if shared else f"{f['model']} on {f['task']}"
+        out.append(_image(png, f"{who}: {f['name']}", category))
     return ["<h2>Figures</h2>", *out] if out else []
 
 

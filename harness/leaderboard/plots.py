@@ -25,8 +25,12 @@ def _scatter(points: dict[str, tuple[float, float]], xlabel: str, ylabel: str, t
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if pareto is not None:
         front = pareto_front(points, *pareto)
-        xs, ys = zip(*sorted(points[name] for name in front), strict=True)
-        ax.plot(xs, ys, "--", color="#C44E52", linewidth=1, label="Pareto front")
+        if len(front) >= 2:  # the staircase of points nothing beats: what lies under it is dominated
+            xs, ys = zip(*sorted(points[name] for name in front), strict=True)
+            ax.step(xs, ys, where="post" if pareto[0] != pareto[1] else "pre", color="#C44E52", linewidth=1,
+                    linestyle="--", label=f"Pareto front ({len(front)} of {len(points)} models)")  # fmt: skip
+        ax.scatter(*zip(*(points[n] for n in front), strict=True), s=90, facecolors="none", edgecolors="#C44E52",
+                   label=None if len(front) >= 2 else "not beaten on both axes")  # fmt: skip
         ax.legend(fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -36,15 +40,22 @@ def _scatter(points: dict[str, tuple[float, float]], xlabel: str, ylabel: str, t
     return _png(fig)
 
 
-def _lines(curves: dict[str, dict[float, float]], xlabel: str, ylabel: str, title: str) -> bytes | None:
-    """One line per model through its (x, y) points; None when there is none."""
+def _lines(curves: dict[str, dict[float, tuple[float, float, float]]], xlabel: str, ylabel: str,
+           title: str) -> bytes | None:  # fmt: skip
+    """One line per model through its (x, (value, low, high)) points, the 95% intervals as error bars;
+    whole-number ticks where every x is whole. None when there is no curve."""
     if not curves:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for model, curve in sorted(curves.items()):
         xs = sorted(curve)
-        ax.plot(xs, [curve[x] for x in xs], marker="o", label=model)
+        values = np.array([curve[x] for x in xs])
+        ax.errorbar(xs, values[:, 0], yerr=[values[:, 0] - values[:, 1], values[:, 2] - values[:, 0]], marker="o",
+                    markersize=4, capsize=2, label=model)  # fmt: skip
+    every = sorted({x for curve in curves.values() for x in curve})
+    if all(float(x).is_integer() for x in every):
+        ax.set_xticks(every)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -91,12 +102,19 @@ def accuracy_vs_energy(records: list[Record], task: str, device: str) -> bytes |
 
 
 def robust_curves(records: list[Record], task: str) -> bytes | None:
-    curves: dict[str, dict[float, float]] = defaultdict(dict)
+    """Worst-case robust accuracy against Linf epsilon, from epsilon 0 (the clean accuracy of the same
+    attacked subset), with intervals."""
+    curves: dict[str, dict[float, tuple[float, float, float]]] = defaultdict(dict)
     for r in records:
         attack = r.parts.get("attack", "") if r.task == task and r.metric == "adversarial.robust_accuracy" else ""
         if attack.startswith("worst-linf@"):
-            curves[r.model][float(attack.partition("@")[2])] = 100 * r.value
-    return _lines(curves, "Linf epsilon", "robust accuracy, worst case (%)", f"{task}: robust accuracy against epsilon")
+            curves[r.model][float(attack.partition("@")[2])] = (100 * r.value, 100 * r.ci_low, 100 * r.ci_high)
+    for r in records:
+        clean = r.metric == "adversarial.clean_accuracy" and r.slice == "attack=none"
+        if clean and r.task == task and r.model in curves:
+            curves[r.model][0.0] = (100 * r.value, 100 * r.ci_low, 100 * r.ci_high)
+    return _lines(curves, "Linf epsilon (0: clean, the same examples)", "robust accuracy, worst case (%), 95% CI",
+                  f"{task}: robust accuracy against epsilon")  # fmt: skip
 
 
 GROUP_RATES = (("fairness.accuracy", "accuracy"), ("fairness.selection_rate", "selection rate"),
@@ -156,13 +174,16 @@ def group_rates(records: list[Record], task: str, feature: str) -> bytes | None:
 
 
 def corruption_severity(records: list[Record], task: str) -> bytes | None:
-    by: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    """Accuracy averaged over the corruptions at each severity 1-5 (the band: the mean of the
+    corruptions' interval bounds, a guide, not an interval of the mean)."""
+    by: dict[str, dict[int, list[tuple[float, float, float]]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         name = r.parts.get("corruption", "") if r.task == task and r.metric == "corruption.accuracy" else ""
         if "@" in name:
-            by[r.model][int(name.rpartition("@")[2])].append(100 * r.value)
-    means = {model: {s: float(np.mean(v)) for s, v in severities.items()} for model, severities in by.items()}
-    return _lines(means, "severity", "accuracy, mean over corruptions (%)", f"{task}: corruption accuracy by severity")
+            by[r.model][int(name.rpartition("@")[2])].append((100 * r.value, 100 * r.ci_low, 100 * r.ci_high))
+    means = {model: {s: tuple(np.mean(v, axis=0)) for s, v in severities.items()} for model, severities in by.items()}
+    return _lines(means, "severity", "accuracy, mean over corruptions (%); bars: mean CI bounds",
+                  f"{task}: corruption accuracy by severity")  # fmt: skip
 
 
 SHIFT = "corruption:"  # covariate-shift sets: drawn as one heatmap, not a panel each

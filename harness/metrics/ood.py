@@ -273,6 +273,7 @@ class OutOfDistribution(Metric):
 
     def depends(self, params: BaseModel, task: Task) -> dict[str, Any]:
         assert isinstance(params, OodParams)
+        params = self.resolve(params, task, n=0, cut=False)
         sets = {name: ood_task(name, task).fingerprint for name in self.sets(params, task)}
         fitted = any(get_detector(n).fitted for n in params.detectors)
         split = task.training_split if fitted else None
@@ -281,6 +282,7 @@ class OutOfDistribution(Metric):
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
         assert isinstance(params, OodParams)
+        params = self.resolve(params, ctx.task, n=len(ctx.split), cut=False)  # a caller may pass them unresolved
         chosen = [get_detector(n) for n in params.detectors]
         if any(d.fitted for d in chosen):
             from harness.variants.fitted import FittedOnSplit
