@@ -189,14 +189,10 @@ def test_bad_input_exits_2_with_a_message_and_keeps_the_store(quick_store, tmp_p
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def test_ctrl_c_says_what_happened_and_marks_the_run_interrupted(tmp_path):
-    """SIGINT (Ctrl-C) mid-run: exit 130 with a message, the run recorded as ``interrupted`` (not
-    ``failed``), the finished jobs kept whole."""
-    store = tmp_path / "store"
-    args = [sys.executable, "-m", "harness", "run", "--suite", "quick", "--limit", "3000", "--store", str(store)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline, done = time.time() + 300, 0
-    while time.time() < deadline and proc.poll() is None and done < 2:
+def wait_for_jobs(proc: subprocess.Popen, store: Path, jobs: int, timeout: float = 300) -> None:
+    """Until the run ``proc`` has stored ``jobs`` jobs, ended, or ``timeout`` seconds have passed."""
+    deadline, done = time.time() + timeout, 0
+    while time.time() < deadline and proc.poll() is None and done < jobs:
         if (store / "results.sqlite").exists():
             try:
                 with closing(sqlite3.connect(store / "results.sqlite", timeout=1)) as db:
@@ -204,6 +200,15 @@ def test_ctrl_c_says_what_happened_and_marks_the_run_interrupted(tmp_path):
             except sqlite3.OperationalError:
                 done = 0
         time.sleep(0.05)
+
+
+def test_ctrl_c_says_what_happened_and_marks_the_run_interrupted(tmp_path):
+    """SIGINT (Ctrl-C) mid-run: exit 130 with a message, the run recorded as ``interrupted`` (not
+    ``failed``), the finished jobs kept whole."""
+    store = tmp_path / "store"
+    args = [sys.executable, "-m", "harness", "run", "--suite", "quick", "--limit", "3000", "--store", str(store)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_jobs(proc, store, 2)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     os.kill(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
@@ -238,18 +243,7 @@ def test_sigkill_mid_run_then_resume_leaves_a_complete_store(tmp_path):
         str(store),
     ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    done = 0
-    while time.time() < deadline and proc.poll() is None:
-        if (store / "results.sqlite").exists():
-            try:
-                with closing(sqlite3.connect(store / "results.sqlite", timeout=1)) as db:
-                    done = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
-            except sqlite3.OperationalError:
-                done = 0
-        if done >= 3:
-            break
-        time.sleep(0.05)
+    wait_for_jobs(proc, store, 3)
     assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

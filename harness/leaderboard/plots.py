@@ -189,16 +189,27 @@ def corruption_severity(records: list[Record], task: str) -> bytes | None:
 SHIFT = "corruption:"  # covariate-shift sets: drawn as one heatmap, not a panel each
 
 
+def _auroc_records(records: list[Record], task: str, shift: bool) -> tuple[list[Record], list[str], list[str],
+                                                                          list[str]] | None:  # fmt: skip
+    """The task's OOD AUROC records of the covariate-shift sets (``shift``) or of the others, with their
+    sets, detectors and models in order; None where there are none."""
+    found = [
+        r for r in records if r.task == task and r.metric == "ood.auroc" and r.parts["set"].startswith(SHIFT) == shift
+    ]
+    if not found:
+        return None
+    return (found, sorted({r.parts["set"] for r in found}), sorted({r.parts["detector"] for r in found}),
+            sorted({r.model for r in found}))  # fmt: skip
+
+
 def ood_auroc(records: list[Record], task: str) -> bytes | None:
     """AUROC of each detector for each model, one panel per OOD set (three to a row), with the
     intervals as error bars; covariate-shift sets are left to ``ood_shift``."""
-    found = [r for r in records if r.task == task and r.metric == "ood.auroc" and not r.parts["set"].startswith(SHIFT)]
-    if not found:
+    chosen = _auroc_records(records, task, shift=False)
+    if chosen is None:
         return None
+    found, sets, detectors, models = chosen
     plt = _pyplot()
-    sets = sorted({r.parts["set"] for r in found})
-    detectors = sorted({r.parts["detector"] for r in found})
-    models = sorted({r.model for r in found})
     columns = min(3, len(sets))
     rows = -(-len(sets) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.6 * rows + 0.4), squeeze=False, sharey=True)
@@ -235,13 +246,11 @@ def ood_auroc(records: list[Record], task: str) -> bytes | None:
 def ood_shift(records: list[Record], task: str) -> bytes | None:
     """Covariate shift: for each model (row) and corruption (column), the AUROC of each detector as a
     heatmap, one panel per detector (0.5: the detector cannot tell the corrupted images from the clean)."""
-    found = [r for r in records if r.task == task and r.metric == "ood.auroc" and r.parts["set"].startswith(SHIFT)]
-    if not found:
+    chosen = _auroc_records(records, task, shift=True)
+    if chosen is None:
         return None
+    found, sets, detectors, models = chosen
     plt = _pyplot()
-    sets = sorted({r.parts["set"] for r in found})
-    detectors = sorted({r.parts["detector"] for r in found})
-    models = sorted({r.model for r in found})
     severities = {name.rpartition("@")[2] for name in sets}
     labels = [name.removeprefix(SHIFT).rpartition("@")[0] if len(severities) == 1 else name.removeprefix(SHIFT)
               for name in sets]  # fmt: skip
