@@ -182,8 +182,8 @@ def corruption_severity(records: list[Record], task: str) -> bytes | None:
         if "@" in name:
             by[r.model][int(name.rpartition("@")[2])].append((100 * r.value, 100 * r.ci_low, 100 * r.ci_high))
     means = {model: {s: tuple(np.mean(v, axis=0)) for s, v in severities.items()} for model, severities in by.items()}
-    return _lines(means, "severity", "accuracy, mean over corruptions (%)",
-                  f"{task}: corruption accuracy by severity\n(bars: the corruptions' 95% CI bounds, averaged)")  # fmt: skip
+    title = f"{task}: corruption accuracy by severity\n(bars: the corruptions' 95% CI bounds, averaged)"
+    return _lines(means, "severity", "accuracy, mean over corruptions (%)", title)
 
 
 SHIFT = "corruption:"  # covariate-shift sets: drawn as one heatmap, not a panel each
