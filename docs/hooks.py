@@ -43,7 +43,7 @@ def sections(readme: str) -> tuple[str, dict[str, str]]:
 
 
 def getting_started(opening: str) -> str:
-    body = opening.split("\n", 1)[1]  # without the "# harness" title
+    body = opening.split("\n", 1)[1].replace("](docs/", "](")  # without the title; links as the site has them
     return (
         "# harness\n" + body + "\n## Where to go next\n\n"
         "- [Suites](suites.md): what each built-in suite runs and shows\n"
@@ -107,7 +107,7 @@ def on_files(files: Files, config) -> Files:
         chosen = [text for heading, text in by_heading.items() if any(heading.startswith(h) for h in headings)]
         if len(chosen) != len(headings):
             raise ValueError(f"docs: {page} wants the README sections {headings}; found {len(chosen)}")
-        text = "\n".join(chosen)
+        text = "\n".join(chosen).replace("](docs/", "](../" if "/" in page else "](")
         pages[page] = "# " + text.removeprefix("## ").replace("\n## ", "\n# ", 0)
     for name in SUITES:
         pages[f"leaderboards/{name}.md"] = (ROOT / "leaderboards" / f"{name}.md").read_text()

@@ -207,7 +207,9 @@ def test_ctrl_c_says_what_happened_and_marks_the_run_interrupted(tmp_path):
     ``failed``), the finished jobs kept whole."""
     store = tmp_path / "store"
     args = [sys.executable, "-m", "harness", "run", "--suite", "quick", "--limit", "3000", "--store", str(store)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # a pytest-xdist worker ignores SIGINT and a child inherits that: give the run a shell's default
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     wait_for_jobs(proc, store, 2)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     os.kill(proc.pid, signal.SIGINT)
@@ -374,7 +376,8 @@ def test_compare_two_zoo_models_on_the_quick_suite(quick_store):
     line = next(x for x in piped.splitlines() if "accuracy.top1" in x)  # a file gets every cell whole
     verdict = {"no significant difference": "n.s."}.get(accuracy["verdict"], accuracy["verdict"])
     assert "…" not in line and verdict in line
-    assert f"{accuracy['p_holm']:.2g}" in line and f"{accuracy['difference']:+.3f}" in line
+    assert f"{accuracy['p_holm']:.2g}" in line and f"{100 * accuracy['difference']:+.1f}" in line  # points
+    assert f"{100 * accuracy['a']:.1f}" in line  # a proportion in percent, as every other view prints it
     bad = harness("compare", "zoo:fmnist-cnn", "zoo:adult-mlp", store=store, check=False)
     assert bad.returncode == 2 and "never evaluated on the same task" in bad.stderr
 
