@@ -458,9 +458,10 @@ def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
                 (m, c): format_value(r.metric, r.value, r.ci_low, r.ci_high) + (" ⚑" if r.flags else "")
                 for m in models for c, r in rows[m].items()
             }  # fmt: skip
-            # as many number columns per table as the terminal holds; wider families continue below
+            # as many number columns per table as the terminal holds; wider families continue below (a
+            # pipe or a file takes each table whole, as the README shows them)
             width = {c: max(len(c) + 2, *(len(text.get((m, c), "")) for m in models)) + 3 for c in columns}
-            room = out.width - max(len(m) for m in models) - 4 - 9
+            room = (out.width if out.is_terminal else 100_000) - max(len(m) for m in models) - 4 - 9
             chunks: list[list[str]] = [[]]
             for c in columns:
                 if chunks[-1] and sum(width[x] for x in chunks[-1]) + width[c] > room:
@@ -495,7 +496,7 @@ def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
                     extra = [", ".join(flags[model_name])] if last else []
                     n = [str(max(r.n for r in row.values()))] if counted else []
                     table.add_row(model_name, *cells, *n, *extra)
-                out.print(table)
+                print_whole(table)
 
 
 class BoardFormat(StrEnum):
@@ -726,7 +727,12 @@ def print_whole(table: Table) -> None:
     if needed <= out.width:
         out.print(table)
     elif not out.is_terminal:
-        Console(width=needed, no_color=out.no_color).print(table)
+        width = out.width
+        out.width = needed  # rich caps print(width=...) at the console's: widen it for this table
+        try:
+            out.print(table)
+        finally:
+            out.width = width
     else:
         for column in table.columns:
             column.no_wrap, column.overflow = False, "fold"

@@ -291,7 +291,12 @@ def test_wide_result_tables_continue_below_and_show_flags_once(monkeypatch):
     slices = ["attack=worst-l2@1", "attack=worst-linf@0.1", "attack=none", "attack=worst-linf@0.01",
               "attack=worst-l2@0.5", "attack=worst-linf@0.03"]  # fmt: skip
     records = [record(s, 0.5, ("zero-gradients",) if "0.1" in s else ()) for s in slices]
-    console = Console(width=80, record=True)
+    piped = Console(width=80, record=True, force_terminal=False)  # a pipe or a file: one table, whole
+    monkeypatch.setattr(cli, "out", piped)
+    cli.print_results(records, [("zoo:m", "fashion-mnist")])
+    whole = piped.export_text()
+    assert "1/2" not in whole and all(h in whole for h in ("clean", "linf 0.01", "l2 1 ")) and "…" not in whole
+    console = Console(width=80, record=True, force_terminal=True)  # an 80-column terminal: split
     monkeypatch.setattr(cli, "out", console)
     cli.print_results(records, [("zoo:m", "fashion-mnist")])
     text = console.export_text()
