@@ -195,3 +195,24 @@ def test_reference_models_train_once_on_records_that_are_not_attacked(tmp_path, 
     assert named is None and "reference_recipe" in why
     named, why = recipe_for(model, task, "fmnist-cnn")
     assert named is None and "trains on 'fashion-mnist'" in why
+
+
+def test_the_cards_leakage_sentence_names_the_attack_and_its_reference_models():
+    from harness.cards.card import Facts, _leakage
+    from harness.records import Record
+
+    def rec(attack, metric, value, params, **parts):
+        where = ",".join(f"{k}={v}" for k, v in {"attack": attack, **parts}.items())
+        return Record(model="zoo:m", task="adult", metric=metric, slice=where, value=value, ci_low=value - 0.004,
+                      ci_high=value + 0.004, n=10000, direction="lower", category="privacy", params=params,
+                      flags=(), run_id="r", provenance={})  # fmt: skip
+
+    lira = {"reference_models": 4}
+    facts = Facts([rec("lira-offline", "membership.tpr", 0.032, lira, fpr="0.01"),
+                   rec("loss", "membership.tpr", 0.011, {}, fpr="0.01"),
+                   rec("lira-offline", "membership.auc", 0.55, lira)])  # fmt: skip
+    (sentence,) = _leakage(facts)
+    assert sentence.startswith("Membership inference: an attacker with 4 reference models (lira-offline, black-box)")
+    assert "3.2 [2.8, 3.6]% of training records at 1% false positives" in sentence
+    facts = Facts([rec("loss", "membership.tpr", 0.011, {}, fpr="0.01")])
+    assert "the strongest threshold attack (loss, black-box, no reference models)" in _leakage(facts)[0]

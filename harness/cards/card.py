@@ -324,7 +324,10 @@ def _leakage(facts: Facts) -> list[str]:
     strongest = max(tprs, key=lambda r: r.value)
     attack = strongest.parts["attack"]
     auc = facts.get("membership.auc", f"attack={attack}")
-    text = (f"Membership inference: the strongest threshold attack ({attack}, black-box, no reference models) "
+    how = (f"an attacker with {strongest.params['reference_models']} reference models ({attack}, black-box)"
+           if "reference_models" in strongest.params else f"the strongest threshold attack ({attack}, black-box, "
+           "no reference models)")  # fmt: skip
+    text = (f"Membership inference: {how} "
             f"identifies {_interval(strongest, 100)}% of training records at 1% false positives"
             + (f" (AUC {_interval(auc, 100)}%)" if auc is not None else ""))  # fmt: skip
     groups = [r for r in facts.where("membership.auc", attack=attack, feature="*", group="*")]
