@@ -198,11 +198,8 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False,
 ) -> None:
     """Evaluate a suite's models on its tasks and store the results (resuming what is stored)."""
-    from rich.markup import escape
-
+    from harness import warm
     from harness.config import load_suite, load_suite_file
-    from harness.hardware import devices
-    from harness.progress import Reporter, RichReporter
     from harness.store import Store
 
     setup_logging(verbose, quiet or as_json)
@@ -219,10 +216,16 @@ def run(
         task_options=task_options, limit=limit, executor=executor, ray_address=ray_address, retries=retries,
         seed=seed, batch_size=batch_size, resamples=resamples, country=country, workers=workers, ood_tasks=ood_task,
     )  # fmt: skip
+    key = None if no_cache or dry_run or as_json else warm.plan_key(spec, device)
+    if key is not None and answer_from_store(spec, key, store_dir(store), quiet):
+        return  # nothing changed since a complete run of the same command: its records, without torch
+    from harness import runner
+    from harness.hardware import devices
+    from harness.progress import Reporter, RichReporter
+
     # --device cpu,cuda runs the suite once per device; metrics whose results depend on the device
     # (efficiency) are measured on each, the others come from the store after the first
     device_names = devices.expand(device or spec.device)  # an unavailable device fails before any work
-    from harness import runner
 
     failures = []
     with Store(store_dir(store)) as results:
@@ -256,10 +259,13 @@ def run(
                 timing = f"run {result.run_id} in {result.seconds:.1f} s{cost_text(result.cost)}"
                 err.print(f"{len(result.records)} records of {jobs} ({source}); {timing}; store {results.root}")
             failures += result.failures
-            for r in result.records:
-                for flag in r.flags:
-                    if flag.startswith("at-chance"):
-                        err.print(f"[yellow]warning[/]: {r.model} on {r.task}: {escape(flag)}", highlight=False)
+            warn_at_chance(result.records)
+            device_bound = any(job.spec.device is not None for job in the_plan.jobs)
+            if key is not None and not result.failures and len(device_names) == 1 and not device_bound:
+                warm.remember(results.root, key, [(p.name, p.task) for p in the_plan.pairs],
+                              [job.key for job in the_plan.jobs])  # fmt: skip
+    from rich.markup import escape
+
     for failure in failures:
         err.print(
             f"[red]failed[/]: {failure.job.model} on {failure.job.task}, {failure.job.metric}: "
@@ -268,6 +274,48 @@ def run(
         )
     if failures:
         raise typer.Exit(1)
+
+
+def warn_at_chance(records: list[Any]) -> None:
+    from rich.markup import escape
+
+    for r in records:
+        for flag in r.flags:
+            if flag.startswith("at-chance"):
+                err.print(f"[yellow]warning[/]: {r.model} on {r.task}: {escape(flag)}", highlight=False)
+
+
+def answer_from_store(spec: Any, key: str, root: Path, quiet: bool) -> bool:
+    """Print a warm run's records from the store when an identical complete run left its plan there
+    and every one of its jobs is stored (``harness.warm``); False where it did not."""
+    import time
+    import uuid
+    from datetime import UTC, datetime
+
+    from harness import __version__, warm
+    from harness.store import Store
+
+    held = warm.recall(root, key) if (root / "results.sqlite").is_file() else None
+    if held is None:
+        return False
+    pairs, jobs = held
+    started = time.perf_counter()
+    with Store(root) as results:
+        if results.stored_keys(jobs) != set(jobs):
+            return False
+        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        results.start_run(run_id, spec.name, sys.argv[1:], __version__)
+        records = results.records(keys=jobs)
+        seconds = time.perf_counter() - started
+        results.finish_run(run_id, "complete", {"seconds": seconds, "planned_from_store": True})
+    if not quiet:
+        print_results(records, pairs)
+        count = f"{len(jobs)} job{'s' * (len(jobs) != 1)}"
+        err.print(f"{len(records)} records of {count} ({len(jobs)} from the store, 0 measured; planned from the "
+                  f"store: nothing changed since the run that measured them); run {run_id} in {seconds:.1f} s; "
+                  f"store {results.root}")  # fmt: skip
+    warn_at_chance(records)
+    return True
 
 
 def key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from scipy.special import log_softmax
 
 from harness.registry import privacy_attacks
 
@@ -29,6 +28,8 @@ class PrivacyAttack:
 
 
 def _log_probs(logits: np.ndarray) -> np.ndarray:
+    from scipy.special import log_softmax  # here: listing the attacks need not import scipy
+
     return log_softmax(logits.astype(np.float64), axis=1)
 
 
