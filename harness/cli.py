@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -289,11 +290,9 @@ def answer_from_store(spec: Any, key: str, root: Path, quiet: bool) -> bool:
     """Print a warm run's records from the store when an identical complete run left its plan there
     and every one of its jobs is stored (``harness.warm``); False where it did not."""
     import time
-    import uuid
-    from datetime import UTC, datetime
 
     from harness import __version__, warm
-    from harness.store import Store
+    from harness.store import Store, new_run_id
 
     held = warm.recall(root, key) if (root / "results.sqlite").is_file() else None
     if held is None:
@@ -303,7 +302,7 @@ def answer_from_store(spec: Any, key: str, root: Path, quiet: bool) -> bool:
     with Store(root) as results:
         if results.stored_keys(jobs) != set(jobs):
             return False
-        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        run_id = new_run_id()
         results.start_run(run_id, spec.name, sys.argv[1:], __version__)
         records = results.records(keys=jobs)
         seconds = time.perf_counter() - started
@@ -675,13 +674,9 @@ def compare(
         table.add_column(column, justify="left" if column in ("task", "figure", "test", "verdict") else "right",
                          no_wrap=True)  # fmt: skip
     for c in shown:
-        found_measure = measure(c.metric)
-        scale, places = (100, 1) if found_measure is not None and found_measure.percent else (1, 3)
+        declared = measure(c.metric)
+        num = functools.partial(shown_number, percent=declared is not None and declared.percent)
         d = c.difference
-
-        def num(x: float, sign: str = "", scale: float = scale, places: int = places) -> str:
-            return f"{x * scale:{sign}.{places}f}"
-
         diff = f"{num(d.value, '+')} [{num(d.ci_low, '+')}, {num(d.ci_high, '+')}]"
         test = "bootstrap" if c.test == "paired bootstrap" else c.test.removesuffix(" exact")
         verdict = "n.s." if c.verdict == "no significant difference" else c.verdict
@@ -714,6 +709,11 @@ def compare(
         )
     for found_on in found:
         print_exemplars(found_on, a, b, exemplars_to)
+
+
+def shown_number(x: float, sign: str = "", *, percent: bool) -> str:
+    """A figure as compare prints it: a proportion in percent (a difference in points), else as it is."""
+    return f"{100 * x:{sign}.1f}" if percent else f"{x:{sign}.3f}"
 
 
 def task_classes(names: set[str]) -> dict[str, tuple[str, ...]]:

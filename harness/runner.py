@@ -15,7 +15,6 @@ import json
 import logging
 import platform
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +36,7 @@ from harness.progress import NullReporter, Reporter
 from harness.records import Record
 from harness.registry import metrics
 from harness.spec import ExampleSet, JobSpec, MetricSpec, ModelIdentity, TaskIdentity, index_digest
-from harness.store import JobRow, Store, StoreError, key_of
+from harness.store import JobRow, Store, StoreError, key_of, new_run_id
 from harness.tasks import Task, get_task
 from harness.tasks.stream import default_workers
 
@@ -371,7 +370,7 @@ def run(
     executor = executor or make_executor(suite.executor, suite.ray_address)
     device = devices.resolve(suite.device)
     the_plan = planned or plan(suite, store, no_cache=no_cache)
-    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    run_id = new_run_id()
     store.start_run(run_id, suite.name, argv or [], __version__)
     settings = {
         "device": device, "seed": suite.seed, "batch_size": suite.batch_size, "resamples": suite.resamples,

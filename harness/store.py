@@ -86,6 +86,14 @@ def key_of(**parts: Any) -> str:
 LOCK_TIMEOUT = 60.0  # seconds a run waits for another writing to the same store
 
 
+def new_run_id() -> str:
+    """A run's id: its UTC start to the second and six random hex digits (``20261203T061239-ca6b7f``)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
 class StoreError(HarnessError):
     """A store folder that cannot be used."""
 

@@ -127,7 +127,7 @@ class Membership(Metric):
         chosen = [get_attack(name) for name in params.attacks]
         reference, why_not, about = None, "", {}
         if any(a.references for a in chosen):
-            reference, why_not, about = self._references(ctx, params, training, member_rows, others)
+            reference, why_not, about = self._references(ctx, params, training, member_rows, members, others)
         opts = ctx.bootstrap_options
         out: list[Record] = []
         frame = pd.DataFrame({"example": np.r_[members.attributes["index"], others.attributes["index"]],
@@ -160,7 +160,7 @@ class Membership(Metric):
         return out
 
     def _references(self, ctx: EvalContext, params: MembershipParams, training: Split, member_rows: np.ndarray,
-                    others: Split) -> tuple[dict[str, np.ndarray] | None, str, dict[str, Any]]:  # fmt: skip
+                    members: Split, others: Split) -> tuple[dict[str, np.ndarray] | None, str, dict]:  # fmt: skip
         """The reference models' logits on the members and the non-members [K, n, k], trained (or read
         from the cache) on halves of the population: the training split's records that are not members
         and the evaluation split's that are not non-members. None, with the reason, where no recipe fits."""
@@ -176,7 +176,6 @@ class Membership(Metric):
         label = f"reference models (zoo:{recipe}, on halves of {len(population)} records)"
         modules = reference_models(recipe, population, params.reference_models, ctx.seed,
                                    lambda done, k: ctx.stage(f"{label}: {done}/{k}", done, k))  # fmt: skip
-        members = training.subset(member_rows)
         logits = {side: np.stack([logits_of(m, split).numpy().astype(np.float64) for m in modules])
                   for side, split in (("members", members), ("others", others))}  # fmt: skip
         about = {"reference_recipe": f"zoo:{recipe}", "reference_models": params.reference_models,

@@ -165,9 +165,10 @@ def penultimate(module: nn.Module, layer: str | None) -> nn.Module:
     return head
 
 
-def outputs_of(ctx: EvalContext, split: Split, chosen: list[Detector], layer: str | None, label: str) -> Outputs:
-    """One pass over ``split``: logits, features where a detector reads them, input detectors' scores
-    (their own passes leave no features)."""
+def outputs_of(ctx: EvalContext, split: Split, chosen: list[Detector], layer: str | None, label: str, *,
+               features: bool = False) -> Outputs:  # fmt: skip
+    """One pass over ``split``: logits, features where a detector reads them (or ``features`` asks),
+    input detectors' scores (their own passes leave no features)."""
     import torch
 
     model = ctx.model.to(ctx.device)
@@ -179,7 +180,7 @@ def outputs_of(ctx: EvalContext, split: Split, chosen: list[Detector], layer: st
         if listening[0]:
             captured.append(args[0].detach().flatten(1).float().cpu())
 
-    features = any(d.reads == "features" for d in chosen)
+    features = features or any(d.reads == "features" for d in chosen)
     hook = penultimate(model.module, layer).register_forward_hook(keep) if features else None
     logits, scored, done = [], {d.name: [] for d in inputs_detectors}, 0
     try:
@@ -207,7 +208,6 @@ def training_features(ctx: EvalContext, sample: Split, layer: str | None, label:
     of the model on the task (other OOD sets, detectors, runs) fits on the same features."""
     import hashlib
 
-    from harness.detectors.features import KNearest
     from harness.files import atomic_write, cache_root
 
     key = hashlib.sha256(f"{ctx.model.fingerprint}/{sample.fingerprint}/{layer}/{ctx.device.type}".encode())
@@ -216,7 +216,7 @@ def training_features(ctx: EvalContext, sample: Split, layer: str | None, label:
         return np.load(where, allow_pickle=False)
     except (OSError, ValueError):
         pass
-    features = outputs_of(ctx, sample, [KNearest()], layer, label).features
+    features = outputs_of(ctx, sample, [], layer, label, features=True).features
     assert features is not None
     try:
         with atomic_write(where) as tmp, tmp.open("wb") as f:
