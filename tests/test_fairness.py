@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.metrics.fairness import Fairness, FairnessParams, bucketed
+from harness.tasks.tabular import age_group
 from tests.helpers import context_for
 
 DISPARITY_FUNCTIONS = {
@@ -79,7 +80,12 @@ def test_group_metrics_match_an_independent_groupby(random_case):
     assert by(records, "demographic_parity_difference", "feature=g").value == pytest.approx(rates.max() - rates.min())
     accuracy = frame.assign(ok=frame.y == frame.p).groupby("g")["ok"].mean()
     assert by(records, "accuracy_difference", "feature=g").value == pytest.approx(accuracy.max() - accuracy.min())
-    assert by(records, "worst_group_accuracy", "feature=g").value == pytest.approx(accuracy.min())
+    worst = by(records, "worst_group_accuracy", "feature=g")
+    sizes = frame.groupby("g").size()
+    assert worst.value == pytest.approx(accuracy.min())
+    # n: the worst group's size (not the split's); a disparity's: the smallest group's
+    assert worst.params["worst_group"] == accuracy.idxmin() and worst.n == sizes[accuracy.idxmin()] < len(frame)
+    assert by(records, "demographic_parity_difference", "feature=g").n == sizes.min()
 
 
 def test_identical_outcomes_give_zero_gaps_and_unit_ratios():
@@ -131,7 +137,11 @@ def test_small_groups_are_flagged_and_left_out_of_the_worst_group():
 
 def test_missing_values_form_their_own_group_and_buckets_have_stated_edges():
     ages = pd.Series([18, 30, None, 70, 44, 45])
-    assert bucketed(ages, (25, 45, 65)).tolist() == ["<25", "25-45", "missing", ">=65", "25-45", "45-65"]
+    # whole numbers by their closed bounds, as the data's own age groups (tasks.tabular.age_group) are written
+    assert bucketed(ages, (25, 45, 65)).tolist() == ["<25", "25-44", "missing", "65+", "25-44", "45-64"]
+    assert bucketed(ages, (25, 45, 65)).tolist() == age_group(ages).tolist()
+    # other values by their half-open intervals
+    assert bucketed(pd.Series([0.2, 0.5, 1.5, 2.0]), (0.5, 2)).tolist() == ["<0.5", "[0.5, 2)", "[0.5, 2)", ">=2"]
     group = pd.Series(["a", None] * 40)
     y = np.tile([0, 1], 40)
     records = evaluate(y, y, pd.DataFrame({"g": group}))

@@ -168,8 +168,9 @@ def test_the_robustness_and_fairness_plots_read_as_they_should(tmp_path, monkeyp
     figure that is the same for every model (the corrupted data) is shown once."""
     from harness.leaderboard import html, plots
 
-    assert sorted(["45-65", ">=65", "<25", "25-45", "Female"], key=plots.group_order) == [
-        "<25", "25-45", "45-65", ">=65", "Female"]  # fmt: skip
+    assert sorted(["45-64", "65+", "<25", "25-44", "Female"], key=plots.group_order) == [
+        "<25", "25-44", "45-64", "65+", "Female"]  # fmt: skip
+    assert sorted([">=2", "[0.5, 2)", "<0.5"], key=plots.group_order) == ["<0.5", "[0.5, 2)", ">=2"]
     robust = {"category": "robustness"}
     records = [record("zoo:a", "adversarial.robust_accuracy", 0.4, slice="attack=worst-linf@0.1", **robust),
                record("zoo:a", "adversarial.clean_accuracy", 0.9, slice="attack=none", **robust)]  # fmt: skip

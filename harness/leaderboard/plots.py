@@ -122,11 +122,11 @@ GROUP_RATES = (("fairness.accuracy", "accuracy"), ("fairness.selection_rate", "s
 
 
 def group_order(name: str) -> tuple:
-    """Groups in their natural order: buckets by their bounds (``<25``, ``25-45``, ``45-65``, ``>=65``,
-    ``65+``), the rest by name."""
+    """Groups in their natural order: buckets by their bounds (``<25``, ``25-44``, ``45-64``, ``65+``;
+    ``<0.5``, ``[0.5, 2)``, ``>=2``), the rest by name."""
     import re
 
-    found = re.match(r"^(<|>=|>)?\s*(-?\d+(?:\.\d+)?)", name)
+    found = re.match(r"^(<|>=|>|\[)?\s*(-?\d+(?:\.\d+)?)", name)
     if found is None:
         return (1, 0.0, name)
     shift = {"<": -0.5, ">=": 0.5, ">": 0.5}.get(found.group(1) or "", 0.5 if name.endswith("+") else 0.0)

@@ -16,7 +16,8 @@ from harness.leaderboard.ties import tie_mark
 from harness.measures import measure
 
 LEGEND = ("± the larger side of the 95% interval (methods in docs/metrics.md; a range is the min-max of repeated "
-          "timings, not an interval), n the examples (or repeats) measured; "
+          "timings, not an interval), n the examples (or repeats) measured (of a group: its size; of a gap between "
+          "groups: the smallest group's; of the worst group: that group's); "
           "↑ higher is better, ↓ lower; ≈ not significantly "
           "different from the best in its column (paired test on the same examples where the store has them, "
           "Holm-adjusted; otherwise overlapping CIs)")  # fmt: skip

@@ -16,7 +16,6 @@ inconclusive where the ratio's interval straddles the band.
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from harness import stats
 from harness.measures import Measure
 from harness.metrics.base import Metric
 from harness.registry import metrics, unknown_name_message
+from harness.tasks.tabular import bucketed
 
 if TYPE_CHECKING:
     from harness.context import EvalContext
@@ -71,15 +71,6 @@ class FairnessParams(BaseModel):
         return tolerance
 
 
-def bucketed(values: pd.Series, edges: tuple[float, ...]) -> pd.Series:
-    """Continuous values in [e_i, e_i+1) buckets named "<25", "25-45", ">=65"."""
-    names = [f"<{edges[0]:g}"] + [f"{a:g}-{b:g}" for a, b in itertools.pairwise(edges)]
-    names.append(f">={edges[-1]:g}")
-    codes = np.searchsorted(np.asarray(edges, dtype=float), values.astype(float).to_numpy(), side="right")
-    out = pd.Series(np.asarray(names, dtype=object)[codes], index=values.index)
-    return out.where(values.notna(), MISSING)
-
-
 def group_columns(attributes: pd.DataFrame, params: FairnessParams, default: tuple[str, ...]) -> dict[str, pd.Series]:
     """Each sensitive feature (bucketed where asked) and each intersection, as string group labels;
     a missing value is its own group, never dropped."""
@@ -96,7 +87,7 @@ def group_columns(attributes: pd.DataFrame, params: FairnessParams, default: tup
     def labels(feature: str) -> pd.Series:
         column = attributes[feature]
         if feature in params.buckets:
-            return bucketed(column, params.buckets[feature])
+            return bucketed(column, params.buckets[feature], MISSING)
         return column.astype(object).where(column.notna(), MISSING).astype(str)
 
     out = {feature: labels(feature) for feature in features}
@@ -246,7 +237,10 @@ def metric_frame(y: np.ndarray, yhat: np.ndarray, groups: pd.Series, control: pd
 @metrics.register("fairness", "per-group metrics (fairlearn MetricFrame), disparities with CIs, audit verdicts")
 class Fairness(Metric):
     name = "fairness"
-    version = 2  # 2: verdicts pass / fail / inconclusive from the ratio's interval; undefined rates unjudged
+    # 2: verdicts pass / fail / inconclusive from the ratio's interval; undefined rates unjudged
+    # 3: whole-number buckets named by their closed bounds (25-44, 65+, as the data's age groups); a
+    #    worst-group figure's n is that group's size, a disparity's the smallest compared group's
+    version = 3
     task_params = ("features", "buckets", "intersections", "control_features", "reference")
     category = "fairness"
     measures = (
@@ -348,15 +342,23 @@ class Fairness(Metric):
                 estimate = replace(estimate, value=value)
             if not np.isfinite(estimate.value):
                 continue  # no group has the rate defined: nothing to compare
-            out.append(ctx.record(f"fairness.{metric}", estimate, slice=slice_, params=info,
-                                  flags=flags))  # fmt: skip
+            # n: the smallest group's size, which bounds how precisely any gap between groups is known
+            out.append(ctx.record(f"fairness.{metric}", replace(estimate, n=int(sizes.min())), slice=slice_,
+                                  params=info, flags=flags))  # fmt: skip
         eligible = np.flatnonzero(sizes >= params.min_count)
         if len(eligible):
             accuracy = group_rates(counts[None])["accuracy"][0, eligible]
-            _, estimate = stats.minimum(accuracy, group_rates(resampled)["accuracy"][:, eligible], int(sizes.sum()))
+            which, estimate = stats.minimum(accuracy, group_rates(resampled)["accuracy"][:, eligible], 0)
+            worst = int(eligible[which])
             excluded = {g: f"n < {params.min_count}" for g in small}
-            out.append(ctx.record("fairness.worst_group_accuracy", estimate, slice=slice_,
-                                  params={**info, "excluded": excluded}))  # fmt: skip
+            out.append(
+                ctx.record(
+                    "fairness.worst_group_accuracy",
+                    replace(estimate, n=int(sizes[worst])),
+                    slice=slice_,
+                    params={**info, "excluded": excluded, "worst_group": names[worst]},
+                )
+            )
         out += self._verdicts(ctx, params, feature, names, counts, sizes, resampled, where)
         return out
 
@@ -436,23 +438,28 @@ class Fairness(Metric):
         def accuracy(t: np.ndarray) -> np.ndarray:
             return _div(np.diagonal(t[..., :k], axis1=-2, axis2=-1).sum(-1), t.sum((-1, -2)))
 
+        sizes = counts.sum((1, 2))
         out = []
         for i, group in enumerate(names):
             estimate = stats.from_resampled(lambda t, i=i: accuracy(t)[..., i], counts, resampled)
-            out.append(ctx.record("fairness.accuracy", estimate, slice={feature: group}))
+            out.append(ctx.record("fairness.accuracy", replace(estimate, n=int(sizes[i])), slice={feature: group}))
             for c in range(k):
                 if counts[i, c].sum() == 0:
                     continue
                 recall = stats.from_resampled(lambda t, i=i, c=c: _div(t[..., i, c, c], t[..., i, c, :].sum(-1)),
                                               counts, resampled)  # fmt: skip
+                recall = replace(recall, n=int(counts[i, c].sum()))
                 out.append(ctx.record("fairness.recall", recall, slice={feature: group, "class": ctx.task.classes[c]}))
+        difference = stats.from_resampled(lambda t: gap(accuracy(t)), counts, resampled, method="basic", bounds=(0, 1))
+        out.append(ctx.record("fairness.accuracy_difference", replace(difference, n=int(sizes.min())),
+                              slice={"feature": feature}))  # fmt: skip
+        which, worst = stats.minimum(accuracy(counts[None])[0], accuracy(resampled), 0)
         out.append(
             ctx.record(
-                "fairness.accuracy_difference",
-                stats.from_resampled(lambda t: gap(accuracy(t)), counts, resampled, method="basic", bounds=(0, 1)),
+                "fairness.worst_group_accuracy",
+                replace(worst, n=int(sizes[which])),
                 slice={"feature": feature},
+                params={"worst_group": names[which]},
             )
         )
-        _, worst = stats.minimum(accuracy(counts[None])[0], accuracy(resampled), int(counts.sum()))
-        out.append(ctx.record("fairness.worst_group_accuracy", worst, slice={"feature": feature}))
         return out

@@ -8,6 +8,7 @@ preprocessing, ``harness.models.tabular``), so shifts and attacks act on the fea
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,10 +46,33 @@ def vocabulary(frame: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, tuple
     return {c: tuple(sorted(frame[c].dropna().astype(str).unique())) for c in columns}
 
 
+def bucket_names(edges: tuple[float, ...], whole: bool) -> list[str]:
+    """Names of the buckets (-inf, e0), [e0, e1), ..., [ek, inf). Of whole numbers (ages) by their closed
+    bounds, as the data's own groups are written: ``<25``, ``25-44``, ``65+``; of other values by their
+    half-open interval: ``<0.5``, ``[0.5, 2)``, ``>=2``."""
+    if whole:
+        inner = [f"{a:g}-{b - 1:g}" if b - 1 > a else f"{a:g}" for a, b in itertools.pairwise(edges)]
+        return [f"<{edges[0]:g}", *inner, f"{edges[-1]:g}+"]
+    return [f"<{edges[0]:g}", *(f"[{a:g}, {b:g})" for a, b in itertools.pairwise(edges)), f">={edges[-1]:g}"]
+
+
+def bucketed(values: pd.Series, edges: tuple[float, ...], missing: str = "missing") -> pd.Series:
+    """Each value's bucket name (``bucket_names``); a missing value is the group ``missing``."""
+    import pandas as pd
+
+    numbers = values.astype(float).to_numpy()
+    known = numbers[~np.isnan(numbers)]
+    whole = all(float(e).is_integer() for e in edges) and bool(np.all(known == np.round(known)))
+    names = np.asarray(bucket_names(tuple(edges), whole), dtype=object)
+    codes = np.searchsorted(np.asarray(edges, dtype=float), numbers, side="right")
+    return pd.Series(names[codes], index=values.index).where(values.notna(), missing)
+
+
+AGE_EDGES = (25, 45, 65)
+
+
 def age_group(age: pd.Series) -> pd.Series:
-    bins = [-np.inf, 25, 45, 65, np.inf]
-    labels = ["<25", "25-44", "45-64", "65+"]
-    return pd.cut(age.astype(float), bins=bins, labels=labels, right=False).astype(str)
+    return bucketed(age, AGE_EDGES)
 
 
 class TabularTask(Task):
