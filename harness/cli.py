@@ -469,7 +469,7 @@ def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
     models in the order the suite names them (``order``: the plan's (model, task) pairs)."""
     from rich.table import Table
 
-    from harness.leaderboard.render import format_value
+    from harness.measures import format_value
 
     tables: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     families: dict[str, list[str]] = {}
@@ -546,6 +546,16 @@ def print_results(records: list[Any], order: list[tuple[str, str]]) -> None:
                 print_whole(table)
 
 
+def format_of(fmt: StrEnum | None, output: Path | None, formats: type[StrEnum], default: str) -> str:
+    """The format asked for, else the one of ``formats`` the output file's name says (``board.html``,
+    ``card.md``), else ``default``: ``-o board.html`` alone must not write Markdown into an .html file."""
+    if fmt is not None:
+        return fmt.value
+    suffix = output.suffix.lstrip(".").lower() if output is not None else ""
+    suffix = {"htm": "html", "markdown": "md"}.get(suffix, suffix)
+    return suffix if suffix in {f.value for f in formats} else default
+
+
 class BoardFormat(StrEnum):
     terminal = "terminal"
     md = "md"
@@ -560,7 +570,9 @@ def leaderboard(
     task: Annotated[str | None, typer.Option("--task", "-t", help="Only this task")] = None,
     device: Annotated[str | None, typer.Option(help="Only rows on this device (e.g. cpu, cuda)")] = None,
     sort: Annotated[str | None, typer.Option(help="Rank by this column label [default: the first]")] = None,
-    fmt: Annotated[BoardFormat, typer.Option("--format", "-f", help="Output format")] = BoardFormat.terminal,
+    fmt: Annotated[
+        BoardFormat | None, typer.Option("--format", "-f", help="Output format [default: from -o, else terminal]")
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write [default: stdout]")] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Compare leaderboards/ with a fresh run of the fast reference suites")
@@ -592,6 +604,7 @@ def leaderboard(
     if not (root / "results.sqlite").is_file():
         raise typer.BadParameter(f"no result store at {root}: run `harness run` first, or pass --store")
     title = f"harness leaderboard: {suite or 'every suite'}"
+    fmt = BoardFormat(format_of(fmt, output, BoardFormat, "terminal"))
     with Store(root) as results:
         choice = choice_of(limit, seed, spec)
         board = build(results, suite=suite, task=task, device=device, sort=sort, choice=choice)
@@ -796,7 +809,9 @@ class CardFormat(StrEnum):
 def card(
     model: Annotated[str, typer.Argument(help="The model, e.g. zoo:fmnist-cnn")],
     task: Annotated[str | None, typer.Option("--task", "-t", help="The task [default: the only one]")] = None,
-    fmt: Annotated[CardFormat, typer.Option("--format", "-f", help="Markdown (Hugging Face) or HTML")] = CardFormat.md,
+    fmt: Annotated[
+        CardFormat | None, typer.Option("--format", "-f", help="Markdown (Hugging Face) or HTML [default: from -o]")
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write")] = Path("MODEL_CARD.md"),
     info: Annotated[
         Path | None, typer.Option(help="YAML with what the store cannot know: intended_use, training_data, ...")
@@ -816,7 +831,13 @@ def card(
         raise typer.BadParameter(f"no result store at {root}: run `harness run` first, or pass --store")
     with Store(root) as results:
         path = write_card(
-            results, canonical(model), task, output, fmt=fmt.value, info_file=info, choice=choice_of(limit, seed, spec)
+            results,
+            canonical(model),
+            task,
+            output,
+            fmt=format_of(fmt, output, CardFormat, "md"),
+            info_file=info,
+            choice=choice_of(limit, seed, spec),
         )
     err.print(f"wrote the card of {model} to {path}")
 

@@ -8,6 +8,7 @@ category from them, so that they are said once.
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,3 +89,19 @@ def metric_of(name: str) -> str | None:
 def outcomes(kind: str) -> list[Measure]:
     """The measures whose per-example outcomes are stored under ``kind``."""
     return [m for _, m in owners().values() if m.outcome is not None and m.outcome[0] == kind]
+
+
+def format_value(metric: str, value: float, low: float, high: float) -> str:
+    """``91.8 ±0.5``: the value and the larger side of its CI (the exact bounds are in the store)."""
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    declared = measure(metric)
+    if declared is not None and declared.verdicts:
+        return declared.verdicts.get(value, f"{value:g}")
+    if declared is not None and declared.category == "efficiency":  # counts, timings: spread only where there is one
+        text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+        return text if high == low else f"{text} ±{max(high - value, value - low):.2g}"
+    percent = declared.percent if declared is not None else "accuracy" in metric
+    scale, digits = (100, 1) if percent else (1, 3)
+    half = max(high - value, value - low) * scale
+    return f"{value * scale:.{digits}f} ±{half:.{digits}f}"

@@ -415,13 +415,17 @@ def test_model_card_of_the_mitigated_adult_model_round_trips_through_huggingface
     result = next(e for e in loaded.data.eval_results if e.metric_type == "accuracy.top1")
     assert result.metric_value == pytest.approx(accuracy["value"], abs=1e-6) and result.dataset_name == "adult"
     assert loaded.data.co2_eq_emissions["emissions"] > 0 and "codecarbon" in loaded.data.co2_eq_emissions["source"]
-    html = tmp_path / "card.html"
-    harness("card", "zoo:adult-mlp-fair", "--task", "adult", "--info", str(info), "-f", "html", "-o", str(html),
-            store=store)  # fmt: skip
+    html = tmp_path / "card.html"  # the format from the file's name: no --format needed
+    harness("card", "zoo:adult-mlp-fair", "--task", "adult", "--info", str(info), "-o", str(html), store=store)
     page = html.read_text()
+    assert page.startswith("<!doctype html>")
+    assert page.index("age=&lt;25") < page.index("age=25-44") < page.index("age=45-64")  # groups in natural order
     assert "&lt;research&gt;" in page and "<research>" not in page
     assert 'src="data:image/png;base64,' in page and "_figures/" not in page  # one self-contained file
     assert not (tmp_path / "card_figures").exists()
+    board = tmp_path / "board.html"
+    harness("leaderboard", "-o", str(board), store=store)
+    assert board.read_text().startswith("<!doctype html>")
     missing = harness("card", "zoo:german-logreg", "--task", "adult", store=store, check=False)
     assert missing.returncode == 2 and "no records of zoo:german-logreg on adult" in missing.stderr
 

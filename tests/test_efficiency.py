@@ -253,3 +253,14 @@ def test_device_lists_expand_and_fail_before_any_work():
     if not torch.cuda.is_available():
         with pytest.raises(devices.DeviceError, match="no usable CUDA GPU"):
             devices.expand("cpu,cuda")
+
+
+def test_the_country_table_read_without_codecarbon_is_codecarbons():
+    """``countries()`` reads codecarbon's grid table itself (importing codecarbon loads pandas and its
+    hardware probes, a third of a warm run): the same table as codecarbon's ``DataSource`` gives."""
+    from codecarbon.input import DataSource
+
+    from harness.hardware.energy import countries
+
+    expected = {code: row["country_name"] for code, row in DataSource().get_global_energy_mix_data().items()}
+    assert countries() == expected and "FRA" in expected

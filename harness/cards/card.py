@@ -16,7 +16,7 @@ import yaml
 from harness import text as doc
 from harness.errors import HarnessError
 from harness.leaderboard import plots
-from harness.leaderboard.render import format_value
+from harness.measures import format_value
 from harness.records import Record
 from harness.selection import Choice, SelectionError, selected
 from harness.stats import METHODS
@@ -192,6 +192,7 @@ def quantitative(facts: Facts, figures: list[Image]) -> Section:
         blocks += ["Overall:", Table(["figure", "value ± CI"], headline)]
     groups = facts.groups("fairness.accuracy")
     if groups:
+        groups = sorted(groups, key=lambda r: (next(iter(r.parts)), plots.group_order(next(iter(r.parts.values())))))
         rows = [[r.slice, _interval(r, 100), str(r.n)] for r in groups]
         blocks += ["Disaggregated by group (accuracy in %, 95% CI):", Table(["group", "accuracy", "n"], rows)]
     robust = facts.where("adversarial.robust_accuracy", attack="worst-*")
@@ -257,7 +258,8 @@ def findings(facts: Facts, sensitive: tuple[str, ...] = ()) -> tuple[list[str], 
         if outcome == "pass":
             continue
         where = verdict.parts
-        groups = ", ".join(verdict.params.get("failing" if outcome == "fail" else "inconclusive", [])) or "?"
+        named = verdict.params.get("failing" if outcome == "fail" else "inconclusive", [])
+        groups = ", ".join(sorted(named, key=plots.group_order)) or "?"
         criterion = where.get("criterion", "?").replace("_", " ")
         judged.setdefault((where.get("feature", "?"), outcome), []).append(f"{criterion} ({groups})")
     for (feature, outcome), criteria in judged.items():
@@ -376,7 +378,7 @@ def _html(title: str, sections: list[Section]) -> str:
            f"<title>Model card: {escape(title)}</title>",
            "<style>body{font:14px/1.45 system-ui,sans-serif;margin:1.5rem;max-width:60rem}"
            "td,th{border-bottom:1px solid #ddd;padding:.2rem .6rem;text-align:left}table{border-collapse:collapse}"
-           "img{max-width:640px}</style></head><body>", f"<h1>Model card: {escape(title)}</h1>"]  # fmt: skip
+           "img{max-width:100%}</style></head><body>", f"<h1>Model card: {escape(title)}</h1>"]  # fmt: skip
     for section in sections:
         out.append(f"<h2>{escape(section.title)}</h2>")
         for block in section.blocks:

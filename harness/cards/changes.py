@@ -9,8 +9,7 @@ from typing import Any
 from harness.leaderboard.compare import CompareError, Comparison, compare
 from harness.leaderboard.deltas import gap_deltas
 from harness.leaderboard.exemplars import exemplars_in, paired_clean
-from harness.leaderboard.render import format_value
-from harness.measures import measure
+from harness.measures import format_value, measure
 from harness.text import p_value
 
 

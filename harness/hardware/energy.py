@@ -5,12 +5,14 @@ measures GPUs through NVML and always estimates RAM. The result says which."""
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
+from pathlib import Path
 
 MEASURED_CPU_MODES = {"intel_rapl", "intel_power_gadget", "apple_powermetrics"}
 
@@ -32,15 +34,26 @@ class Energy:
 
 
 DEFAULT_COUNTRY = "USA"
+GRID_TABLE = "data/private_infra/global_energy_mix.json"  # inside the codecarbon package
 
 
 @cache
 def countries() -> dict[str, str]:
     """ISO 3166-1 alpha-3 code -> country name, for the countries codecarbon has a grid carbon
     intensity for."""
-    from codecarbon.input import DataSource
+    import importlib.util
 
-    return {code: row["country_name"] for code, row in DataSource().get_global_energy_mix_data().items()}
+    # codecarbon's own table, read without importing codecarbon (which loads pandas and its hardware
+    # probes: a third of a warm run); its DataSource where the file is not where codecarbon keeps it
+    found = importlib.util.find_spec("codecarbon")
+    table = Path(next(iter(found.submodule_search_locations or ()), "")) / GRID_TABLE if found else None
+    if table is not None and table.is_file():
+        mix = json.loads(table.read_text())
+    else:
+        from codecarbon.input import DataSource
+
+        mix = DataSource().get_global_energy_mix_data()
+    return {code: row["country_name"] for code, row in mix.items()}
 
 
 def check_country(code: str) -> str:

@@ -10,6 +10,8 @@ import numpy as np
 from harness.figures import _png, _pyplot
 from harness.records import Record
 
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
 
 def _by_model(records: list[Record], metric: str, slice: str) -> dict[str, Record]:
     return {r.model: r for r in records if r.metric == metric and r.slice == slice}
@@ -17,21 +19,24 @@ def _by_model(records: list[Record], metric: str, slice: str) -> dict[str, Recor
 
 def _scatter(points: dict[str, tuple[float, float]], xlabel: str, ylabel: str, title: str,
              pareto: tuple[bool, bool] | None = None) -> bytes:  # fmt: skip
-    """Labelled points; with ``pareto`` = (x higher is better, y higher is better), the front drawn."""
+    """One marker per model, named in a legend below the axes (labels beside close points would overlap);
+    with ``pareto`` = (x higher is better, y higher is better), the front drawn."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for name, (x, y) in points.items():
-        ax.scatter([x], [y], s=36)
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    rows = -(-len(points) // 2)  # the legend's rows, two models to a row
+    fig, ax = plt.subplots(figsize=(6.4, 4.4 + 0.2 * rows))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, (x, y)) in enumerate(sorted(points.items())):
+        ax.scatter([x], [y], s=40, color=colors[i % len(colors)], marker=MARKERS[i // len(colors) % len(MARKERS)],
+                   label=name, zorder=3)  # fmt: skip
     if pareto is not None:
         front = pareto_front(points, *pareto)
         if len(front) >= 2:  # the staircase of points nothing beats: what lies under it is dominated
             xs, ys = zip(*sorted(points[name] for name in front), strict=True)
             ax.step(xs, ys, where="post" if pareto[0] != pareto[1] else "pre", color="#C44E52", linewidth=1,
                     linestyle="--", label=f"Pareto front ({len(front)} of {len(points)} models)")  # fmt: skip
-        ax.scatter(*zip(*(points[n] for n in front), strict=True), s=90, facecolors="none", edgecolors="#C44E52",
+        ax.scatter(*zip(*(points[n] for n in front), strict=True), s=110, facecolors="none", edgecolors="#C44E52",
                    label=None if len(front) >= 2 else "not beaten on both axes")  # fmt: skip
-        ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)

@@ -13,7 +13,7 @@ from harness import slices
 from harness import text as doc
 from harness.leaderboard.table import Board, Column
 from harness.leaderboard.ties import tie_mark
-from harness.measures import measure
+from harness.measures import format_value
 
 LEGEND = ("± the larger side of the 95% interval (methods in docs/metrics.md; a range is the min-max of repeated "
           "timings, not an interval), n the examples (or repeats) measured (of a group: its size; of a gap between "
@@ -21,22 +21,6 @@ LEGEND = ("± the larger side of the 95% interval (methods in docs/metrics.md; a
           "↑ higher is better, ↓ lower; ≈ not significantly "
           "different from the best in its column (paired test on the same examples where the store has them, "
           "Holm-adjusted; otherwise overlapping CIs)")  # fmt: skip
-
-
-def format_value(metric: str, value: float, low: float, high: float) -> str:
-    """``91.8 ±0.5``: the value and the larger side of its CI (the exact bounds are in the store)."""
-    if isinstance(value, float) and math.isnan(value):
-        return ""
-    declared = measure(metric)
-    if declared is not None and declared.verdicts:
-        return declared.verdicts.get(value, f"{value:g}")
-    if declared is not None and declared.category == "efficiency":  # counts, timings: spread only where there is one
-        text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-        return text if high == low else f"{text} ±{max(high - value, value - low):.2g}"
-    percent = declared.percent if declared is not None else "accuracy" in metric
-    scale, digits = (100, 1) if percent else (1, 3)
-    half = max(high - value, value - low) * scale
-    return f"{value * scale:.{digits}f} ±{half:.{digits}f}"
 
 
 def chosen(pattern: str, found: str) -> str:

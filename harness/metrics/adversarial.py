@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import stats
@@ -16,6 +15,9 @@ from harness.files import source_digest
 from harness.measures import Measure
 from harness.metrics.base import Metric, costly_subset
 from harness.registry import attacks, metrics, unknown_name_message
+
+if TYPE_CHECKING:
+    pass
 
 if TYPE_CHECKING:
     from harness.context import EvalContext
@@ -139,6 +141,8 @@ class Adversarial(Metric):
         return total + min(200, n) * (p.apgd_steps + 1) + 2 * p.active_tests * p.active_inner_points
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
+        import pandas as pd
+
         from harness.attacks.sanity import model_flags, monotone, result_flags
 
         assert isinstance(params, AdversarialParams)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import stats
@@ -31,6 +30,9 @@ from harness.measures import Measure
 from harness.metrics.base import Metric, costly_subset
 from harness.registry import metrics
 from harness.spec import index_digest
+
+if TYPE_CHECKING:
+    pass
 
 if TYPE_CHECKING:
     import torch
@@ -233,6 +235,8 @@ class Corruption(Metric):
             done += len(rows)
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
+        import pandas as pd
+
         from harness.models import load_model
 
         assert isinstance(params, CorruptionParams)

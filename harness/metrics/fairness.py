@@ -23,7 +23,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import stats
@@ -31,6 +30,9 @@ from harness.measures import Measure
 from harness.metrics.base import Metric
 from harness.registry import metrics, unknown_name_message
 from harness.tasks.tabular import bucketed
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 if TYPE_CHECKING:
     from harness.context import EvalContext
@@ -74,6 +76,7 @@ class FairnessParams(BaseModel):
 def group_columns(attributes: pd.DataFrame, params: FairnessParams, default: tuple[str, ...]) -> dict[str, pd.Series]:
     """Each sensitive feature (bucketed where asked) and each intersection, as string group labels;
     a missing value is its own group, never dropped."""
+
     available = [c for c in attributes.columns if c != "index"]
     features = params.features if params.features is not None else default
     wanted = [*features, *(f for pair in params.intersections for f in pair), *params.control_features]
@@ -269,6 +272,7 @@ class Fairness(Metric):
         group_columns(task.load().attributes, params, task.sensitive)
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
+
         assert isinstance(params, FairnessParams)
         attributes = ctx.split.attributes.reset_index(drop=True)
         columns = group_columns(attributes, params, ctx.task.sensitive)
@@ -302,6 +306,8 @@ class Fairness(Metric):
     def _binary(self, ctx: EvalContext, params: FairnessParams, feature: str, groups: pd.Series, y: np.ndarray,
                 yhat: np.ndarray, by_group: pd.DataFrame, fair: dict[str, float],
                 where: dict[str, str]) -> list[Record]:  # fmt: skip
+        import pandas as pd
+
         names = sorted(groups.unique())
         codes = pd.Categorical(groups, categories=names).codes.astype(np.int64)  # int8 for few groups: would overflow
         counts = np.bincount(codes * 4 + y * 2 + yhat, minlength=len(names) * 4).reshape(len(names), 2, 2)
@@ -427,6 +433,8 @@ class Fairness(Metric):
     def _multiclass(self, ctx: EvalContext, feature: str, groups: pd.Series, y: np.ndarray,
                     yhat: np.ndarray) -> list[Record]:  # fmt: skip
         """Per-group accuracy, per-group per-class recall (one-vs-rest), accuracy gap and worst group."""
+        import pandas as pd
+
         k = ctx.task.num_classes
         names = sorted(groups.unique())
         codes = pd.Categorical(groups, categories=names).codes.astype(np.int64)  # int8 for few groups: would overflow

@@ -17,13 +17,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness import stats
 from harness.measures import Measure
 from harness.metrics.base import Metric
 from harness.registry import explainers, metrics
+
+if TYPE_CHECKING:
+    pass
 
 if TYPE_CHECKING:
     import torch
@@ -269,6 +271,8 @@ class _Run:
         return stats.mean(finite, **self.ctx.bootstrap_options), undefined
 
     def records(self) -> list[Record]:
+        import pandas as pd
+
         from harness.explain import scores as S
 
         ctx, p = self.ctx, self.params

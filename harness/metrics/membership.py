@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness import stats
@@ -27,6 +26,9 @@ from harness.metrics.curves import detection, stratified, tpr_at_fpr
 from harness.metrics.ood import outputs_of
 from harness.privacy import get_attack
 from harness.registry import metrics, privacy_attacks
+
+if TYPE_CHECKING:
+    pass
 
 if TYPE_CHECKING:
     from harness.context import EvalContext
@@ -113,6 +115,8 @@ class Membership(Metric):
                 "threat_model": THREAT_MODEL}  # fmt: skip
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
+        import pandas as pd
+
         assert isinstance(params, MembershipParams)
         split_name = ctx.task.training_split
         training = ctx.task.load(split_name)

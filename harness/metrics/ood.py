@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness import stats
@@ -25,6 +24,9 @@ from harness.metrics import curves
 from harness.metrics.base import Metric
 from harness.metrics.curves import DETECTION, detection
 from harness.registry import detectors, metrics
+
+if TYPE_CHECKING:
+    pass
 
 if TYPE_CHECKING:
     import torch
@@ -281,6 +283,8 @@ class OutOfDistribution(Metric):
         return {"sets": sets, "fitted_on": split and task.load(split).fingerprint, "detector_settings": settings}
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
+        import pandas as pd
+
         assert isinstance(params, OodParams)
         params = self.resolve(params, ctx.task, n=len(ctx.split), cut=False)  # a caller may pass them unresolved
         chosen = [get_detector(n) for n in params.detectors]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from harness.registry import tasks
 from harness.tasks.base import Split, shipped
 from harness.tasks.tabular import TabularSchema, TabularTask, age_group, vocabulary
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = (
     "age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
@@ -24,6 +27,8 @@ FILES = {"train": "adult.data.gz", "test": "adult.test.gz"}
 
 
 def read_adult(split: str) -> pd.DataFrame:
+    import pandas as pd
+
     path = shipped("adult", FILES[split])
     frame = pd.read_csv(
         path,
@@ -55,6 +60,8 @@ class Adult(TabularTask):
         )
 
     def _load(self, split: str) -> Split:
+        import pandas as pd
+
         frame = read_adult(split)
         labels = (frame["income"] == ">50K").to_numpy()
         unknown = set(frame["income"].unique()) - set(self.classes)

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.registry import tasks
 from harness.tasks.base import Split, TaskError, parse_options
 from harness.tasks.tabular import TabularSchema, TabularTask, vocabulary
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class CSVOptions(BaseModel):
@@ -43,6 +45,8 @@ class CSVOptions(BaseModel):
 
 
 def read_table(path: Path, separator: str, where: str) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.is_file():
         raise TaskError(f"task {where}: {path} does not exist (expected a CSV file with a header row)")
     try:
@@ -59,6 +63,8 @@ class CSVTask(TabularTask):
     argument: ClassVar[str] = "<file>"
 
     def __init__(self, file: str, config: str | None = None, **options: Any) -> None:
+        import pandas as pd
+
         self._cache = {}
         self.name = f"csv:{file}"
         if config:

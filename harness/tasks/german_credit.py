@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from harness.registry import tasks
 from harness.tasks.base import Split, shipped
 from harness.tasks.tabular import TabularSchema, TabularTask, age_group
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = (
     "status", "duration", "credit_history", "purpose", "credit_amount", "savings", "present_employment",
@@ -28,6 +31,8 @@ SPLIT_SEED = 0
 
 
 def read_german() -> pd.DataFrame:
+    import pandas as pd
+
     return pd.read_csv(shipped("german-credit", "german.data.gz"), sep=" ", header=None, names=list(COLUMNS))
 
 
@@ -60,6 +65,8 @@ class GermanCredit(TabularTask):
         return TabularSchema(NUMERIC, {c: tuple(sorted(self.codes[c])) for c in CATEGORICAL})
 
     def _load(self, split: str) -> Split:
+        import pandas as pd
+
         frame = read_german()
         frame = frame.iloc[split_indices(len(frame))[split]].reset_index(drop=True)
         sex = frame["status_sex"].map(lambda code: str(self.codes["status_sex"][code]).split(":")[0].strip())

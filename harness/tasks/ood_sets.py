@@ -4,18 +4,21 @@ labels are their own classes (digits) or one class (noise, German rows): detecti
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.registry import tasks
 from harness.tasks.base import Split, Task, TaskError, fingerprint_arrays, parse_options
 from harness.tasks.tabular import TabularSchema, TabularTask, age_group
 
+if TYPE_CHECKING:
+    pass
+
 
 def _split(task: Task, images: np.ndarray, labels: np.ndarray) -> Split:
+    import pandas as pd
     import torch
 
     return Split(
@@ -120,6 +123,8 @@ class GermanAsAdult(TabularTask):
         return Adult().schema
 
     def _load(self, split: str) -> Split:
+        import pandas as pd
+
         from harness.tasks.german_credit import GermanCredit, read_german
 
         german, codes = read_german(), GermanCredit().codes["status_sex"]

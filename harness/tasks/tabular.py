@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from harness.tasks.base import Split, Task, fingerprint_arrays
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class TabularSchema:
 
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
         """Raw feature matrix (float32, NaN for missing or unknown values) in schema column order."""
+        import pandas as pd
+
         out = np.empty((len(frame), len(self.columns)), dtype=np.float32)
         for j, column in enumerate(self.numeric):
             out[:, j] = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float32)
