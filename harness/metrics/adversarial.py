@@ -17,9 +17,6 @@ from harness.metrics.base import Metric, costly_subset
 from harness.registry import attacks, metrics, unknown_name_message
 
 if TYPE_CHECKING:
-    pass
-
-if TYPE_CHECKING:
     from harness.context import EvalContext
     from harness.records import Record
     from harness.tasks.base import Task

@@ -32,9 +32,6 @@ from harness.registry import metrics
 from harness.spec import index_digest
 
 if TYPE_CHECKING:
-    pass
-
-if TYPE_CHECKING:
     import torch
 
     from harness.context import EvalContext

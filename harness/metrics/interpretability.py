@@ -25,9 +25,6 @@ from harness.metrics.base import Metric
 from harness.registry import explainers, metrics
 
 if TYPE_CHECKING:
-    pass
-
-if TYPE_CHECKING:
     import torch
 
     from harness.context import EvalContext

@@ -28,9 +28,6 @@ from harness.privacy import get_attack
 from harness.registry import metrics, privacy_attacks
 
 if TYPE_CHECKING:
-    pass
-
-if TYPE_CHECKING:
     from harness.context import EvalContext
     from harness.records import Record
     from harness.tasks.base import Split, Task

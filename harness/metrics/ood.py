@@ -26,9 +26,6 @@ from harness.metrics.curves import DETECTION, detection
 from harness.registry import detectors, metrics
 
 if TYPE_CHECKING:
-    pass
-
-if TYPE_CHECKING:
     import torch
     from torch import nn
 

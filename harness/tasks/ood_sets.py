@@ -4,7 +4,7 @@ labels are their own classes (digits) or one class (noise, German rows): detecti
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,9 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.registry import tasks
 from harness.tasks.base import Split, Task, TaskError, fingerprint_arrays, parse_options
 from harness.tasks.tabular import TabularSchema, TabularTask, age_group
-
-if TYPE_CHECKING:
-    pass
 
 
 def _split(task: Task, images: np.ndarray, labels: np.ndarray) -> Split:
