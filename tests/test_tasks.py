@@ -11,8 +11,8 @@ import torch
 from harness.models.tabular import TabularPreprocessor
 from harness.registry import RegistryError, tasks
 from harness.tasks import get_task
-from harness.tasks.adult import read_adult
-from harness.tasks.fashion_mnist import read_idx
+from harness.tasks.adult import read_adult, read_file
+from harness.tasks.fashion_mnist import locate, read_idx
 from harness.tasks.german_credit import split_indices
 
 
@@ -44,12 +44,61 @@ def test_adult_test_split_and_attributes():
 def test_german_credit_split_is_fixed_and_disjoint():
     task = get_task("german-credit")
     parts = split_indices(1000)
-    assert len(parts["train"]) == 700 and len(parts["test"]) == 300
-    assert not set(parts["train"]) & set(parts["test"])
+    assert (len(parts["train"]), len(parts["validation"]), len(parts["test"])) == (630, 70, 300)
+    assert sorted(np.concatenate(list(parts.values()))) == list(range(1000))  # disjoint, and every row
+    # the test rows are the 70/30 split's last 300, as before validation was held out of the 700
+    assert np.array_equal(parts["test"], np.sort(np.random.default_rng(0).permutation(1000)[700:]))
     split = task.load()
     assert split.inputs.shape == (300, 20)
     assert set(split.attributes["sex"]) == {"male", "female"}
     assert task.fingerprint == get_task("german-credit").load().fingerprint
+
+
+def test_adult_validation_is_a_seeded_tenth_of_the_training_file():
+    task = get_task("adult")
+    train, validation = task.load("train"), task.load("validation")
+    assert (len(train), len(validation)) == (29_305, 3_256)  # adult.data's 32,561 rows
+    file = read_file("adult.data.gz")
+    held = np.sort(np.random.default_rng(0).permutation(32_561)[:3_256])  # independently of hold_out
+    rest = np.setdiff1d(np.arange(32_561), held)
+    assert read_adult("validation").equals(file.iloc[held].reset_index(drop=True))
+    assert read_adult("train").equals(file.iloc[rest].reset_index(drop=True))
+    assert task.validation_split == "validation" and task.training_split == "train"
+    assert not torch.equal(train.inputs[:100], validation.inputs[:100])
+
+
+def test_fashion_mnist_validation_is_held_out_of_the_train_split():
+    """Shipped: the 5,000 images after the shipped train-sample in the seeded permutation of the
+    publisher's 60,000 training images; ``train`` (what the zoo trains on) is the other 55,000."""
+    task = get_task("fashion-mnist")
+    validation, sample = task.load("validation"), task.load("train-sample")
+    order = np.random.default_rng(0).permutation(60_000)
+    where = validation.attributes["train_index"].to_numpy()
+    assert np.array_equal(where, np.sort(order[5000:10_000])) and not set(where) & set(order[:5000])
+    assert task.validation_split == "validation" and task.training_split == "train-sample"
+    assert torch.bincount(validation.labels).min() > 450  # about 500 of each class
+    try:
+        train = task.load("train")
+    except Exception:  # the 60,000 images are not shipped: checked where they are (CI, the dev machine)
+        pytest.skip("the Fashion-MNIST train split is not on this machine")
+    publisher = read_idx(locate("train")[0])
+    assert len(train) == 55_000 and not set(train.attributes["train_index"]) & set(where)
+    assert np.array_equal(validation.inputs.squeeze(1).numpy(), publisher[where] / np.float32(255))
+
+
+def test_the_zoo_trained_on_the_train_split_only():
+    """Each shipped model's metadata names the split it trained on and its size: validation held out."""
+    import json
+
+    from safetensors import safe_open
+
+    from harness.models.zoo import catalog, weights_dir
+
+    for name, spec in catalog().items():
+        with safe_open(str(weights_dir() / f"{name}.safetensors"), "pt") as fh:
+            training = json.loads(fh.metadata()["training"])
+        sizes = {"fashion-mnist": 55_000, "adult": 29_305, "german-credit": 630}
+        assert training["training_data"] == f"{spec['task']} train split ({sizes[spec['task']]} examples)", name
 
 
 def test_fingerprints_differ_between_tasks_and_subsets():

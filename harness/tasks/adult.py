@@ -9,7 +9,7 @@ import numpy as np
 
 from harness.registry import tasks
 from harness.tasks.base import Split, shipped
-from harness.tasks.tabular import TabularSchema, TabularTask, age_group, vocabulary
+from harness.tasks.tabular import TabularSchema, TabularTask, age_group, hold_out, vocabulary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,13 +23,21 @@ NUMERIC = ("age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "ho
 CATEGORICAL = (
     "workclass", "education", "marital-status", "occupation", "relationship", "race", "sex", "native-country",
 )  # fmt: skip
-FILES = {"train": "adult.data.gz", "test": "adult.test.gz"}
+FILES = {"train": "adult.data.gz", "validation": "adult.data.gz", "test": "adult.test.gz"}
 
 
 def read_adult(split: str) -> pd.DataFrame:
+    """The rows of ``split``: the test file, or the training file's share (``tabular.hold_out``)."""
+    frame = read_file(FILES[split])
+    if split == "test":
+        return frame
+    return frame.iloc[hold_out(frame.index.to_numpy())[split]].reset_index(drop=True)
+
+
+def read_file(name: str) -> pd.DataFrame:
     import pandas as pd
 
-    path = shipped("adult", FILES[split])
+    path = shipped("adult", name)
     frame = pd.read_csv(
         path,
         header=None,
@@ -47,7 +55,7 @@ def read_adult(split: str) -> pd.DataFrame:
 class Adult(TabularTask):
     name = "adult"
     classes = ("<=50K", ">50K")
-    splits = ("train", "test")
+    splits = ("train", "validation", "test")
     sensitive = ("sex", "race", "age_group")
     description = "UCI Adult: does a person earn more than $50K a year, from 14 census features."
     license = "CC BY 4.0"
@@ -56,7 +64,7 @@ class Adult(TabularTask):
     @cached_property
     def schema(self) -> TabularSchema:  # type: ignore[override]
         return TabularSchema(
-            NUMERIC, vocabulary(read_adult("train"), CATEGORICAL), log_scaled=("capital-gain", "capital-loss")
+            NUMERIC, vocabulary(read_file(FILES["train"]), CATEGORICAL), log_scaled=("capital-gain", "capital-loss")
         )
 
     def _load(self, split: str) -> Split:

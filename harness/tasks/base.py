@@ -196,6 +196,14 @@ class Task(ABC):
         machine), else the first split besides the evaluated one; None where there is none."""
         return self.shipped_train or next((s for s in self.splits if s != self.eval_split), None)
 
+    @property
+    def validation_split(self) -> str | None:
+        """Where what is fitted after training (temperature scaling) comes from: held-out data, the
+        task's ``validation`` (or ``val``) split where it has one besides the evaluated one, else the
+        training split (whose figures the variant's info then cannot call held out)."""
+        held_out = (s for s in ("validation", "val") if s in self.splits and s != self.eval_split)
+        return next(held_out, None) or self.training_split
+
     @cached_property
     def fingerprint(self) -> str:
         """Hash of the evaluation split's data (inputs, labels, attributes)."""

@@ -18,9 +18,23 @@ CLASSES = (
 FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "train-sample": ("train-sample-images-idx3-ubyte.gz", "train-sample-labels-idx1-ubyte.gz"),
+    "validation": ("validation-images-idx3-ubyte.gz", "validation-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-SAMPLE_INDICES = "train-sample-indices.txt"  # the shipped sample's positions in the 60,000-image train split
+SHIPPED = ("train-sample", "validation", "test")
+# Positions in the publisher's 60,000-image train file of the shipped splits drawn from it (the first
+# 5,000 and the next 5,000 of numpy.random.default_rng(0).permutation(60000), each sorted).
+INDICES = {"train-sample": "train-sample-indices.txt", "validation": "validation-indices.txt"}
+TRAIN_IMAGES = 60000
+
+
+def train_file_positions(split: str) -> np.ndarray:
+    """Where each image of ``split`` is in the publisher's train file. ``train`` is that file less the
+    held-out ``validation`` images: the zoo trains on it, and what is fitted after training
+    (temperature scaling) fits on images no zoo model has seen."""
+    if split == "train":
+        return np.setdiff1d(np.arange(TRAIN_IMAGES), train_file_positions("validation"))
+    return np.loadtxt(shipped("fashion-mnist", INDICES[split]), dtype=np.int64)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -52,7 +66,7 @@ def candidate_dirs() -> list[Path]:
 
 def locate(split: str) -> tuple[Path, Path]:
     images, labels = FILES[split]
-    if split in ("test", "train-sample"):
+    if split in SHIPPED:
         return shipped("fashion-mnist", images), shipped("fashion-mnist", labels)
     for folder in candidate_dirs():
         for suffix in ("", ".gz"):
@@ -73,7 +87,7 @@ class FashionMNIST(Task):
     name = "fashion-mnist"
     modality = "image"
     classes = CLASSES
-    splits = ("train", "train-sample", "test")
+    splits = ("train", "train-sample", "validation", "test")
     shipped_train = "train-sample"  # 5,000 of the training images, seeded, shipped: fits on any machine
     input_shape = (1, 28, 28)
     bounds = (0.0, 1.0)
@@ -90,12 +104,18 @@ class FashionMNIST(Task):
 
         image_path, label_path = locate(split)
         images, labels = read_idx(image_path), read_idx(label_path)
+        if split == "train":
+            if images.shape[0] != TRAIN_IMAGES:
+                found = f"found {images.shape[0]:,}"
+                raise ValueError(f"{image_path}: expected the {TRAIN_IMAGES:,} training images, {found}")
+            where = train_file_positions(split)
+            images, labels = images[where], labels[where]
         if images.shape[1:] != (28, 28) or images.shape[0] != labels.shape[0]:
             raise ValueError(f"{image_path}: expected N x 28 x 28 images matching {label_path}")
         inputs = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
         attributes = pd.DataFrame({"index": np.arange(len(labels))})
-        if split == "train-sample":  # where each image is in the train split the zoo was trained on
-            attributes["train_index"] = np.loadtxt(shipped("fashion-mnist", SAMPLE_INDICES), dtype=np.int64)
+        if split != "test":
+            attributes["train_index"] = train_file_positions(split)
         return Split(
             self.name,
             split,

@@ -10,7 +10,7 @@ import numpy as np
 
 from harness.registry import tasks
 from harness.tasks.base import Split, shipped
-from harness.tasks.tabular import TabularSchema, TabularTask, age_group
+from harness.tasks.tabular import TabularSchema, TabularTask, age_group, hold_out
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,21 +37,22 @@ def read_german() -> pd.DataFrame:
 
 
 def split_indices(n: int) -> dict[str, np.ndarray]:
-    """The fixed, seeded 70/30 train/test split (the data set ships as one table)."""
+    """The fixed, seeded 70/30 split into training and test rows (the data set ships as one table);
+    a tenth of the training rows is held out as ``validation`` (``tabular.hold_out``)."""
     order = np.random.default_rng(SPLIT_SEED).permutation(n)
     cut = round(n * (1 - TEST_FRACTION))
-    return {"train": np.sort(order[:cut]), "test": np.sort(order[cut:])}
+    return {**hold_out(np.sort(order[:cut])), "test": np.sort(order[cut:])}
 
 
 @tasks.register("german-credit", "Statlog German Credit good/bad risk: 300 test rows; sensitive sex, age group")
 class GermanCredit(TabularTask):
     name = "german-credit"
     classes = ("bad", "good")
-    splits = ("train", "test")
+    splits = ("train", "validation", "test")
     sensitive = ("sex", "age_group")
     description = (
         "Statlog German Credit: is an applicant a good credit risk. Sex comes from the personal-status code "
-        "(A91-A95); the 1,000 rows are split 70/30 with a fixed seed."
+        "(A91-A95); the 1,000 rows are split 70/30 with a fixed seed, and a tenth of the 700 held out as validation."
     )
     license = "CC BY 4.0"
     citation = "Hofmann. Statlog (German Credit Data). UCI Machine Learning Repository, 1994. doi:10.24432/C5NC77"

@@ -74,6 +74,17 @@ def bucketed(values: pd.Series, edges: tuple[float, ...], missing: str = "missin
 
 
 AGE_EDGES = (25, 45, 65)
+VALIDATION_FRACTION = 0.1
+VALIDATION_SEED = 0
+
+
+def hold_out(rows: np.ndarray) -> dict[str, np.ndarray]:
+    """``rows`` (a training file's) split into ``train`` and a seeded tenth held out as ``validation``,
+    each in file order: the zoo trains on ``train``, and what is fitted after training (temperature
+    scaling) fits on rows no zoo model has seen."""
+    order = np.random.default_rng(VALIDATION_SEED).permutation(len(rows))
+    cut = round(len(rows) * VALIDATION_FRACTION)
+    return {"validation": np.sort(rows[order[:cut]]), "train": np.sort(rows[order[cut:]])}
 
 
 def age_group(age: pd.Series) -> pd.Series:

@@ -1,8 +1,9 @@
-"""Variants fitted on data: a seeded sample of a split other than the evaluated one (by default
-``Task.training_split``: the shipped sample of the training split where there is one, else the
-training split), or of the evaluated split when named explicitly (``+temperature=test``), which the
-variant's info then flags: figures measured on the data a variant was fitted on are optimistic. The
-sample's fingerprint joins the variant's lineage, so new data is a new model."""
+"""Variants fitted on data: a seeded sample of a split other than the evaluated one (by default the
+variant's ``default_split`` of the task: held-out validation data for what is fitted after training,
+training data for what calibrates on the data the model was fitted to), or of the evaluated split
+when named explicitly (``+temperature=test``), which the variant's info then flags: figures measured
+on the data a variant was fitted on are optimistic. The sample's fingerprint joins the variant's
+lineage, so new data is a new model."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ class FittedOnSplit(Variant):
     data_dependent = True
     examples: ClassVar[int]  # the size of the seeded sample it is fitted on
 
+    @staticmethod
+    def default_split(task: Task) -> str | None:
+        """The split fitted on unless another is named: the training split's (shipped sample)."""
+        return task.training_split
+
     def parse(self, value: str | None, where: str) -> dict[str, Any]:
         if value is not None and not value.strip():
             raise RegistryError(f"model {where!r}: {self.name}= needs the split to fit on (e.g. +{self.name}=train)")
@@ -46,13 +52,14 @@ class FittedOnSplit(Variant):
                 raise IncompatibleError(f"{model.name}+{self.label(params)}: task {task.name!r} has no split "
                                         f"{params['split']!r}; its splits are {list(task.splits)}")  # fmt: skip
             return params["split"]
-        if task.training_split is None:
+        split = self.default_split(task)
+        if split is None:
             raise IncompatibleError(
                 f"{model.name}+{self.name}: task {task.name!r} has no split besides the evaluated one "
                 f"({task.eval_split!r}) to fit on; write +{self.name}={task.eval_split} to fit on it, knowing that "
                 "its figures are then optimistic"
             )
-        return task.training_split
+        return split
 
     @staticmethod
     def sample(task: Task, split_name: str, params: dict[str, Any], model: Model) -> Split:
