@@ -179,8 +179,9 @@ def test_temperature_is_the_nll_minimiser_on_the_validation_split_and_keeps_the_
     best = min(np.arange(coarse - 0.01, coarse + 0.01, 1e-4), key=nll)
     step = tempered.info["lineage"][0]
     assert abs(step["temperature"] - best) < 2e-4, (step["temperature"], best)
-    assert step["fitted_on"] == {"split": "validation", "examples": 5000,
-                                 "fingerprint": held_out.subset(rows).fingerprint, "evaluated_split": False}  # fmt: skip
+    fingerprint = held_out.subset(rows).fingerprint
+    assert step["fitted_on"] == {"split": "validation", "examples": 5000, "fingerprint": fingerprint,
+                                 "evaluated_split": False}  # fmt: skip
     ours, theirs = tempered.logits(x), parent.logits(x)
     assert torch.allclose(ours, theirs / step["temperature"], rtol=1e-5, atol=1e-5)
     assert torch.equal(ours.argmax(1), theirs.argmax(1))
@@ -319,3 +320,9 @@ def test_a_variants_card_says_what_it_changes_from_paired_figures(tmp_path):
     assert f"{int((a & ~b).sum()):,} that the parent classifies correctly the variant gets wrong" in section
     assert f"and {int((b & ~a).sum()):,} the reverse" in section
     assert "gap between sex groups" in section
+
+
+def test_a_change_that_rounds_to_nothing_reads_zero_not_minus_zero():
+    from harness.cards.changes import _points
+
+    assert [_points(v) for v in (-0.0004, 0.0004, 0.0, -0.012, 0.023)] == ["0.0", "0.0", "0.0", "-1.2", "+2.3"]

@@ -19,7 +19,9 @@ def _variant_minus_parent(c: Comparison) -> tuple[float, float, float]:
 
 
 def _points(value: float) -> str:
-    return f"{100 * value:+.1f}"
+    """Signed points to a tenth; a change that rounds to nothing reads 0.0, not -0.0."""
+    text = f"{100 * value:+.1f}"
+    return "0.0" if text in ("+0.0", "-0.0") else text
 
 
 def _change(metric: str, change: float, low: float, high: float) -> str:
@@ -55,7 +57,7 @@ def changes(
                          f"McNemar, Holm p = {p_value(top.p_holm)}).")  # fmt: skip
     joined = paired_clean(store, parent, name, task=task)[task]  # read once: the gaps and the exemplars
     for d in gap_deltas(joined, classes):
-        moved = "widens" if d.delta.value > 0 else "narrows"
+        moved = "moves" if _points(d.delta.value) == "0.0" else "widens" if d.delta.value > 0 else "narrows"
         decided = d.delta.ci_low > 0 or d.delta.ci_high < 0
         sentences.append(
             f"The {d.rate} gap between {d.feature} groups {moved} by {abs(100 * d.delta.value):.1f} points "
