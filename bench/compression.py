@@ -4,8 +4,10 @@
   the fp32 parent's (MLPerf's rule: at least 99%), CPU latency at batch 1 (median of ``--queries``
   calls) and throughput at batch 256 (median of ``--rounds``), the parent and the variant alternated;
 - ``prune-channels=0.3``: parameters, weight bytes and FLOPs per sample against the parent's;
-- ``temperature`` on every zoo model: the ECE of the parent and of the variant with their intervals
-  (the calibration metric, through the harness, on each model's own test set);
+- ``temperature`` on every zoo model: the ECE and NLL of the parent and of the variant with their
+  intervals (the calibration metric, through the harness, on each model's own test set; T fitted on
+  the task's held-out validation split), their paired changes with intervals over the same resamples,
+  and a diagnosis: accuracy and NLL-optimal T on the fitted split and on the test split;
 - the time each transform takes (building the variant less building its parent, medians of 3).
 
     python bench/compression.py           # writes bench/results/compression.json
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -121,20 +122,79 @@ def transform_seconds(repeats: int = 3) -> dict[str, float]:
 
 
 def temperature() -> dict[str, object]:
-    """ECE of every zoo model and its +temperature variant, from the harness's calibration records."""
+    """ECE and NLL of every zoo model and its +temperature variant (fitted on the task's held-out
+    validation split), from the harness's calibration records, and their paired differences with
+    percentile intervals over the same bootstrap resamples of the test examples (``harness compare``
+    pairs per-example figures only, and ECE is a binned statistic)."""
     models = [f"zoo:{name}" for name in catalog()]
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
-            command = [sys.executable, "-m", "harness", "run", "--model", model, "--model", f"{model}+temperature",
-                       "--task", get_task_name(model), "--metric", "calibration", "--json", "--store", tmp]  # fmt: skip
-            done = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ})
-            ece = {r["model"]: r for r in json.loads(done.stdout) if r["metric"] == "calibration.ece"}
-            pair = [ece[model], ece[f"{model}+temperature"]]
-            out[model] = {"ece": [round(r["value"], 4) for r in pair],
-                          "ci": [[round(r["ci_low"], 4), round(r["ci_high"], 4)] for r in pair],
-                          "lowered": pair[1]["value"] < pair[0]["value"]}  # fmt: skip
-            print(model, out[model], flush=True)
+            variant, task = f"{model}+temperature", get_task(get_task_name(model))
+            run = [sys.executable, "-m", "harness", "run", "--model", model, "--model", variant, "--task", task.name,
+                   "--metric", "calibration", "--json", "--store", tmp]  # fmt: skip
+            records = json.loads(subprocess.run(run, capture_output=True, text=True, check=True).stdout)
+            fitted = load_model(variant, task)
+            entry: dict[str, object] = {key: fitted.info["lineage"][-1][key] for key in ("temperature", "fitted_on")}
+            parent = load_model(model, task)
+            change = paired_change(parent, fitted, task.load())
+            entry["diagnosis"] = diagnosis(parent, task, entry["fitted_on"]["split"])  # type: ignore[index]
+            for figure in FIGURES:
+                pair = [next(r for r in records if r["model"] == m and r["metric"] == figure) for m in (model, variant)]
+                short = figure.removeprefix("calibration.")
+                entry[short] = {"parent": round(pair[0]["value"], 4), "variant": round(pair[1]["value"], 4),
+                                "parent_ci": [round(pair[0]["ci_low"], 4), round(pair[0]["ci_high"], 4)],
+                                "variant_ci": [round(pair[1]["ci_low"], 4), round(pair[1]["ci_high"], 4)],
+                                **change[short]}  # fmt: skip
+            out[model] = entry
+            print(model, entry, flush=True)
+    return out
+
+
+FIGURES = ("calibration.ece", "calibration.nll")
+
+
+def diagnosis(parent, task, fitted_on: str) -> dict[str, dict[str, float]]:
+    """Why a temperature fitted on held-out data helps or not on the test split: the parent's accuracy
+    on each split and the NLL-minimising temperature of each (the test split's is for diagnosis only:
+    fitting there is what ``+temperature=test`` does, and its figures are optimistic)."""
+    from harness.variants.calibrate import fitted_temperature
+    from harness.variants.fitted import logits_of
+
+    out = {}
+    for name in (fitted_on, task.eval_split):
+        split = task.load(name)
+        logits = logits_of(parent.module, split)
+        out[name] = {"accuracy": round(float((logits.argmax(1) == split.labels).float().mean()), 4),
+                     "nll_optimal_temperature": round(fitted_temperature(logits, split.labels), 4)}  # fmt: skip
+    return out
+
+
+def paired_change(parent, variant, split) -> dict[str, dict[str, object]]:
+    """Variant minus parent, for ECE (15 bins, as the calibration metric) and mean NLL, each with a
+    95% percentile interval over 1,000 paired resamples of the test examples (the same rows for both)."""
+    from torch.nn import functional as F
+
+    from harness import stats
+    from harness.metrics.calibration import ece_statistic
+    from harness.variants.fitted import logits_of
+
+    labels = split.labels
+    sides = []
+    for model in (parent, variant):
+        logits = logits_of(model.module, split).double()
+        probs = torch.softmax(logits, 1).numpy()
+        nll = F.cross_entropy(logits, labels, reduction="none").numpy()
+        sides.append((ece_statistic(probs.max(1), probs.argmax(1) == labels.numpy(), 15), nll))
+    n = len(labels)
+    out = {}
+    for short, statistic in (("ece", lambda rows: sides[1][0](rows) - sides[0][0](rows)),
+                             ("nll", lambda rows: sides[1][1][rows].mean(1) - sides[0][1][rows].mean(1))):  # fmt: skip
+        estimate = stats.bootstrap(statistic, n, resamples=1000, seed=0, method="percentile")
+        low, high = estimate.ci_low, estimate.ci_high
+        verdict = "variant lower" if high < 0 else "variant higher" if low > 0 else "no significant change"
+        out[short] = {"change": round(estimate.value, 4), "change_ci": [round(low, 4), round(high, 4)],
+                      "verdict": verdict}  # fmt: skip
     return out
 
 
@@ -166,8 +226,13 @@ def main() -> None:
             out["prune_channels"]["ratios"][k] < 1
             for k in ("parameters", "flops_per_sample")  # type: ignore[index]
         ),
-        "temperature lowers ECE on every zoo model": all(v["lowered"] for v in out["temperature"].values()),  # type: ignore[union-attr]
+        "temperature lowers ECE on every zoo model": all(
+            v["ece"]["change"] < 0  # type: ignore[index]
+            for v in out["temperature"].values()  # type: ignore[union-attr]
+        ),
     }
+    verdicts = [v["ece"]["verdict"] for v in out["temperature"].values()]  # type: ignore[union-attr,index]
+    out["temperature_ece_verdicts"] = {v: verdicts.count(v) for v in sorted(set(verdicts))}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out["targets"], indent=2))

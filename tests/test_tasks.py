@@ -87,6 +87,20 @@ def test_fashion_mnist_validation_is_held_out_of_the_train_split():
     assert np.array_equal(validation.inputs.squeeze(1).numpy(), publisher[where] / np.float32(255))
 
 
+def test_the_validation_split_falls_back_to_the_training_split():
+    from harness.tasks.base import Task
+
+    def task(splits: tuple[str, ...], eval_split: str = "test") -> Task:
+        body = {"name": "t", "modality": "image", "classes": ("a",), "splits": splits, "eval_split": eval_split,
+                "input_shape": (1,), "_load": lambda self, split: None}  # fmt: skip
+        return type("T", (Task,), body)()
+
+    assert task(("train", "val", "test")).validation_split == "val"
+    assert task(("train", "test")).validation_split == "train"
+    assert task(("train", "validation"), eval_split="validation").validation_split == "train"
+    assert task(("test",)).validation_split is None
+
+
 def test_the_zoo_trained_on_the_train_split_only():
     """Each shipped model's metadata names the split it trained on and its size: validation held out."""
     import json

@@ -200,7 +200,7 @@ class Task(ABC):
     def validation_split(self) -> str | None:
         """Where what is fitted after training (temperature scaling) comes from: held-out data, the
         task's ``validation`` (or ``val``) split where it has one besides the evaluated one, else the
-        training split (whose figures the variant's info then cannot call held out)."""
+        training split (the variant's lineage names the split it was fitted on)."""
         held_out = (s for s in ("validation", "val") if s in self.splits and s != self.eval_split)
         return next(held_out, None) or self.training_split
 
