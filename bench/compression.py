@@ -33,6 +33,7 @@ from harness.hardware.devices import describe, resolve
 from harness.models import load_model
 from harness.models.zoo import catalog
 from harness.tasks import get_task
+from harness.variants.fitted import logits_of
 
 RESULTS = Path(__file__).parent / "results"
 PARENT = "zoo:fmnist-cnn"
@@ -136,9 +137,10 @@ def temperature() -> dict[str, object]:
             records = json.loads(subprocess.run(run, capture_output=True, text=True, check=True).stdout)
             fitted = load_model(variant, task)
             entry: dict[str, object] = {key: fitted.info["lineage"][-1][key] for key in ("temperature", "fitted_on")}
-            parent = load_model(model, task)
-            change = paired_change(parent, fitted, task.load())
-            entry["diagnosis"] = diagnosis(parent, task, entry["fitted_on"]["split"])  # type: ignore[index]
+            parent, test = load_model(model, task), task.load()
+            logits = [logits_of(m.module, test) for m in (parent, fitted)]  # one pass each, used twice
+            change = paired_change(*logits, test.labels)
+            entry["diagnosis"] = diagnosis(parent, task, entry["fitted_on"]["split"], logits[0])  # type: ignore[index]
             for figure in FIGURES:
                 pair = [next(r for r in records if r["model"] == m and r["metric"] == figure) for m in (model, variant)]
                 short = figure.removeprefix("calibration.")
@@ -154,35 +156,32 @@ def temperature() -> dict[str, object]:
 FIGURES = ("calibration.ece", "calibration.nll")
 
 
-def diagnosis(parent, task, fitted_on: str) -> dict[str, dict[str, float]]:
+def diagnosis(parent, task, fitted_on: str, test_logits: torch.Tensor) -> dict[str, dict[str, float]]:
     """Why a temperature fitted on held-out data helps or not on the test split: the parent's accuracy
     on each split and the NLL-minimising temperature of each (the test split's is for diagnosis only:
     fitting there is what ``+temperature=test`` does, and its figures are optimistic)."""
     from harness.variants.calibrate import fitted_temperature
-    from harness.variants.fitted import logits_of
 
     out = {}
     for name in (fitted_on, task.eval_split):
         split = task.load(name)
-        logits = logits_of(parent.module, split)
+        logits = test_logits if name == task.eval_split else logits_of(parent.module, split)
         out[name] = {"accuracy": round(float((logits.argmax(1) == split.labels).float().mean()), 4),
                      "nll_optimal_temperature": round(fitted_temperature(logits, split.labels), 4)}  # fmt: skip
     return out
 
 
-def paired_change(parent, variant, split) -> dict[str, dict[str, object]]:
+def paired_change(parent: torch.Tensor, variant: torch.Tensor, labels: torch.Tensor) -> dict[str, dict[str, object]]:
     """Variant minus parent, for ECE (15 bins, as the calibration metric) and mean NLL, each with a
-    95% percentile interval over 1,000 paired resamples of the test examples (the same rows for both)."""
+    95% percentile interval over 1,000 paired resamples of the test examples (the same rows for both),
+    from the two models' test logits."""
     from torch.nn import functional as F
 
     from harness import stats
     from harness.metrics.calibration import ece_statistic
-    from harness.variants.fitted import logits_of
 
-    labels = split.labels
     sides = []
-    for model in (parent, variant):
-        logits = logits_of(model.module, split).double()
+    for logits in (parent.double(), variant.double()):
         probs = torch.softmax(logits, 1).numpy()
         nll = F.cross_entropy(logits, labels, reduction="none").numpy()
         sides.append((ece_statistic(probs.max(1), probs.argmax(1) == labels.numpy(), 15), nll))

@@ -75,3 +75,12 @@ def test_tabular_shift_needs_a_tabular_task():
     )
     with pytest.raises(ValueError, match="needs a tabular task"):
         TabularShift().compute(ctx, TabularShiftParams())
+
+
+def test_the_job_spec_names_the_training_data_the_noise_is_scaled_by():
+    """The noise unit is each feature's std on the train split, so the spec carries that split's
+    fingerprint: holding rows out of the training file (the validation split) measures again."""
+    task = get_task("adult")
+    depends = TabularShift().depends(TabularShiftParams(), task)
+    assert depends == {"noise_unit_from": task.load("train").fingerprint}
+    assert depends["noise_unit_from"] != task.load("validation").fingerprint

@@ -34,7 +34,6 @@ from harness.tasks.tabular import bucketed
 if TYPE_CHECKING:
     import pandas as pd
 
-if TYPE_CHECKING:
     from harness.context import EvalContext
     from harness.records import Record
     from harness.tasks.base import Task
@@ -76,7 +75,6 @@ class FairnessParams(BaseModel):
 def group_columns(attributes: pd.DataFrame, params: FairnessParams, default: tuple[str, ...]) -> dict[str, pd.Series]:
     """Each sensitive feature (bucketed where asked) and each intersection, as string group labels;
     a missing value is its own group, never dropped."""
-
     available = [c for c in attributes.columns if c != "index"]
     features = params.features if params.features is not None else default
     wanted = [*features, *(f for pair in params.intersections for f in pair), *params.control_features]
@@ -272,7 +270,6 @@ class Fairness(Metric):
         group_columns(task.load().attributes, params, task.sensitive)
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
-
         assert isinstance(params, FairnessParams)
         attributes = ctx.split.attributes.reset_index(drop=True)
         columns = group_columns(attributes, params, ctx.task.sensitive)

@@ -18,6 +18,9 @@ from harness.registry import metrics
 if TYPE_CHECKING:
     from harness.context import EvalContext
     from harness.records import Record
+    from harness.tasks.base import Task
+
+SPREAD_SPLIT = "train"  # the split whose feature standard deviations are the noise's unit
 
 
 class TabularShiftParams(BaseModel):
@@ -43,6 +46,11 @@ class TabularShift(Metric):
     modalities = frozenset({"tabular"})
     Params: type[BaseModel] = TabularShiftParams
 
+    def depends(self, params: BaseModel, task: Task) -> dict[str, object]:
+        """The noise is in units of each feature's spread on the training split: other training data
+        (a held-out tenth moved out of it, say) is another figure."""
+        return {"noise_unit_from": task.load(SPREAD_SPLIT).fingerprint}
+
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
         from harness.attacks.tabular import gaussian_noise, missing_values, subpopulation_weights
 
@@ -54,7 +62,7 @@ class TabularShift(Metric):
             )
         inputs = ctx.split.inputs.numpy()
         labels = ctx.clean.labels
-        train = ctx.task.load("train").inputs.numpy()[:, : len(schema.numeric)]
+        train = ctx.task.load(SPREAD_SPLIT).inputs.numpy()[:, : len(schema.numeric)]
         stds = np.nanstd(train.astype(np.float64), axis=0)
         opts = ctx.bootstrap_options
 

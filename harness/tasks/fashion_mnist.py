@@ -104,18 +104,18 @@ class FashionMNIST(Task):
 
         image_path, label_path = locate(split)
         images, labels = read_idx(image_path), read_idx(label_path)
+        where = None if split == "test" else train_file_positions(split)
         if split == "train":
             if images.shape[0] != TRAIN_IMAGES:
                 found = f"found {images.shape[0]:,}"
                 raise ValueError(f"{image_path}: expected the {TRAIN_IMAGES:,} training images, {found}")
-            where = train_file_positions(split)
             images, labels = images[where], labels[where]
         if images.shape[1:] != (28, 28) or images.shape[0] != labels.shape[0]:
             raise ValueError(f"{image_path}: expected N x 28 x 28 images matching {label_path}")
         inputs = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
         attributes = pd.DataFrame({"index": np.arange(len(labels))})
-        if split != "test":
-            attributes["train_index"] = train_file_positions(split)
+        if where is not None:
+            attributes["train_index"] = where
         return Split(
             self.name,
             split,
