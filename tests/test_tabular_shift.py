@@ -84,3 +84,8 @@ def test_the_job_spec_names_the_training_data_the_noise_is_scaled_by():
     depends = TabularShift().depends(TabularShiftParams(), task)
     assert depends == {"noise_unit_from": task.load("train").fingerprint}
     assert depends["noise_unit_from"] != task.load("validation").fingerprint
+    # so for interpretability, whose tabular baseline and noise come from the train split too
+    from harness.metrics.interpretability import Interpretability, InterpretabilityParams
+
+    assert Interpretability().depends(InterpretabilityParams(), task) == {"training_data": depends["noise_unit_from"]}
+    assert Interpretability().depends(InterpretabilityParams(), get_task("fashion-mnist")) == {}

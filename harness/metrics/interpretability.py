@@ -128,6 +128,11 @@ class Interpretability(Metric):
         if not method_names(task, params):
             raise ValueError(f"no explainer works on {task.modality} tasks")
 
+    def depends(self, params: BaseModel, task: Task) -> dict[str, Any]:
+        """On tables the baseline (training means and modes) and the sensitivity noise (training stds)
+        come from the train split: other training data is another figure."""
+        return {"training_data": task.load("train").fingerprint} if task.modality == "tabular" else {}
+
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
         assert isinstance(params, InterpretabilityParams)
         return _Run(ctx, params).records()
