@@ -165,7 +165,11 @@ def run(
     revision: Annotated[str | None, typer.Option(help="hf: models: the branch, tag or commit to load")] = None,
     trust_remote_code: Annotated[
         bool,
-        typer.Option("--trust-remote-code", help="hf: models: run the code their repository ships (review it first)"),
+        typer.Option(
+            "--trust-remote-code",
+            help="hf: models: run the code their repository ships (review it first; never taken from a suite file)",
+            envvar="HARNESS_TRUST_REMOTE_CODE",
+        ),
     ] = False,
     device: Annotated[
         str | None,
@@ -229,10 +233,11 @@ def run(
     device_names = devices.expand(device or spec.device)  # an unavailable device fails before any work
 
     failures = []
-    with Store(store_dir(store)) as results:
+    root = store_dir(store)  # a plan only reads the store: a dry run of a store it cannot write works
+    with Store(root, readonly=dry_run and (root / "results.sqlite").is_file()) as results:
         for name in device_names:
             spec_on = spec.with_overrides(device=name)
-            the_plan = runner.plan(spec_on, results, no_cache=no_cache)
+            the_plan = runner.plan(spec_on, results, no_cache=no_cache, build=not dry_run)
             for model_name, task_name, why in the_plan.skipped:
                 log.info("skipping %s on %s: %s", model_name, task_name, why)
                 if (model or task) and not (quiet or as_json):  # the user named them: say what will not run
@@ -261,6 +266,8 @@ def run(
                 err.print(f"{len(result.records)} records of {jobs} ({source}); {timing}; store {results.root}")
             failures += result.failures
             warn_at_chance(result.records)
+            if not as_json:
+                say_excluded(the_plan)
             device_bound = any(job.spec.device is not None for job in the_plan.jobs)
             if key is not None and not result.failures and len(device_names) == 1 and not device_bound:
                 warm.remember(results.root, key, [(p.name, p.task) for p in the_plan.pairs],
@@ -275,6 +282,27 @@ def run(
         )
     if failures:
         raise typer.Exit(1)
+
+
+def say_excluded(the_plan: Any) -> None:
+    """Name what each task left out on request (unreadable files, rows without a label): n counts the rest."""
+    from rich.markup import escape
+
+    said = set()
+    for pair in the_plan.pairs:
+        excluded = pair.task_identity.excluded
+        if not excluded or pair.task in said:
+            continue
+        said.add(pair.task)
+        parts = []
+        if "missing_labels" in excluded:
+            parts.append(f"{excluded['missing_labels']} rows without a label (drop_missing_labels)")
+        if "unreadable_files" in excluded:
+            files = excluded["unreadable_files"]
+            parts.append(f"{len(files)} unreadable files (skip_unreadable): {', '.join(files[:5])}"
+                         + (", ..." if len(files) > 5 else ""))  # fmt: skip
+        err.print(f"[yellow]note[/]: {escape(pair.task)} left out {escape('; '.join(parts))}; each n counts the "
+                  "examples evaluated, and every job's spec names what was left out", highlight=False)  # fmt: skip
 
 
 def warn_at_chance(records: list[Any]) -> None:
@@ -292,21 +320,27 @@ def answer_from_store(spec: Any, key: str, root: Path, quiet: bool) -> bool:
     import time
 
     from harness import __version__, warm
-    from harness.store import Store, new_run_id
+    from harness.store import Store, StoreError, new_run_id
 
     held = warm.recall(root, key) if (root / "results.sqlite").is_file() else None
     if held is None:
         return False
     pairs, jobs = held
     started = time.perf_counter()
-    with Store(root) as results:
+    try:
+        results = Store(root)
+    except StoreError:  # a store that cannot be written is still read: the run is then not recorded in it
+        results = Store(root, readonly=True)
+    with results:
         if results.stored_keys(jobs) != set(jobs):
             return False
         run_id = new_run_id()
-        results.start_run(run_id, spec.name, sys.argv[1:], __version__)
+        if not results.readonly:
+            results.start_run(run_id, spec.name, sys.argv[1:], __version__)
         records = results.records(keys=jobs)
         seconds = time.perf_counter() - started
-        results.finish_run(run_id, "complete", {"seconds": seconds, "planned_from_store": True})
+        if not results.readonly:
+            results.finish_run(run_id, "complete", {"seconds": seconds, "planned_from_store": True})
     if not quiet:
         print_results(records, pairs)
         count = f"{len(jobs)} job{'s' * (len(jobs) != 1)}"
@@ -358,6 +392,7 @@ def passes(job: Any) -> int | None:
 def print_plan(the_plan: Any, as_json: bool) -> None:
     from rich.table import Table
 
+    unbuilt = {j.key for pair in the_plan.pairs if pair.unbuilt for j in pair.jobs}
     rows = [
         {
             "model": j.model,
@@ -365,7 +400,7 @@ def print_plan(the_plan: Any, as_json: bool) -> None:
             "metric": j.metric,
             "params": j.params,
             "stored": j.key in the_plan.stored,
-            "key": j.key,
+            "key": None if j.key in unbuilt else j.key,
             "passes": passes(j),
         }
         for j in the_plan.jobs
@@ -377,14 +412,17 @@ def print_plan(the_plan: Any, as_json: bool) -> None:
     for column in ("model", "task", "metric", "params", "passes (at most)", "status"):
         table.add_column(column)
     for row in rows:
-        status = "[green]stored[/]" if row["stored"] else "[yellow]to run[/]"
+        status = "[green]stored[/]" if row["stored"] else "[yellow]to run[/]" if row["key"] else "[dim]not built[/]"
         estimate = f"{row['passes']:,}" if row["passes"] is not None else ""
         params = json.dumps(row["params"]) if row["params"] else ""
         table.add_row(row["model"], row["task"], row["metric"], params, estimate, status)
     out.print(table)
-    pending = sum(not r["stored"] for r in rows)
+    stored, pending = sum(r["stored"] for r in rows), sum(not r["stored"] and r["key"] is not None for r in rows)
     skipped = f"{len(the_plan.skipped)} incompatible pairs skipped"
-    out.print(f"{len(rows)} jobs: {len(rows) - pending} stored, {pending} to run; {skipped}")
+    out.print(f"{len(rows)} jobs: {stored} stored, {pending} to run; {skipped}")
+    if unbuilt:
+        out.print(f"not built: {len(unbuilt)} jobs of models whose fingerprint is known only once they are built "
+                  "(a dry run builds no model); whether they are stored is known when the run builds them")  # fmt: skip
 
 
 FAIRNESS_COLUMNS = {
@@ -605,7 +643,7 @@ def leaderboard(
         raise typer.BadParameter(f"no result store at {root}: run `harness run` first, or pass --store")
     title = f"harness leaderboard: {suite or 'every suite'}"
     fmt = BoardFormat(format_of(fmt, output, BoardFormat, "terminal"))
-    with Store(root) as results:
+    with Store(root, readonly=True) as results:
         choice = choice_of(limit, seed, spec)
         board = build(results, suite=suite, task=task, device=device, sort=sort, choice=choice)
         if fmt is BoardFormat.html:
@@ -663,7 +701,7 @@ def compare(
     root = store_dir(store)
     if not (root / "results.sqlite").is_file():
         raise typer.BadParameter(f"no result store at {root}: run `harness run` first, or pass --store")
-    with Store(root) as results:
+    with Store(root, readonly=True) as results:
         choice = choice_of(limit, seed, None)
         rows = paired(results, canonical(a), canonical(b), task=task, resamples=1000, choice=choice)
         found = exemplars(results, canonical(a), canonical(b), task=task, choice=choice,
@@ -829,7 +867,7 @@ def card(
     root = store_dir(store)
     if not (root / "results.sqlite").is_file():
         raise typer.BadParameter(f"no result store at {root}: run `harness run` first, or pass --store")
-    with Store(root) as results:
+    with Store(root, readonly=True) as results:
         path = write_card(
             results,
             canonical(model),
@@ -886,6 +924,35 @@ def export(
                         models=[canonical(m) for m in model] if model else None, tasks=task,
                         choice=None if every else choice_of(limit, seed, spec))  # fmt: skip
     err.print(f"wrote {rows} {what.value} rows to {output}")
+
+
+@app.command()
+def verify(
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout")] = False,
+) -> None:
+    """Check the store against what made it (like `git fsck`): the database, every job's spec and records
+    against their digests, every per-example file and figure against its hash, figures recomputed from
+    stored outcomes, warm plans and leftovers. Exits 1 when anything is wrong; writes nothing."""
+    from rich.markup import escape
+
+    from harness.verify import verify as check
+
+    setup_logging(False, True)  # what is damaged is the report itself, not a warning beside it
+    report = check(store_dir(store))
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        for finding in report.findings:
+            out.print(f"[red]{finding.kind}[/]: {escape(finding.where)}: {escape(finding.detail)}", highlight=False)
+        checked = ", ".join(f"{count} {what}" for what, count in report.checked.items())
+        unverifiable = ", ".join(f"{count} {what}" for what, count in report.unverifiable.items() if count)
+        verdict = "intact" if report.ok else f"{len(report.findings)} problem{'s' * (len(report.findings) != 1)}"
+        err.print(f"store {report.root}: {verdict}; checked {checked}"
+                  + (f"; not checkable (stored before digests were kept): {unverifiable}" if unverifiable else ""),
+                  highlight=False)  # fmt: skip
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @zoo_app.command("train")

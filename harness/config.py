@@ -29,6 +29,9 @@ from harness.registry import RegistryError, metrics, models, unknown_name_messag
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
+TRUST_REMOTE_CODE = "HARNESS_TRUST_REMOTE_CODE"  # set to 1 by a user who trusts every hf: model's shipped code
+
+
 class ConfigError(HarnessError, ValueError):
     """A suite file that cannot be used; the message says where and why."""
 
@@ -327,9 +330,20 @@ def parse_suite(text: str, source: str) -> Suite:
             f"{source}: a suite is a mapping with name, groups (models, tasks, metrics); got {type(data).__name__}"
         )
     try:
-        return Suite.model_validate(data)
+        suite = Suite.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, node)) from None
+    for g, group in enumerate(suite.groups):
+        for m, model in enumerate(group.models):
+            if "trust_remote_code" in model.options:
+                line = _line(node, ["groups", g, "models", m])
+                raise ConfigError(
+                    f"{source}{f':{line}' if line else ''}: {model.name} sets trust_remote_code in a suite file, "
+                    "which would run the code its repository ships without the person running the suite asking "
+                    "for it. Review that code, then pass --trust-remote-code on the command line (or set "
+                    f"{TRUST_REMOTE_CODE}=1)"
+                )
+    return suite
 
 
 def _describe(exc: ValidationError, source: str, node: yaml.Node | None) -> str:

@@ -143,10 +143,10 @@ def export_table(
     if not (root / "results.sqlite").is_file():
         raise ExportError(f"no result store at {root}: run `harness run` first, or pass --store")
     if what == "runs":
-        with Store(root) as store:
+        with Store(root, readonly=True) as store:
             return _write(runs_frame(store, suite), output, fmt, f"the store at {root} holds no runs")
     if what == "jobs" and not suite:
-        with Store(root) as store:
+        with Store(root, readonly=True) as store:
             return _write(jobs_frame(store, models, tasks), output, fmt, f"the store at {root} holds no jobs")
     scope = suite_scope(suite) if suite else [(None, None, None)]
     scope = [
@@ -155,7 +155,7 @@ def export_table(
         if (models is None or m is None or m in models) and (tasks is None or t is None or t in tasks)
     ]
     frames = []
-    with Store(root) as store:
+    with Store(root, readonly=True) as store:
         for model, task, metrics in scope:
             m = [model] if model else models
             t = [task] if task else tasks

@@ -70,6 +70,7 @@ class Pair:
     examples_key: str  # where the clean pass's per-example outputs are stored
     jobs: list[Job] = field(default_factory=list)
     model: Model | None = None
+    unbuilt: bool = False  # planned without building the model (a dry run): its fingerprint is not known
     stored_clean: pd.DataFrame | None = None  # the clean pass's per-example outputs from an earlier run
 
     @property
@@ -173,9 +174,10 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
+def plan(suite: Suite, store: Store, *, no_cache: bool = False, build: bool = True) -> Plan:
     """Resolve every group to its runnable pairs and jobs, each job with its full ``JobSpec``; a model
-    whose source cannot give its fingerprint without loading it is loaded here, once."""
+    whose source cannot give its fingerprint without loading it is loaded here, once, unless ``build`` is
+    False (a dry run: no model is instantiated, and such a pair's jobs are planned as not known)."""
     pairs: dict[tuple[str, str | None, str, str, str], Pair] = {}
     skipped: list[tuple[str, str, str]] = []
     depends: dict[tuple[str, str, str], dict[str, Any]] = {}  # (metric, params, task): what else it reads
@@ -193,7 +195,7 @@ def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
                            json.dumps(task_ref.options, sort_keys=True, default=str))  # fmt: skip
                 if pair_id not in pairs:
                     try:  # a variant that cannot apply to its model is refused here, when it is built
-                        pairs[pair_id] = new_pair(ref, task, dict(task_ref.options), suite)
+                        pairs[pair_id] = new_pair(ref, task, dict(task_ref.options), suite, build=build)
                     except IncompatibleError as exc:
                         skipped.append((ref.name, task_name, str(exc)))
                         continue
@@ -215,13 +217,16 @@ def plan(suite: Suite, store: Store, *, no_cache: bool = False) -> Plan:
     return Plan(suite, list(pairs.values()), stored, skipped)
 
 
-def new_pair(ref: ModelRef, task: Task, task_options: dict[str, Any], suite: Suite) -> Pair:
+def new_pair(ref: ModelRef, task: Task, task_options: dict[str, Any], suite: Suite, *, build: bool = True) -> Pair:
     """A (model, task) pair: the model's fingerprint (loading it only when neither its source nor an
-    earlier build of the same files can tell without), and the examples it is evaluated on (every one,
-    or the run's seeded subset)."""
+    earlier build of the same files can tell without, and ``build`` allows it), and the examples it is
+    evaluated on (every one, or the run's seeded subset)."""
     model = None
     fingerprint = fingerprint_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
-    if fingerprint is None:
+    unbuilt = fingerprint is None and not build
+    if unbuilt:  # a stand-in no stored job has: the pair's jobs read as not stored
+        fingerprint = "unbuilt-" + key_of(name=ref.name, checkpoint=ref.checkpoint, options=ref.options)[:8]
+    elif fingerprint is None:
         model = load_model(ref.name, task, checkpoint=ref.checkpoint, **ref.options)
         fingerprint = model.fingerprint
         remember_fingerprint(ref.name, task, fingerprint, checkpoint=ref.checkpoint, **ref.options)
@@ -233,8 +238,9 @@ def new_pair(ref: ModelRef, task: Task, task_options: dict[str, Any], suite: Sui
                         None if subset is None else {"limit": int(suite.limit or 0), "seed": suite.seed})  # fmt: skip
     examples_key = key_of(kind="clean", model=identity.name, model_fp=fingerprint, task_fp=task.fingerprint,
                           indices=examples.indices)  # fmt: skip
-    return Pair(ref, identity, TaskIdentity(task.name, task.fingerprint, task_options), examples, subset, examples_key,
-                model=model)  # fmt: skip
+    task_identity = TaskIdentity(task.name, task.fingerprint, task_options, dict(task.load().excluded))
+    return Pair(ref, identity, task_identity, examples, subset, examples_key,
+                model=model, unbuilt=unbuilt)  # fmt: skip
 
 
 def new_job(pair: Pair, task: Task, metric: Any, params: Any, suite: Suite,
@@ -297,13 +303,17 @@ def evaluate_pair(
         "model_fingerprint": pair.fingerprint,
         "task_fingerprint": task.fingerprint,
         "task_options": pair.task_options,
+        **({"task_excluded": pair.task_identity.excluded} if pair.task_identity.excluded else {}),
         "model_checkpoint": pair.ref.checkpoint,
         "model_options": pair.ref.options,
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     model = pair.load()
     if model.fingerprint != pair.fingerprint:
-        raise RuntimeError(f"{pair.name} changed between planning and running (was its weights file replaced?)")
+        raise RuntimeError(
+            f"{pair.name}: its weights once loaded are not those it was planned with (fingerprint {model.fingerprint}, "
+            f"planned {pair.fingerprint}): was its weights file replaced during the run?"
+        )
     ctx = EvalContext(
         model, task, split, device, settings["batch_size"], settings["seed"], settings["resamples"],
         settings["run_id"], provenance, settings["country"], on_batch=reporter.batch, on_stage=reporter.stage,

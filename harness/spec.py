@@ -43,6 +43,9 @@ class TaskIdentity:
     name: str
     fingerprint: str  # the evaluation split's data
     options: dict[str, Any] = field(default_factory=dict)
+    # what the task left out of the split because an option asked it to (unreadable files, rows without a
+    # label), named so that a figure says what it is not about; absent from the spec's text when empty
+    excluded: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,10 @@ class JobSpec:
         return digest(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not data["task"]["excluded"]:  # the keys of specs written before it existed stay as they were
+            del data["task"]["excluded"]
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, default=str)

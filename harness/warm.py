@@ -9,7 +9,12 @@ environment. The next identical run finds them all stored and prints their recor
 
 Only runs whose every input lives in the package take this path: zoo models (and their variants) on
 the shipped tasks and OOD sets, no device-bound metric, the device ``auto`` or ``cpu``. Anything else
-(a user's model or data, a hub name, a missing job) plans as usual."""
+(a user's model or data, a hub name, a missing job) plans as usual.
+
+A plan file is data the next run trusts only when it is well-formed and its digest (over the plan's
+key, pairs and job keys) matches: a plan copied from another command (a ``--limit`` run), cut by hand
+or garbled is ignored, and the run plans as usual. The jobs it names are then checked as every stored
+job is (``Store.stored_keys``): a damaged one is measured again."""
 
 from __future__ import annotations
 
@@ -57,16 +62,37 @@ def plan_key(suite: Any, device: str | None) -> str | None:
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+def _digest(key: str, pairs: Any, jobs: Any) -> str:
+    return hashlib.sha256(json.dumps([key, pairs, jobs], sort_keys=True).encode()).hexdigest()
+
+
 def remember(root: Path, key: str, pairs: list[tuple[str, str]], jobs: list[str]) -> None:
+    pairs = [list(p) for p in pairs]
     try:
         with atomic_write(Path(root) / "plans" / f"{key}.json") as tmp:
-            tmp.write_text(json.dumps({"pairs": pairs, "jobs": jobs}))
+            tmp.write_text(json.dumps({"key": key, "pairs": pairs, "jobs": jobs, "digest": _digest(key, pairs, jobs)}))
     except OSError:  # a read-only store only costs the next run its planning
         pass
 
 
 def recall(root: Path, key: str) -> tuple[list[tuple[str, str]], list[str]] | None:
+    """The pairs and job keys of the plan remembered under ``key``, or None where there is none, or it is
+    malformed, or its digest does not match (forged, cut, copied from another command)."""
     held = read_cached(Path(root) / "plans" / f"{key}.json")
-    if not isinstance(held, dict) or not isinstance(held.get("jobs"), list):
+    if not well_formed(held) or held["key"] != key:
         return None
     return [tuple(p) for p in held["pairs"]], held["jobs"]
+
+
+def well_formed(held: Any) -> bool:
+    """Whether a plan file's content has the shape ``remember`` writes and its digest matches."""
+    if not isinstance(held, dict) or not all(isinstance(held.get(k), str) for k in ("key", "digest")):
+        return False
+    pairs, jobs = held.get("pairs"), held.get("jobs")
+    if not isinstance(jobs, list) or not jobs or not all(isinstance(j, str) for j in jobs):
+        return False
+    if not isinstance(pairs, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs
+    ):
+        return False
+    return held["digest"] == _digest(held["key"], pairs, jobs)

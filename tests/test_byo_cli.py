@@ -4,7 +4,9 @@ plugin package installed into this environment."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -168,3 +170,29 @@ def test_a_plugin_package_adds_a_model_and_a_task_that_any_suite_can_name(plugin
     suite.write_text(suite.read_text().replace("tasks: [blobs]", "tasks: [blob]"))
     bad = harness("run", "--config", str(suite), store=store, check=False)
     assert bad.returncode == 2 and "Did you mean 'blobs'" in bad.stderr
+
+
+def test_bad_data_is_refused_and_the_opt_ins_name_what_they_left_out_in_every_spec(byo, tmp_path):
+    frame = pd.read_csv(byo.csv)
+    frame.loc[[2, 3], "approved"] = None
+    unlabelled = tmp_path / "unlabelled.csv"
+    frame.to_csv(unlabelled, index=False)
+    folder = tmp_path / "photos"
+    shutil.copytree(byo.folder, folder)
+    (folder / "test" / "cat" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    env = {"PYTHONPATH": f"{byo.code}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    tabular = ["--model", "torch:user_tabular:TabularNet", "--task", f"csv:{unlabelled}", "--task-option",
+               "label=approved", "--task-option", "test_fraction=0.3", "--metric", "accuracy"]  # fmt: skip
+    images = ["--model", "timm:resnet10t", "--task", f"imagefolder:{folder}", "--metric", "accuracy"]
+    for args, refused, option, said in (
+        (tabular, "rows of", "drop_missing_labels=true", "rows without a label (drop_missing_labels)"),
+        (images, "cannot be read as images", "skip_unreadable=true", "1 unreadable files (skip_unreadable): cat/"),
+    ):
+        store = tmp_path / option.split("=")[0]
+        proc = harness("run", *args, store=store, check=False, env=env)
+        assert proc.returncode == 2 and refused in " ".join(proc.stderr.split()), proc.stderr
+        proc = harness("run", *args, "--task-option", option, store=store, env=env)
+        assert said in " ".join(proc.stderr.split())
+        (spec,) = [json.loads(s) for (s,) in sqlite3.connect(store / "results.sqlite").execute("SELECT spec FROM jobs")]
+        assert spec["task"]["excluded"], spec["task"]
+    assert spec["task"]["excluded"] == {"unreadable_files": ["cat/broken.jpg"]}

@@ -181,3 +181,57 @@ def test_named_benchmarks_load_from_disk_or_say_how_to_get_them(tmp_path):
     imagenet = get_task("imagenet-val", root=str(folder / "test"))
     assert imagenet.name == "imagenet-val" and imagenet.input_shape == (3, 224, 224)
     assert everything(imagenet.load()).shape == (4, 3, 224, 224)
+
+
+def test_csv_rows_without_a_label_are_refused_unless_dropped_on_request(tmp_path):
+    path = table(tmp_path)
+    frame = pd.read_csv(path)
+    frame.loc[[1, 7, 40], "approved"] = np.nan
+    frame.to_csv(path, index=False)
+    with pytest.raises(TaskError, match=r"3 of 300 rows .* no label in column 'approved' \(lines 3, 9, 42\).*"
+                       r"drop_missing_labels=true to evaluate the other 297"):  # fmt: skip
+        get_task(f"csv:{path}", label="approved")
+    task = get_task(f"csv:{path}", label="approved", drop_missing_labels=True)
+    split = task.load()
+    assert len(split) == 297 and split.excluded == {"missing_labels": 3}
+    # the count enters the split's fingerprint: the same 297 rows given without the three differ from it
+    frame.dropna(subset=["approved"]).to_csv(tmp_path / "clean.csv", index=False)
+    assert get_task(f"csv:{tmp_path / 'clean.csv'}", label="approved").fingerprint != task.fingerprint
+
+
+def test_csv_text_in_a_numeric_column_is_refused_unless_declared_categorical(tmp_path):
+    path = table(tmp_path)
+    frame = pd.read_csv(path).astype({"income": object})
+    frame.loc[[0, 5], "income"] = "?"
+    frame.loc[9, "income"] = "unknown"
+    frame.to_csv(path, index=False)
+    with pytest.raises(TaskError, match=r"column 'income' .* holds numbers and 3 values that are not: '\?', "
+                       r"'unknown' \(lines 2, 7, 11\).*categorical"):  # fmt: skip
+        get_task(f"csv:{path}", label="approved")
+    task = get_task(f"csv:{path}", label="approved", categorical=["city", "sex", "income"])
+    assert "income" in task.schema.categorical and len(task.load()) == 300
+
+
+def test_csv_too_wide_or_too_large_is_refused_before_it_is_parsed(tmp_path):
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"c{i}" for i in range(20_001)) + "\n" + ",".join("1" * 20_001) + "\n")
+    with pytest.raises(TaskError, match=r"20,001 columns in its header, over the 10,000 .* separator"):
+        get_task(f"csv:{wide}", label="c0")
+    path = table(tmp_path)
+    with pytest.raises(TaskError, match=r"about 300 rows of 5 columns \(1,500 cells\), over the 1,000 .* max_cells"):
+        get_task(f"csv:{path}", label="approved", max_cells=1000)
+    assert len(get_task(f"csv:{path}", label="approved", max_cells=1500).load()) == 300
+
+
+def test_imagefolder_unreadable_files_are_refused_unless_skipped_and_then_named(tmp_path):
+    root = image_folder(tmp_path)
+    (root / "test" / "dog" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    (root / "test" / "eel" / "empty.png").write_bytes(b"")
+    with pytest.raises(TaskError, match=r"2 of 20 files in split test cannot be read as images: .*corrupt\.jpg is "
+                       r"not an image that PIL can read.*skip_unreadable=true"):  # fmt: skip
+        get_task(f"imagefolder:{root}").load()
+    task = get_task(f"imagefolder:{root}", skip_unreadable=True)
+    split = task.load()
+    assert len(split) == 18 and split.excluded == {"unreadable_files": ["dog/corrupt.jpg", "eel/empty.png"]}
+    assert list(split.attributes["file"]).count("dog/corrupt.jpg") == 0
+    assert everything(split).shape == (18, 3, 20, 24)

@@ -8,6 +8,7 @@ to the task's classes: the same names in another order are reordered, other name
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +24,35 @@ if TYPE_CHECKING:
 GENERIC = "LABEL_"  # transformers' placeholder label names: LABEL_0, LABEL_1, ...
 
 
+@functools.cache  # said once per process, however often the config is read
+def announce_remote_code(arg: str, revision: str | None) -> None:
+    """Say what code ``trust_remote_code`` will run, before it runs: the folder's Python files with their
+    hashes and the classes its config maps, or the hub repository and revision they come from."""
+    import hashlib
+    import json
+    import logging
+
+    folder = Path(arg).expanduser()
+    if folder.is_dir():
+        try:
+            auto_map = json.loads((folder / "config.json").read_text()).get("auto_map") or {}
+        except (OSError, ValueError, AttributeError):
+            auto_map = {}
+        files = [f"{f.name} (sha256 {hashlib.sha256(f.read_bytes()).hexdigest()[:12]})"
+                 for f in sorted(folder.glob("*.py"))]  # fmt: skip
+        what = f"the code in {folder}: {', '.join(files) or 'no .py file'}; auto_map {auto_map or 'none'}"
+    else:
+        what = f"the Python files of the hub repository {arg} at revision {revision or 'main (unpinned)'}"
+    logging.getLogger("harness").warning("hf:%s: --trust-remote-code runs %s", arg, what)
+
+
 def load_config(arg: str, revision: str | None, trust_remote_code: bool) -> Any:
     from harness.hub import before_hub_access
 
     if not Path(arg).expanduser().is_dir():
         before_hub_access()
+    if trust_remote_code:
+        announce_remote_code(arg, revision)
     from transformers import AutoConfig
 
     from harness.models.base import ModelLoadError

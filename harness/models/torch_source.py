@@ -3,7 +3,10 @@ user's code defines, built with the ``options`` as keyword arguments, and its we
 safetensors file or a state dict read with ``torch.load(weights_only=True)``).
 
 Nothing here unpickles arbitrary objects: a whole pickled ``nn.Module`` is refused with the way to
-save it instead. The module receives the task's raw inputs (images in [0, 1]) and returns logits.
+save it instead. Naming ``torch:my_pkg:Net`` imports ``my_pkg`` as Python's ``import`` would (its
+top-level code runs: the user named it as code), then calls nothing unless ``Net`` is a class deriving
+from ``torch.nn.Module``: ``torch:os:system`` or ``torch:subprocess:Popen`` are refused before any
+call. The module receives the task's raw inputs (images in [0, 1]) and returns logits.
 """
 
 from __future__ import annotations
@@ -87,18 +90,33 @@ def working_directory_importable() -> None:
 
 
 def import_class(spec: str, name: str) -> type:
+    """The ``nn.Module`` subclass ``spec`` (``module:Class``) names, checked to be one before anything
+    calls it: a function, a builtin or any other class is refused."""
+    import inspect
+
+    from torch import nn
+
     from harness.models.base import ModelLoadError
 
     module_name, _, class_name = spec.rpartition(":")
     working_directory_importable()
     try:
-        return getattr(importlib.import_module(module_name), class_name)
+        found = importlib.import_module(module_name)
+        for part in class_name.split("."):  # a nested class: module:Outer.Inner
+            found = getattr(found, part)
     except ModuleNotFoundError as exc:
         raise ModelLoadError(
             f"{name}: cannot import module {module_name!r} ({exc}) from the working directory or PYTHONPATH"
         ) from None
     except AttributeError:
         raise ModelLoadError(f"{name}: module {module_name!r} has no {class_name!r}") from None
+    if not (inspect.isclass(found) and issubclass(found, nn.Module)):
+        what = "a class not derived from torch.nn.Module" if inspect.isclass(found) else f"a {type(found).__name__}"
+        raise ModelLoadError(
+            f"{name}: {module_name}.{class_name} is {what}; torch:<module>:<Class> names a torch.nn.Module subclass, "
+            "which is built with the model options (nothing else is called)"
+        )
+    return found
 
 
 @models.register("torch", "a TorchScript file torch:<file>, or torch:<module>:<Class> --checkpoint FILE")
@@ -132,6 +150,8 @@ class TorchSource:
                 f"torch:{arg}: no such TorchScript file; name a file (torch:model.pt) or a class "
                 "(torch:package.module:Class --checkpoint weights.safetensors)"
             )
+        if ":" in arg:  # imported and checked to be an nn.Module subclass, not called: a plan builds nothing
+            import_class(arg, f"torch:{arg}")
 
     def load(self, arg: str, task: Task, checkpoint: str | None = None, **options: Any) -> Model:
         import torch
@@ -161,8 +181,6 @@ class TorchSource:
             module = cls(**options)
         except TypeError as exc:
             raise ModelLoadError(f"{name}: {cls.__name__}({options}) failed: {exc}") from None
-        if not isinstance(module, torch.nn.Module):
-            raise ModelLoadError(f"{name}: {cls.__name__} is not a torch.nn.Module")
         if checkpoint:
             path = Path(checkpoint).expanduser()
             load_state(module, read_state(path, name), path, name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -71,6 +71,8 @@ class Split:
     attributes: pd.DataFrame
     fingerprint: str
     decoding: str = ""  # a model's own decoding of the files (``redecoded``), "" for the task's
+    # what the task left out on request (``skip_unreadable``, ``drop_missing_labels``): it enters job specs
+    excluded: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -88,6 +90,7 @@ class Split:
         return Split(
             self.task, self.name, Subset(again, self.data.indices) if isinstance(self.data, Subset) else again,
             self.labels, self.attributes, fingerprint_arrays(extra=f"{self.fingerprint}/{described}"), described,
+            self.excluded,
         )  # fmt: skip
 
     @property
@@ -119,6 +122,7 @@ class Split:
             self.attributes.iloc[positions].reset_index(drop=True),
             fingerprint_arrays(positions, extra=self.fingerprint),
             self.decoding,
+            self.excluded,
         )
 
     def batches(

@@ -40,6 +40,7 @@ class ImageOptions(BaseModel):
     channels: int | None = None
     interpolation: Literal["bilinear", "bicubic"] = Field("bilinear", description="resampling of the resize")
     split: str | None = Field(None, description="the split evaluated by default")
+    skip_unreadable: bool = Field(False, description="leave out files PIL cannot read (listed in each job's spec)")
 
     @field_validator("size", mode="before")
     @classmethod
@@ -211,10 +212,25 @@ class ImageFolderTask(Task):
         self.classes = classes or tuple(files[default])
         paths = [p for name in self.classes for p in files[default].get(name, [])]
         self._entries = {default: file_index(roots[default], paths)}
-        channels, size = infer_format(self._entries[default], self.options, self.name)
+        self._refuse_unreadable(default, paths)
+        readable = {p: e for p, e in self._entries[default].items() if not isinstance(e, str)}
+        channels, size = infer_format(readable, self.options, self.name)
         self.input_shape = (channels, *size)
         self.description = (f"Images from {roots[default]}: {len(paths)} in the {default} split, "
                             f"{len(self.classes)} classes.")  # fmt: skip
+
+    def _refuse_unreadable(self, split: str, paths: list[str]) -> list[str]:
+        """The files of ``split`` PIL cannot read: refused, naming them, unless ``skip_unreadable``."""
+        entries = self._entries[split]
+        unreadable = [p for p in paths if isinstance(entries[p], str)]
+        if unreadable and not self.options.skip_unreadable:
+            shown = "; ".join(entries[p] for p in unreadable[:3]) + ("; ..." if len(unreadable) > 3 else "")
+            raise TaskError(
+                f"task {self.name}: {len(unreadable)} of {len(paths)} files in split {split} cannot be read as "
+                f"images: {shown}. Remove or repair them, or pass the task option skip_unreadable=true to evaluate "
+                "the others (the files left out are named in every job's spec)"
+            )
+        return unreadable
 
     def _load(self, split: str) -> Split:
         """The split as a stream of its files (decoded when read), fingerprinted from their bytes."""
@@ -230,10 +246,11 @@ class ImageFolderTask(Task):
         if split not in self._entries:
             self._entries[split] = file_index(self.roots[split], paths)
         entries = self._entries[split]
-        bad = next((e for e in entries.values() if isinstance(e, str)), None)
-        if bad is not None:
-            raise TaskError(f"task {self.name}: {bad}")
         prefix = len(str(self.roots[split])) + 1  # the files were listed under the split's folder
+        unreadable = self._refuse_unreadable(split, paths)
+        if unreadable:
+            keep = np.asarray([not isinstance(entries[p], str) for p in paths])
+            paths, labels = [p for p, k in zip(paths, keep, strict=True) if k], labels[keep]
         names = [p[prefix:] for p in paths]
         listed = [(n, int(k), entries[p]) for n, k, p in zip(names, labels, paths, strict=True)]
         channels, size = self.input_shape[0], self.input_shape[1:]
@@ -244,4 +261,5 @@ class ImageFolderTask(Task):
             torch.from_numpy(labels),
             pd.DataFrame({"index": np.arange(len(labels)), "file": names}),
             files_fingerprint(self.name, split, self.options, listed),  # type: ignore[arg-type]
+            excluded={"unreadable_files": sorted(p[prefix:] for p in unreadable)} if unreadable else {},
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -100,7 +100,12 @@ class TabularTask(Task):
     def schema(self) -> TabularSchema:
         raise NotImplementedError
 
-    def split_from_frame(self, split: str, frame: pd.DataFrame, labels: np.ndarray, attributes: pd.DataFrame):
+    def split_from_frame(self, split: str, frame: pd.DataFrame, labels: np.ndarray, attributes: pd.DataFrame,
+                         excluded: dict[str, Any] | None = None):  # fmt: skip
+        """A split of encoded rows; ``excluded`` names what the task left out on request (it enters the
+        split's fingerprint and every job's spec)."""
+        import json
+
         import torch
 
         features = self.schema.encode(frame)
@@ -113,7 +118,13 @@ class TabularTask(Task):
             torch.from_numpy(features),
             torch.from_numpy(labels),
             attributes,
-            fingerprint_arrays(features, labels, extra=f"{self.name}/{split}/{attributes.to_csv(index=False)}"),
+            fingerprint_arrays(
+                features,
+                labels,
+                extra=f"{self.name}/{split}/{attributes.to_csv(index=False)}"
+                + (json.dumps(excluded, sort_keys=True) if excluded else ""),
+            ),
+            excluded=dict(excluded or {}),
         )
 
     @property

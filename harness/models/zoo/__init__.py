@@ -81,6 +81,8 @@ class ZooSource:
 
         self.check(arg, task)
         state, _ = read_safetensors(self._path(arg, checkpoint), f"zoo:{arg}")
+        # loading copies each tensor into the float32 network (a float64 or float16 checkpoint is converted)
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         return fingerprint_state(state, self._config(arg))
 
     def determined_by(self, arg: str, checkpoint: str | None = None, **options: Any) -> list[Path]:
