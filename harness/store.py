@@ -435,10 +435,10 @@ class Store:
     def jobs(self, *, models: Iterable[str] | None = None, tasks: Iterable[str] | None = None) -> list[JobRow]:
         """Stored jobs with their specs (None for legacy jobs), oldest first; damaged jobs are left out."""
         out = []
-        damaged = self.damaged()
-        for row in self._db.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs ORDER BY finished"):
-            if (models is not None and row["model"] not in models) or (tasks is not None and row["task"] not in tasks):
-                continue
+        rows = [row for row in self._db.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs ORDER BY finished")
+                if (models is None or row["model"] in models) and (tasks is None or row["task"] in tasks)]  # fmt: skip
+        damaged = self.damaged(row["key"] for row in rows)
+        for row in rows:
             if row["key"] in damaged:
                 self._skip(row["key"], row, damaged[row["key"]])
                 continue

@@ -123,11 +123,14 @@ class ConvOnly(torch.nn.Module):
 
 def test_a_variant_that_cannot_apply_is_refused_at_plan_time_with_the_reason(tmp_path):
     (tmp_path / "conv_only.py").write_text(CONV_ONLY)
-    proc = harness("run", "--model", "torch:conv_only:ConvOnly+int8", "--task", "fashion-mnist", "--metric",
-                   "accuracy", "--dry-run", store=tmp_path / "store", check=False,
-                   env={"PYTHONPATH": str(tmp_path)})  # fmt: skip
+    args = ("run", "--model", "torch:conv_only:ConvOnly+int8", "--task", "fashion-mnist", "--metric", "accuracy")
+    proc = harness(*args, store=tmp_path / "store", check=False, env={"PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 2, proc.stderr
     assert "has no Linear layer to quantize" in " ".join(proc.stderr.split())
+    assert "0 measured" not in proc.stderr  # refused when the plan builds it, before any job
+    # a dry run builds no user code, so it cannot tell yet: it says the model is not built
+    dry = harness(*args, "--dry-run", store=tmp_path / "store", env={"PYTHONPATH": str(tmp_path)})
+    assert "not built" in dry.stdout
 
 
 def test_a_variant_runs_is_stored_once_and_compares_with_its_parent(tmp_path):

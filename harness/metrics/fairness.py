@@ -4,14 +4,15 @@ Per group of each sensitive feature, and of each named intersection (sex x race)
 fairlearn's ``MetricFrame`` (accuracy, balanced accuracy, selection rate, true and false positive
 rates, false negative rate, precision, count). Per feature: demographic parity, equalized odds and
 equal opportunity differences and ratios, the accuracy difference and the worst-group accuracy, from
-fairlearn's MetricFrame. Every number has a 95% interval (docs/metrics.md): the statistics are functions of
-the table of counts (group x label x prediction), which resamples exactly as a multinomial
-(``stats.resample_counts``, drawn once per table and shared by its statistics), so a thousand
-resamples of 16,281 rows cost milliseconds. Groups under ``min_count`` examples are reported and
-flagged, and left out of the worst group. An audit verdict per
+fairlearn's MetricFrame. Every number has an interval whose coverage is simulated (docs/metrics.md):
+group rates that are proportions Wilson's, gaps and ratios between groups from pairwise score
+intervals (``harness.disparity``: at least 95%, where bootstraps of a gap covered 73-96%), the worst
+group a simultaneous bootstrap interval over the table of counts (group x label x prediction), which
+resamples exactly as a multinomial (``stats.resample_counts``). Groups under ``min_count`` examples
+are reported and flagged, and left out of the worst group. An audit verdict per
 feature and criterion compares each group's rate with a reference group's (default: the largest)
 against a tolerance (default: the four-fifths rule, a ratio in [0.8, 1.25]): pass, fail, or
-inconclusive where the ratio's interval straddles the band.
+inconclusive where the ratio's interval (simultaneous over the judged groups) straddles the band.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import stats
+from harness.disparity import estimate as between_estimate
+from harness.disparity import largest_gap, ratio_to_reference, smallest_ratio
 from harness.measures import Measure
 from harness.metrics.base import Metric
 from harness.registry import metrics, unknown_name_message
@@ -127,51 +130,63 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
 
 
-def group_rates(t: np.ndarray) -> dict[str, np.ndarray]:
+def rate_counts(t: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each binary rate of a group as (successes, total) from its confusion counts ``[..., 2, 2]``
+    (label by prediction): the proportions whose intervals are Wilson's and whose gaps and ratios
+    between groups are ``harness.disparity``'s."""
     tn, fp, fn, tp = t[..., 0, 0], t[..., 0, 1], t[..., 1, 0], t[..., 1, 1]
     n = tn + fp + fn + tp
-    tpr, tnr = _div(tp, tp + fn), _div(tn, tn + fp)
-    with quiet():
-        balanced = np.nanmean(np.stack([tpr, tnr]), axis=0)
     return {
-        "accuracy": _div(tp + tn, n),
-        "balanced_accuracy": balanced,
-        "selection_rate": _div(tp + fp, n),
-        "true_positive_rate": tpr,
-        "false_positive_rate": _div(fp, fp + tn),
-        "false_negative_rate": _div(fn, fn + tp),
-        "precision": np.where(tp + fp > 0, _div(tp, tp + fp), np.where(n > 0, 0.0, np.nan)),  # sklearn: 0
+        "accuracy": (tp + tn, n),
+        "selection_rate": (tp + fp, n),
+        "true_positive_rate": (tp, tp + fn),
+        "false_positive_rate": (fp, fp + tn),
+        "false_negative_rate": (fn, fn + tp),
+        "precision": (tp, tp + fp),
     }
 
 
-def gap(rates: np.ndarray) -> np.ndarray:
-    """max - min over the groups where the rate is defined (fairlearn's ``between_groups``)."""
-    with quiet():
-        return np.nanmax(rates, -1) - np.nanmin(rates, -1)
+def group_rates(t: np.ndarray) -> dict[str, np.ndarray]:
+    """Every per-group rate of confusion counts ``[..., 2, 2]``, NaN where undefined. Balanced accuracy
+    needs both classes: a group (or a resample of it) without positives or without negatives has none,
+    rather than falling back to the one recall it has."""
+    rates = {name: _div(k, n) for name, (k, n) in rate_counts(t).items()}
+    tn, fp, fn, tp = t[..., 0, 0], t[..., 0, 1], t[..., 1, 0], t[..., 1, 1]
+    n = tn + fp + fn + tp
+    rates["balanced_accuracy"] = (rates["true_positive_rate"] + _div(tn, tn + fp)) / 2
+    rates["precision"] = np.where(tp + fp > 0, rates["precision"], np.where(n > 0, 0.0, np.nan))  # sklearn: 0
+    return rates
 
 
-def ratio(rates: np.ndarray) -> np.ndarray:
-    """min / max over the groups; equal rates (0 and 0 included) give 1."""
-    with quiet():
-        low, high = np.nanmin(rates, -1), np.nanmax(rates, -1)
-        return np.where(high > 0, low / np.where(high > 0, high, 1), np.where(np.isnan(high), np.nan, 1.0))
-
-
-DISPARITIES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
-    "demographic_parity_difference": (lambda t: gap(group_rates(t)["selection_rate"]), "lower"),
-    "demographic_parity_ratio": (lambda t: ratio(group_rates(t)["selection_rate"]), "higher"),
-    "equalized_odds_difference": (
-        lambda t: np.maximum(gap(group_rates(t)["true_positive_rate"]), gap(group_rates(t)["false_positive_rate"])),
-        "lower",
-    ),
-    "equalized_odds_ratio": (
-        lambda t: np.minimum(ratio(group_rates(t)["true_positive_rate"]), ratio(group_rates(t)["false_positive_rate"])),
-        "higher",
-    ),
-    "equal_opportunity_difference": (lambda t: gap(group_rates(t)["true_positive_rate"]), "lower"),
-    "equal_opportunity_ratio": (lambda t: ratio(group_rates(t)["true_positive_rate"]), "higher"),
-    "accuracy_difference": (lambda t: gap(group_rates(t)["accuracy"]), "lower"),
+TPR_FPR = ("true_positive_rate", "false_positive_rate")
+# name: (the families of rates it compares between groups, a gap (else a ratio), direction)
+DISPARITIES: dict[str, tuple[tuple[str, ...], bool, str]] = {
+    "demographic_parity_difference": (("selection_rate",), True, "lower"),
+    "demographic_parity_ratio": (("selection_rate",), False, "higher"),
+    "equalized_odds_difference": (TPR_FPR, True, "lower"),
+    "equalized_odds_ratio": (TPR_FPR, False, "higher"),
+    "equal_opportunity_difference": (("true_positive_rate",), True, "lower"),
+    "equal_opportunity_ratio": (("true_positive_rate",), False, "higher"),
+    "accuracy_difference": (("accuracy",), True, "lower"),
 }
+
+
+def disparity(
+    name: str, counts: np.ndarray, confidence: float = stats.DEFAULT_CONFIDENCE
+) -> tuple[float, float, float]:
+    """A disparity of a binary task's per-group confusion counts ``[groups, 2, 2]`` with its interval
+    (``harness.disparity``). Equal opportunity is judged with equalized odds' comparisons, so that its
+    interval never reaches above or below the larger statistic's inconsistently."""
+    families, is_gap, _ = DISPARITIES[name]
+    counted = rate_counts(counts)
+    pairs = len(counts) * (len(counts) - 1) // 2
+    comparisons = pairs * len(TPR_FPR) if families == ("true_positive_rate",) else None
+    between = largest_gap if is_gap else smallest_ratio
+    value, low, high = between([counted[f][0] for f in families], [counted[f][1] for f in families], confidence,
+                               comparisons)  # fmt: skip
+    return float(value), float(low), float(high)
+
+
 GROUP_RATES = ("accuracy", "balanced_accuracy", "selection_rate", "true_positive_rate", "false_positive_rate",
                "false_negative_rate", "precision")  # fmt: skip
 SEVERITY = ("pass", "inconclusive", "fail")  # a group's verdict is its worst rate's
@@ -241,7 +256,10 @@ class Fairness(Metric):
     # 2: verdicts pass / fail / inconclusive from the ratio's interval; undefined rates unjudged
     # 3: whole-number buckets named by their closed bounds (25-44, 65+, as the data's age groups); a
     #    worst-group figure's n is that group's size, a disparity's the smallest compared group's
-    version = 3
+    # 4: intervals that cover (harness.disparity): gaps and ratios from pairwise Newcombe and MOVER-R intervals,
+    #    verdicts from simultaneous MOVER-R ratios to the reference, group rates Wilson's; balanced accuracy
+    #    needs both classes (in the data and in each resample)
+    version = 4
     task_params = ("features", "buckets", "intersections", "control_features", "reference")
     category = "fairness"
     measures = (
@@ -251,7 +269,7 @@ class Fairness(Metric):
         Measure("fairness.count", "higher", "fairness", ("<feature>", "<control feature>")),
         Measure("fairness.recall", "higher", "fairness", ("<feature>", "class"), percent=True),
         *(Measure(f"fairness.{name}", direction, "fairness", ("feature", "<control feature>"))
-          for name, (_, direction) in DISPARITIES.items()),
+          for name, (_, _, direction) in DISPARITIES.items()),
         Measure("fairness.accuracy_difference", "lower", "fairness", ("feature",)),
         Measure("fairness.worst_group_accuracy", "higher", "fairness", ("feature", "<control feature>"), percent=True),
         Measure("fairness.verdict", "higher", "fairness", ("feature", "criterion", "<control feature>"),
@@ -320,13 +338,19 @@ class Fairness(Metric):
             {names[i] for i in range(len(names)) if np.isnan(ours["true_positive_rate"][i])}
             | {names[i] for i in range(len(names)) if np.isnan(ours["false_positive_rate"][i])}
         )
+        counted = rate_counts(counts)
         for i, group in enumerate(names):
             flags = (f"small-group(n={sizes[i]}<{params.min_count})",) if sizes[i] < params.min_count else ()
             row = by_group.loc[group]
             for metric in GROUP_RATES:
                 if np.isnan(ours[metric][i]):
                     continue  # undefined here (no positive or no negative examples; fairlearn says 0): no record
-                estimate = stats.from_resampled(lambda t, i=i, m=metric: group_rates(t)[m][..., i], counts, resampled)
+                k, total = (int(x[i]) for x in counted.get(metric, (np.zeros(len(names)),) * 2))
+                if total > 0:  # a proportion: Wilson's interval
+                    estimate = stats.counted(k, total)
+                else:  # balanced accuracy, and precision where nothing is selected (sklearn's 0)
+                    estimate = stats.from_resampled(lambda t, i=i, m=metric: group_rates(t)[m][..., i], counts,
+                                                    resampled)  # fmt: skip
                 estimate = replace(estimate, value=float(row[metric]), n=int(sizes[i]))  # fairlearn's value
                 out.append(ctx.record(f"fairness.{metric}", estimate, slice={feature: group, **where}, flags=flags))
             n = int(sizes[i])
@@ -336,18 +360,17 @@ class Fairness(Metric):
             flags = (*flags, "undefined-rates=" + ";".join(undefined))
             info = {**info, "undefined_rates": undefined}
         slice_ = {"feature": feature, **where}
-        for metric, (statistic, _) in DISPARITIES.items():
-            estimate = stats.from_resampled(statistic, counts, resampled, method="basic", bounds=(0, 1))
+        for metric, (_, is_gap, _) in DISPARITIES.items():
+            value, low, high = disparity(metric, counts)
+            if not np.isfinite(value):
+                continue  # no two groups have the rate defined: nothing to compare
             # fairlearn's value where every group's rates are defined (and a ratio's maximum is not 0): the
             # same as the harness's, which also leaves undefined rates out and calls equal zero rates a ratio of 1
-            value = float(fair[metric])
-            if np.isfinite(value) and not undefined:
-                estimate = replace(estimate, value=value)
-            if not np.isfinite(estimate.value):
-                continue  # no group has the rate defined: nothing to compare
+            if np.isfinite(fair[metric]) and not undefined:
+                value = float(fair[metric])
             # n: the smallest group's size, which bounds how precisely any gap between groups is known
-            out.append(ctx.record(f"fairness.{metric}", replace(estimate, n=int(sizes.min())), slice=slice_,
-                                  params=info, flags=flags))  # fmt: skip
+            estimate = between_estimate(value, low, high, int(sizes.min()), "newcombe" if is_gap else "mover")
+            out.append(ctx.record(f"fairness.{metric}", estimate, slice=slice_, params=info, flags=flags))
         eligible = np.flatnonzero(sizes >= params.min_count)
         if len(eligible):
             accuracy = group_rates(counts[None])["accuracy"][0, eligible]
@@ -362,41 +385,46 @@ class Fairness(Metric):
                     params={**info, "excluded": excluded, "worst_group": names[worst]},
                 )
             )
-        out += self._verdicts(ctx, params, feature, names, counts, sizes, resampled, where)
+        out += self._verdicts(ctx, params, feature, names, counts, sizes, where)
         return out
 
     def _verdicts(self, ctx: EvalContext, params: FairnessParams, feature: str, names: list[str], counts: np.ndarray,
-                  sizes: np.ndarray, resampled: np.ndarray, where: dict[str, str]) -> list[Record]:  # fmt: skip
-        """Per criterion: each judged group's ratio of rates to the reference group, with its 95%
-        percentile-bootstrap interval, against the tolerance band. A group fails when the whole interval
-        lies outside the band, passes when it lies inside, and is inconclusive otherwise; the criterion
-        fails if any group fails, is inconclusive if any is, and passes otherwise (value 1 pass, 0.5
-        inconclusive, 0 fail). A rate undefined for a group (no positives: no true-positive rate) leaves
-        that group unjudged and flags the record; it is never taken as 0."""
+                  sizes: np.ndarray, where: dict[str, str]) -> list[Record]:  # fmt: skip
+        """Per criterion: each judged group's ratio of rates to the reference group, with its MOVER-R
+        interval simultaneous over the criterion's judged (group, rate) ratios (Bonferroni), against the
+        tolerance band. A group fails when the whole interval lies outside the band, passes when it lies
+        inside, and is inconclusive otherwise; the criterion fails if any group fails, is inconclusive
+        if any is, and passes otherwise (value 1 pass, 0.5 inconclusive, 0 fail): each wrong verdict has
+        probability at most 5%. A rate undefined for a group (no positives: no true-positive rate)
+        leaves that group unjudged and flags the record; it is never taken as 0."""
         reference = params.reference.get(feature) or names[int(np.argmax(sizes))]
         r = names.index(reference)
         low, high = params.tolerance
         ours = group_rates(counts[None])
-        draws = group_rates(resampled)
+        counted = rate_counts(counts)
         out = []
         for criterion, rates in CRITERIA.items():
             ratios: dict[str, dict[str, list[float]]] = {}
             outcome: dict[str, str] = {}
             undefined: list[str] = []
-            for i, (group, n) in enumerate(zip(names, sizes, strict=True)):
-                if group == reference or n < params.min_count:
-                    continue
+            judged = [i for i, (g, n) in enumerate(zip(names, sizes, strict=True))
+                      if g != reference and n >= params.min_count]  # fmt: skip
+            comparisons = len(judged) * len(rates)
+            for i in judged:
+                group = names[i]
                 for rate in rates:
                     value = _ratio_of(ours[rate][..., i], ours[rate][..., r])[0]
                     if not np.isfinite(value):
                         undefined.append(f"{group}:{rate}")
                         continue
-                    spread = _ratio_of(draws[rate][..., i], draws[rate][..., r])
-                    spread = spread[np.isfinite(spread)]
-                    lo, hi = np.quantile(spread, [0.025, 0.975]) if spread.size else (value, value)
-                    ratios.setdefault(group, {})[rate] = [float(value), float(lo), float(hi)]
-                    judged = "pass" if low <= lo and hi <= high else "fail" if hi < low or lo > high else "inconclusive"
-                    outcome[group] = max(outcome.get(group, "pass"), judged, key=SEVERITY.index)  # the worst rate
+                    k, total = counted[rate]
+                    lo, hi = ratio_to_reference(k[i], total[i], k[r], total[r], comparisons)
+                    lo, hi = min(float(lo), value), max(float(hi), value)
+                    ratios.setdefault(group, {})[rate] = [float(value), lo, hi]
+                    judged_as = (
+                        "pass" if low <= lo and hi <= high else "fail" if hi < low or lo > high else "inconclusive"
+                    )
+                    outcome[group] = max(outcome.get(group, "pass"), judged_as, key=SEVERITY.index)  # the worst rate
             if not outcome:
                 continue  # no group could be judged (every rate undefined): no verdict, the disparities say why
             failing = [g for g, v in outcome.items() if v == "fail"]
@@ -446,18 +474,16 @@ class Fairness(Metric):
         sizes = counts.sum((1, 2))
         out = []
         for i, group in enumerate(names):
-            estimate = stats.from_resampled(lambda t, i=i: accuracy(t)[..., i], counts, resampled)
-            out.append(ctx.record("fairness.accuracy", replace(estimate, n=int(sizes[i])), slice={feature: group}))
+            estimate = stats.counted(int(np.trace(counts[i, :, :k])), int(sizes[i]))
+            out.append(ctx.record("fairness.accuracy", estimate, slice={feature: group}))
             for c in range(k):
                 if counts[i, c].sum() == 0:
                     continue
-                recall = stats.from_resampled(lambda t, i=i, c=c: _div(t[..., i, c, c], t[..., i, c, :].sum(-1)),
-                                              counts, resampled)  # fmt: skip
-                recall = replace(recall, n=int(counts[i, c].sum()))
+                recall = stats.counted(int(counts[i, c, c]), int(counts[i, c].sum()))
                 out.append(ctx.record("fairness.recall", recall, slice={feature: group, "class": ctx.task.classes[c]}))
-        difference = stats.from_resampled(lambda t: gap(accuracy(t)), counts, resampled, method="basic", bounds=(0, 1))
-        out.append(ctx.record("fairness.accuracy_difference", replace(difference, n=int(sizes.min())),
-                              slice={"feature": feature}))  # fmt: skip
+        value, low, high = largest_gap([np.diagonal(counts[..., :k], axis1=-2, axis2=-1).sum(-1)], [sizes])
+        difference = between_estimate(float(value), float(low), float(high), int(sizes.min()), "newcombe")
+        out.append(ctx.record("fairness.accuracy_difference", difference, slice={"feature": feature}))
         which, worst = stats.minimum(accuracy(counts[None])[0], accuracy(resampled), 0)
         out.append(
             ctx.record(

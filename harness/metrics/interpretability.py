@@ -20,6 +20,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness import stats
+from harness.disparity import estimate as between_estimate
+from harness.disparity import largest_mean_gap
 from harness.measures import Measure
 from harness.metrics.base import Metric
 from harness.registry import explainers, metrics
@@ -42,20 +44,6 @@ RANDOMISATION_EXAMPLES = {"image": 32, "tabular": 200, "text": 32}
 BASELINES = {"image": ("black", "blurred"), "tabular": ("train-mean",), "text": ("pad",)}
 FAILS = "fails-randomisation-test"
 UNDEFINED = "randomisation-test-undefined"
-
-
-def group_gap(values: np.ndarray, codes: np.ndarray, groups: int):
-    """Bootstrap statistic: the largest minus the smallest group mean of ``values`` (group ``codes``
-    0..groups-1, -1 for rows in no compared group); a group absent from a resample does not count."""
-
-    def statistic(rows: np.ndarray) -> np.ndarray:
-        v, c = values[rows], codes[rows]
-        members = np.stack([c == k for k in range(groups)])  # [groups, B, n]
-        counts = members.sum(2)
-        means = np.where(counts > 0, (members * v).sum(2) / np.maximum(counts, 1), np.nan)
-        return np.nanmax(means, 0) - np.nanmin(means, 0)
-
-    return statistic
 
 
 class InterpretabilityParams(BaseModel):
@@ -95,6 +83,8 @@ def method_names(task: Task, params: InterpretabilityParams) -> list[str]:
                                       "infidelity, sensitivity, sparseness, randomisation sanity check")  # fmt: skip
 class Interpretability(Metric):
     name = "interpretability"
+    # 2: a score's gap between groups has the simultaneous Welch interval (harness.disparity), not the basic bootstrap
+    version = 2
     category = "interpretability"
     measures = (
         *(Measure(f"interpretability.{score}", direction, "interpretability", ("method", "feature", "group"),
@@ -431,9 +421,8 @@ class _Run:
                         )
                     )
                 codes = np.array([labels.index(g) if g in labels else -1 for g in groups[finite]])
-                gap = group_gap(values[finite], codes, len(labels))  # a gap: basic bootstrap, as fairness's
-                estimate = stats.bootstrap(gap, int(finite.sum()), method="basic", bounds=(0, np.inf),
-                                           **self.ctx.bootstrap_options)  # fmt: skip
+                value, low, high = largest_mean_gap(values[finite], codes, len(labels))
+                estimate = between_estimate(value, low, high, int(finite.sum()), "welch")
                 info = {"groups": labels, "statistic": "largest minus smallest group mean"}
                 out.append(
                     self.ctx.record(
