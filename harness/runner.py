@@ -250,7 +250,7 @@ def new_job(pair: Pair, task: Task, metric: Any, params: Any, suite: Suite,
         metric.check(task, params)
     except ValueError as exc:
         raise PlanError(f"metric {metric.name} on {task.name}: {exc}") from exc
-    n, cut = pair.examples.count, pair.subset is not None
+    n, cut = pair.examples.count, suite.limit is not None  # --limit N: the costly metrics take all N, even N >= n
     resolved = metric.resolve(params, task, n=n, cut=cut)
     values = resolved.model_dump(mode="json")
     picked = metric.evaluated(resolved, n, suite.seed)

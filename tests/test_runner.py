@@ -215,3 +215,15 @@ def test_a_pairs_model_is_released_when_its_jobs_are_done(tmp_path, monkeypatch)
     gc.collect()
     assert alive == [3, 2, 1]  # the three are loaded while planning (for their fingerprints); each goes with its pair
     assert all(ref() is None for ref in loaded), "a model outlived its pair"
+
+
+@pytest.mark.parametrize(("limit", "examples"), [(500, 500), (10000, 10000), (20000, 10000), (None, 1000)])
+def test_a_limit_makes_the_costly_metrics_take_every_example_of_the_subset_even_the_whole_split(tmp_path, limit,
+                                                                                               examples):  # fmt: skip
+    """``--limit N`` means N examples everywhere, as the README says: --limit 10000 on Fashion-MNIST's
+    10,000 corrupts all of them, not the default 1,000 that a run without --limit corrupts."""
+    text = ("name: t\ngroups:\n  - models: [zoo:fmnist-linear]\n    tasks: [fashion-mnist]\n    metrics: [corruption]\n"
+            + (f"limit: {limit}\n" if limit else ""))  # fmt: skip
+    with Store(tmp_path) as store:
+        (job,) = runner.plan(parse_suite(text, "t.yaml"), store).jobs
+    assert job.params["examples"] == examples
