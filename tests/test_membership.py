@@ -103,7 +103,13 @@ def test_the_metric_runs_and_splits_by_group(tmp_path, monkeypatch):
     assert tpr["lira-offline"] >= tpr["loss"]  # the zoo: reference models make the attack at least as strong
     groups = {r.parts["group"] for r in records if r.metric == "membership.auc" and r.parts.get("feature") == "sex"}
     assert groups == {"Female", "Male"}
-    assert len(scores) == 10000 and scores["member"].sum() == 5000
+    assert len(scores) == 15000 and scores["member"].sum() == 5000  # 10,000 non-members: TPR at 0.1% FPR
+    tpr = {r.parts["attack"]: r for r in records if r.metric == "membership.tpr" and r.parts["fpr"] == "0.001"}
+    assert all(np.isfinite(r.value) and not r.flags for r in tpr.values())
+    assert auc["loss"].params["non_members"] == 10000 and auc["loss"].params["non_members_from"] == [
+        "test",
+        "validation",
+    ]
     members = scores[scores["member"]]
     direct = roc_auc_score(scores["member"], scores["loss"])
     assert auc["loss"].value == pytest.approx(direct, abs=1e-12) and len(members) == 5000
@@ -173,17 +179,20 @@ def test_reference_models_train_once_on_records_that_are_not_attacked(tmp_path, 
     real_fit = zoo_train.fit
     monkeypatch.setattr(zoo_train, "fit", lambda name, split, **kw: seen.append(split) or real_fit(name, split, **kw))
     ctx = EvalContext(model, task, task.load(), torch.device("cpu"), 1024, 0, 100, "t", {})
-    params = MembershipParams(attacks=("loss", "lira-offline"), examples=400, reference_models=2)
+    params = MembershipParams(attacks=("loss", "lira-offline"), examples=400, non_members=600, reference_models=2)
     first = Membership().compute(ctx, params)
     assert len(seen) == 2 and len(list((tmp_path / "cache" / "reference-models").glob("*.safetensors"))) == 2
     scores = ctx.outputs["membership"]
     members = set(scores.loc[scores["member"], "example"])
     others = set(scores.loc[~scores["member"], "example"])
+    assert len(members) == 400 and len(others) == 600
+    held_out = len(task.load("validation"))  # Adult's held-out rows join the non-members' pool
+    assert any(i >= len(task.load()) for i in others)  # some drawn from it (ids offset by the test split's size)
     for half in seen:
         part = half.attributes
-        assert len(half) == (len(task.load("train")) - 400 + len(task.load()) - 400) // 2
+        assert len(half) == (len(task.load("train")) - 400 + len(task.load()) + held_out - 600) // 2
         assert not members & set(part.loc[part["split"] == "train", "index"])
-        assert not others & set(part.loc[part["split"] == "test", "index"])
+        assert not others & set(part.loc[part["split"].isin(["test", "validation"]), "index"])
     lira = next(r for r in first if r.slice == "attack=lira-offline" and r.metric == "membership.auc")
     assert lira.params["reference_models"] == 2 and lira.params["reference_recipe"] == "zoo:adult-logreg"
     monkeypatch.setattr(zoo_train, "fit", lambda *a, **k: pytest.fail("a reference model was trained again"))

@@ -45,6 +45,14 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+def suite_file(workdir, name: str, model: str) -> str:
+    """A one-model suite file measuring accuracy on Fashion-MNIST; ``model`` is its YAML entry."""
+    (workdir / f"{name}.yaml").write_text(
+        f"name: {name}\ngroups:\n  - models: [{model}]\n    tasks: [fashion-mnist]\n    metrics: [accuracy]\n"
+    )
+    return f"{name}.yaml"
+
+
 def run_here(workdir, *args: str):
     env = {"PYTHONPATH": f"{workdir}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     return harness(*args, store=workdir / "store", check=False, env=env)
@@ -70,24 +78,19 @@ def test_a_name_that_is_not_an_nn_module_class_is_refused_before_anything_is_cal
 
 
 def test_a_suite_file_naming_os_system_is_refused_on_a_dry_run(workdir):
-    (workdir / "evil.yaml").write_text(
-        "name: evil\ngroups:\n  - models: [{name: 'torch:os:system', options: {command: 'touch pwned'}}]\n"
-        "    tasks: [fashion-mnist]\n    metrics: [accuracy]\n"
-    )
-    proc = run_here(workdir, "run", "--config", "evil.yaml", "--dry-run")
+    evil = suite_file(workdir, "evil", "{name: 'torch:os:system', options: {command: 'touch pwned'}}")
+    proc = run_here(workdir, "run", "--config", evil, "--dry-run")
     assert proc.returncode == 2 and "os.system is a builtin_function_or_method" in proc.stderr
     assert not (workdir / "pwned").exists()
 
 
 def test_a_dry_run_imports_user_code_but_never_instantiates_it(workdir):
-    (workdir / "mine.yaml").write_text(
-        "name: mine\ngroups:\n  - models: ['torch:usernet:Net']\n    tasks: [fashion-mnist]\n    metrics: [accuracy]\n"
-    )
-    proc = run_here(workdir, "run", "--config", "mine.yaml", "--dry-run")
+    mine = suite_file(workdir, "mine", "'torch:usernet:Net'")
+    proc = run_here(workdir, "run", "--config", mine, "--dry-run")
     assert proc.returncode == 0, proc.stderr
     assert "not built" in proc.stdout
     assert not (workdir / "built").exists()
-    proc = run_here(workdir, "run", "--config", "mine.yaml", "--limit", "20")  # the run itself builds it
+    proc = run_here(workdir, "run", "--config", mine, "--limit", "20")  # the run itself builds it
     assert proc.returncode == 0, proc.stderr
     assert (workdir / "built").exists()
 
@@ -117,11 +120,8 @@ def test_trust_remote_code_in_a_suite_file_is_refused():
 
 
 def test_a_suite_file_with_trust_remote_code_exits_2(workdir):
-    (workdir / "remote.yaml").write_text(
-        "name: remote\ngroups:\n  - models: [{name: 'hf:x', options: {trust_remote_code: true}}]\n"
-        "    tasks: [fashion-mnist]\n    metrics: [accuracy]\n"
-    )
-    proc = run_here(workdir, "run", "--config", "remote.yaml", "--dry-run")
+    remote = suite_file(workdir, "remote", "{name: 'hf:x', options: {trust_remote_code: true}}")
+    proc = run_here(workdir, "run", "--config", remote, "--dry-run")
     assert proc.returncode == 2 and "HARNESS_TRUST_REMOTE_CODE=1" in proc.stderr
 
 

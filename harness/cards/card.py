@@ -264,12 +264,12 @@ def findings(facts: Facts, sensitive: tuple[str, ...] = ()) -> tuple[list[str], 
         judged.setdefault((where.get("feature", "?"), outcome), []).append(f"{criterion} ({groups})")
     for (feature, outcome), criteria in judged.items():
         if outcome == "fail":
-            ethics.append(f"Fails the four-fifths criterion by {feature} (the 95% interval of the ratio lies "
-                          f"wholly outside the band) for {'; '.join(criteria)}.")  # fmt: skip
+            ethics.append(f"Fails the four-fifths criterion by {feature} (the ratio's interval, simultaneous over "
+                          f"the groups judged, lies wholly outside the band) for {'; '.join(criteria)}.")  # fmt: skip
         else:
             ethics.append(
-                f"Inconclusive on the four-fifths criterion by {feature} (the 95% interval of the "
-                f"ratio straddles the band: more examples would decide) for {'; '.join(criteria)}."
+                f"Inconclusive on the four-fifths criterion by {feature} (the ratio's interval, simultaneous over "
+                f"the groups judged, straddles the band: more examples would decide) for {'; '.join(criteria)}."
             )
     clean = facts.get("adversarial.clean_accuracy", "attack=none")
     curve = sorted(

@@ -1,7 +1,12 @@
 """Membership inference: can an attacker tell the model's training records from records it never
 saw? Members are a seeded sample of the training split (the shipped sample where the task has one),
-non-members as many seeded examples of the evaluated split; each privacy attack scores every record
-(``harness.privacy.attacks``: higher means more likely a member) and its threshold is swept.
+non-members a seeded sample of records the model never trained on: the evaluated split and, where the
+task holds one out, its validation split (Fashion-MNIST's 5,000 validation images, Adult's 3,256 rows).
+Up to 10,000 non-members by default, so that the TPR at 0.1% FPR, the figure the field reports since
+LiRA, can be estimated (at least ``MIN_FALSE_POSITIVES`` non-members let through); members and
+non-members need not be as many. Each privacy attack scores every record (``harness.privacy.attacks``:
+higher means more likely a member) and its threshold is swept. A validation record's example id is
+its index there plus the evaluated split's size, so that ids stay unique.
 
 Figures per attack (``harness.metrics.curves``; members are the positive class): AUC, balanced
 accuracy (the best threshold's (TPR + TNR) / 2), and the TPR at 1%, 0.1% and 0% FPR (Carlini et al.
@@ -37,7 +42,7 @@ MIN_FALSE_POSITIVES = 10  # below this many non-members allowed through, a TPR a
 THREAT_MODEL = ("black-box: the attacker sees the model's probabilities for a record and knows its label; "
                 "the threshold attacks know nothing more; lira-offline also knows the training recipe and holds "
                 "records of the same distribution, none of them attacked, to train reference models on; members "
-                "and non-members in equal numbers")  # fmt: skip
+                "and non-members drawn apart (their numbers in each record's params)")  # fmt: skip
 
 
 class MembershipParams(BaseModel):
@@ -47,7 +52,9 @@ class MembershipParams(BaseModel):
     reference_recipe: str | None = Field(
         None, description="the zoo entry whose recipe trains them (default: the model's own; needed outside the zoo)"
     )
-    examples: int | None = Field(5000, ge=10, description="members, and as many non-members")
+    examples: int | None = Field(5000, ge=10, description="members (at most the training split's records)")
+    non_members: int | None = Field(10_000, ge=10, description="non-members, from the evaluated and the validation "
+                                    "split: 10,000 let the TPR at 0.1% FPR be estimated")  # fmt: skip
     max_groups: int = Field(20, ge=2, description="attributes with more distinct values are not split by")
 
 
@@ -75,6 +82,8 @@ def membership_figures(members: np.ndarray, others: np.ndarray, *, resamples: in
 @metrics.register("membership", "membership inference: AUC and TPR at 1%, 0.1%, 0% FPR of threshold attacks")
 class Membership(Metric):
     name = "membership"
+    # 2: up to 10,000 non-members from the evaluated and the validation split (TPR at 0.1% FPR estimable)
+    version = 2
     category = "privacy"
     Params = MembershipParams
     measures = (
@@ -107,8 +116,10 @@ class Membership(Metric):
             )
 
     def depends(self, params: BaseModel, task: Task) -> dict[str, Any]:
-        split = task.training_split
+        split, held_out = task.training_split, held_out_split(task)
         return {"members_from": split, "members_fingerprint": task.load(split).fingerprint,
+                "non_members_also_from": held_out,
+                "held_out_fingerprint": None if held_out is None else task.load(held_out).fingerprint,
                 "threat_model": THREAT_MODEL}  # fmt: skip
 
     def compute(self, ctx: EvalContext, params: BaseModel) -> list[Record]:
@@ -119,9 +130,11 @@ class Membership(Metric):
         training = ctx.task.load(split_name)
         if ctx.model.decoding is not None:
             training = training.redecoded(ctx.model.decoding) or training
-        n = min(params.examples or len(training), len(training), len(ctx.split))
-        member_rows, other_rows = seeded_rows(len(training), n, ctx.seed), seeded_rows(len(ctx.split), n, ctx.seed + 1)
-        members, others = training.subset(member_rows), ctx.split.subset(other_rows)
+        pool = non_member_pool(ctx, ctx.split)
+        n = min(params.examples or len(training), len(training))
+        n_out = min(params.non_members or len(pool), len(pool))
+        member_rows, other_rows = seeded_rows(len(training), n, ctx.seed), seeded_rows(len(pool), n_out, ctx.seed + 1)
+        members, others = training.subset(member_rows), pool.subset(other_rows)
         logits = {side: outputs_of(ctx, split, [], None, side).logits
                   for side, split in (("members", members), ("others", others))}  # fmt: skip
         labels = {"members": members.labels.numpy(), "others": others.labels.numpy()}
@@ -132,13 +145,16 @@ class Membership(Metric):
         opts = ctx.bootstrap_options
         out: list[Record] = []
         frame = pd.DataFrame({"example": np.r_[members.attributes["index"], others.attributes["index"]],
-                              "member": np.r_[np.ones(n, bool), np.zeros(n, bool)]})  # fmt: skip
-        settings = {"members_from": split_name, "members": n, "non_members": n, "threat_model": THREAT_MODEL}
+                              "member": np.r_[np.ones(n, bool), np.zeros(n_out, bool)]})  # fmt: skip
+        held_out = held_out_split(ctx.task)
+        settings = {"members_from": split_name, "members": n, "non_members": n_out,
+                    "non_members_from": [ctx.split.name] + ([held_out] if pool is not ctx.split else []),
+                    "threat_model": THREAT_MODEL}  # fmt: skip
         for attack in chosen:
             name = attack.name
             if attack.references and reference is None:
-                out.append(ctx.record("membership.auc", stats.Estimate(float("nan"), float("nan"), float("nan"), 2 * n,
-                                                                       "percentile"),
+                out.append(ctx.record("membership.auc", stats.Estimate(float("nan"), float("nan"), float("nan"),
+                                                                       n + n_out, "percentile"),
                                       slice={"attack": name}, params=settings,
                                       flags=(f"skipped: no reference models: {why_not}",)))  # fmt: skip
                 continue
@@ -152,7 +168,7 @@ class Membership(Metric):
                                   params=kept))  # fmt: skip
             for fpr in FPRS:
                 estimate = found[f"tpr@{fpr}"]
-                flags = ((f"too-few-non-members: FPR {fpr:g} of {n} lets {fpr * n:g} through",)
+                flags = ((f"too-few-non-members: FPR {fpr:g} of {n_out} lets {fpr * n_out:g} through",)
                          if np.isnan(estimate.value) else ())  # fmt: skip
                 out.append(ctx.record("membership.tpr", estimate, slice={"attack": name, "fpr": str(fpr)},
                                       params=kept, flags=flags))  # fmt: skip
@@ -171,7 +187,8 @@ class Membership(Metric):
         recipe, why_not = recipe_for(ctx.model, ctx.task, params.reference_recipe)
         if recipe is None:
             return None, why_not, {}
-        population = records_outside(training, member_rows, ctx.task.load(), others.attributes["index"].to_numpy())
+        population = records_outside(training, member_rows, non_member_pool(ctx, ctx.task.load()),
+                                     others.attributes["index"].to_numpy())  # fmt: skip
         if len(population) < 2 * params.reference_models:
             return None, f"only {len(population)} records are left outside the attacked ones to train on", {}
         label = f"reference models (zoo:{recipe}, on halves of {len(population)} records)"
@@ -203,6 +220,34 @@ class Membership(Metric):
                     "attack": name, "feature": feature, "group": group}  # fmt: skip
                 out.append(ctx.record("membership.auc", found, slice=where, params=settings))
         return out
+
+
+def held_out_split(task: Task) -> str | None:
+    """The task's held-out validation split, where it has one apart from its training split: its records
+    join the non-members (the model never trained on them)."""
+    held_out = task.validation_split
+    return None if held_out in (None, task.training_split, task.eval_split) else held_out
+
+
+def non_member_pool(ctx: EvalContext, evaluated: Split) -> Split:
+    """The records non-members are drawn from: ``evaluated`` and the task's held-out validation split,
+    whose example ids are offset by the evaluated split's size (in-memory splits; a streamed one keeps
+    the evaluated split alone)."""
+    from dataclasses import replace
+
+    from harness.privacy.references import joined
+
+    name = held_out_split(ctx.task)
+    if name is None:
+        return evaluated
+    held_out = ctx.task.load(name)
+    if ctx.model.decoding is not None:
+        held_out = held_out.redecoded(ctx.model.decoding) or held_out
+    if evaluated.streamed or held_out.streamed:
+        return evaluated
+    offset = len(ctx.task.load())
+    held_out = replace(held_out, attributes=held_out.attributes.assign(index=held_out.attributes["index"] + offset))
+    return joined([evaluated, held_out], "non-member pool")
 
 
 def seeded_rows(size: int, n: int, seed: int) -> np.ndarray:

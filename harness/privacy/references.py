@@ -45,12 +45,13 @@ def recipe_for(model: Model, task: Task, named: str | None) -> tuple[str | None,
     return named, ""
 
 
-def records_outside(training: Split, members: np.ndarray, evaluated: Split, non_members: np.ndarray) -> Split:
+def records_outside(training: Split, members: np.ndarray, pool: Split, non_members: np.ndarray) -> Split:
     """The records the reference models may train on: the training split's but its ``members``
-    (positions) and the evaluated split's but its ``non_members`` (positions)."""
+    (positions) and the non-member pool's (the evaluated split, with the held-out validation split
+    where it joins) but its ``non_members`` (example ids)."""
     rest_train = np.setdiff1d(np.arange(len(training)), members)
-    rest_eval = np.setdiff1d(np.arange(len(evaluated)), non_members)
-    parts = ([training.subset(rest_train)] if len(rest_train) else []) + [evaluated.subset(rest_eval)]
+    rest_pool = np.flatnonzero(~np.isin(pool.attributes["index"].to_numpy(), non_members))
+    parts = ([training.subset(rest_train)] if len(rest_train) else []) + [pool.subset(rest_pool)]
     return joined(parts, "population")
 
 
@@ -62,10 +63,10 @@ def joined(parts: list[Split], name: str) -> Split:
 
     from harness.tasks.base import Split, fingerprint_arrays
 
+    attributes = [p.attributes if "split" in p.attributes else p.attributes.assign(split=p.name) for p in parts]
     return Split(
         parts[0].task, name, torch.cat([p.inputs for p in parts]), torch.cat([p.labels for p in parts]),
-        pd.concat([p.attributes.assign(split=p.name) for p in parts], ignore_index=True),
-        fingerprint_arrays(extra="+".join(p.fingerprint for p in parts)),
+        pd.concat(attributes, ignore_index=True), fingerprint_arrays(extra="+".join(p.fingerprint for p in parts)),
     )  # fmt: skip
 
 
