@@ -38,6 +38,8 @@ def test_detection_figures_equal_scikit_learns(rounding):
     assert found["aupr_in"] == pytest.approx(average_precision_score(truth, scores), abs=1e-12)
     assert found["aupr_out"] == pytest.approx(average_precision_score(1 - truth, -scores), abs=1e-12)
     assert found["fpr_at_95_tpr"] == pytest.approx(fpr[np.argmax(tpr >= 0.95)], abs=1e-12)
+    fpr_ood, tpr_ood, _ = roc_curve(1 - truth, -scores, drop_intermediate=False)  # OOD positive: the field's code
+    assert found["fpr_at_95_tpr_ood"] == pytest.approx(fpr_ood[np.argmax(tpr_ood >= 0.95)], abs=1e-12)
     assert found["detection_accuracy"] == pytest.approx((0.5 * tpr + 0.5 * (1 - fpr)).max(), abs=1e-12)
 
 

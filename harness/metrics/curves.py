@@ -19,7 +19,7 @@ from harness import stats
 if TYPE_CHECKING:
     import pandas as pd
 
-DETECTION = ("auroc", "aupr_in", "aupr_out", "fpr_at_95_tpr", "detection_accuracy")
+DETECTION = ("auroc", "aupr_in", "aupr_out", "fpr_at_95_tpr", "fpr_at_95_tpr_ood", "detection_accuracy")
 
 
 def _tie_ends(sorted_scores: np.ndarray) -> np.ndarray:
@@ -63,11 +63,15 @@ def detection(scores_in: np.ndarray, scores_out: np.ndarray, rows_in: np.ndarray
     balanced = np.maximum((0.5 * tpr + 0.5 * (1 - fpr)).max(1), 0.5)  # 0.5: accept nothing
     # OOD positive: the same distinct scores ascending
     fn, tn = np.cumsum(c_out[:, ::-1], axis=1), np.cumsum(c_in[:, ::-1], axis=1)
+    # the lowest threshold flagging >= 95% of OOD as OOD, and the share of ID flagged with them (the
+    # convention of OpenOOD's and pytorch-ood's code)
+    reach_ood = np.argmax(fn >= np.ceil(0.95 * n_out), axis=1)
     return {
         "auroc": area,
         "aupr_in": _precision_sum(c_in, tp, fp) / n_in,
         "aupr_out": _precision_sum(c_out[:, ::-1], fn, tn) / n_out,
         "fpr_at_95_tpr": accepted_out,
+        "fpr_at_95_tpr_ood": tn[np.arange(b), reach_ood] / n_in,
         "detection_accuracy": balanced,
     }
 

@@ -38,7 +38,7 @@ NEAR_FMNIST = ("sklearn-digits", "noise:uniform", "noise:gaussian")
 PERMUTED = "permuted-columns"
 TABULAR_SETS = {"adult": ("german-as-adult", PERMUTED)}  # real rows of another population, where one maps
 DIRECTIONS = {"auroc": "higher", "aupr_in": "higher", "aupr_out": "higher", "fpr_at_95_tpr": "lower",
-              "detection_accuracy": "higher"}  # fmt: skip
+              "fpr_at_95_tpr_ood": "lower", "detection_accuracy": "higher"}  # fmt: skip
 
 
 class OodParams(BaseModel):
@@ -229,13 +229,16 @@ def training_features(ctx: EvalContext, sample: Split, layer: str | None, label:
 class OutOfDistribution(Metric):
     name = "ood"
     category = "ood"
-    version = 1
+    # 2: FPR@95%TPR in both conventions (fpr_at_95_tpr: ID positive, OpenOOD's paper; fpr_at_95_tpr_ood: OOD
+    #    positive, OpenOOD's and pytorch-ood's code)
+    version = 2
     needs = frozenset({"clean", "gradients"})
     task_params = ("sets",)
     Params = OodParams
     measures = tuple(
         Measure(f"ood.{figure}", DIRECTIONS[figure], "ood", ("detector", "set"), percent=True,
-                key_slices={"detector": "*", "set": "*"} if figure in ("auroc", "fpr_at_95_tpr") else None)
+                key_slices={"detector": "*", "set": "*"} if figure in ("auroc", "fpr_at_95_tpr", "fpr_at_95_tpr_ood")
+                else None)
         for figure in DETECTION
     )  # fmt: skip
 
@@ -320,8 +323,10 @@ class OutOfDistribution(Metric):
 
 
 CONVENTION = (
-    "scores higher for in-distribution; ID positive for AUROC, AUPR-In and FPR@95%TPR (the OOD share "
-    "accepted at the highest threshold keeping >= 95% of ID); OOD positive for AUPR-Out"
+    "scores higher for in-distribution; ID positive for AUROC, AUPR-In and fpr_at_95_tpr (the OOD share "
+    "accepted at the highest threshold keeping >= 95% of ID, as OpenOOD's paper); OOD positive for AUPR-Out and "
+    "fpr_at_95_tpr_ood (the ID share flagged at the lowest threshold flagging >= 95% of OOD, as OpenOOD's and "
+    "pytorch-ood's code)"
 )
 
 
