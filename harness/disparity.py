@@ -25,6 +25,7 @@ thousands of data sets through the same code the metrics call.
 
 from __future__ import annotations
 
+import warnings
 from itertools import combinations
 
 import numpy as np
@@ -102,25 +103,30 @@ def _pairs(k: int) -> list[tuple[int, int]]:
 def _between(successes: list[np.ndarray], totals: list[np.ndarray], confidence: float, comparisons: int | None,
              gap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """The largest gap (``gap``) or the smallest ratio between groups over families of rates, with the
-    side that a data-picked pair decides adjusted for the ``comparisons`` (default: every pair)."""
+    side that a data-picked pair decides adjusted for the ``comparisons`` (default: every pair). Every
+    pair of every family is computed at once along a last axis."""
     alpha = 1 - confidence
-    families = [(np.asarray(s, float), np.asarray(t, float)) for s, t in zip(successes, totals, strict=True)]
-    m = comparisons or sum(len(_pairs(s.shape[-1])) for s, _ in families)
+    pairs = [(np.asarray(s, float), np.asarray(t, float), np.array(_pairs(np.shape(s)[-1]), dtype=int).reshape(-1, 2))
+             for s, t in zip(successes, totals, strict=True)]  # fmt: skip
+    s_i = np.concatenate([s[..., ij[:, 0]] for s, _, ij in pairs], -1)
+    t_i = np.concatenate([t[..., ij[:, 0]] for _, t, ij in pairs], -1)
+    s_j = np.concatenate([s[..., ij[:, 1]] for s, _, ij in pairs], -1)
+    t_j = np.concatenate([t[..., ij[:, 1]] for _, t, ij in pairs], -1)
+    m = comparisons or s_i.shape[-1]
     adjusted, plain = _z(alpha / (2 * max(m, 1))), _z(alpha / 2)
-    pair_interval, fold, pick = (newcombe, _abs_interval, np.fmax) if gap else (mover_ratio, _folded_ratio, np.fmin)
+    pair_interval, fold, pick = (newcombe, _abs_interval, np.nanmax) if gap else (mover_ratio, _folded_ratio, np.nanmin)
     z_low, z_high = (adjusted, plain) if gap else (plain, adjusted)
-    value = low = high = None
-    for s, t in families:
-        for i, j in _pairs(s.shape[-1]):
-            defined = (t[..., i] > 0) & (t[..., j] > 0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                pi, pj = s[..., i] / t[..., i], s[..., j] / t[..., j]
-                big, small = np.maximum(pi, pj), np.minimum(pi, pj)
-                v = big - small if gap else np.where(big > 0, small / np.where(big > 0, big, 1), 1.0)
-            lo = fold(*pair_interval(s[..., i], t[..., i], s[..., j], t[..., j], z_low))[0]
-            hi = fold(*pair_interval(s[..., i], t[..., i], s[..., j], t[..., j], z_high))[1]
-            v, lo, hi = (np.where(defined, x, np.nan) for x in (v, lo, hi))
-            value, low, high = (x if acc is None else pick(acc, x) for acc, x in ((value, v), (low, lo), (high, hi)))
+    defined = (t_i > 0) & (t_j > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_i, p_j = s_i / t_i, s_j / t_j
+        big, small = np.maximum(p_i, p_j), np.minimum(p_i, p_j)
+        value = big - small if gap else np.where(big > 0, small / np.where(big > 0, big, 1), 1.0)
+    low = fold(*pair_interval(s_i, t_i, s_j, t_j, z_low))[0]
+    high = fold(*pair_interval(s_i, t_i, s_j, t_j, z_high))[1]
+    with warnings.catch_warnings():  # no pair defined: NaN, said by the caller
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value, low, high = (pick(np.where(defined, x, np.nan), -1) if x.shape[-1] else np.full(x.shape[:-1], np.nan)
+                            for x in (value, low, high))  # fmt: skip
     return value, np.clip(low, 0, 1), np.clip(high, 0, 1)
 
 
