@@ -126,6 +126,31 @@ def _unusable(doing: str, where: Path, exc: Exception) -> StoreError:
     )
 
 
+def outcome_files(rows: Iterable[Any]) -> tuple[dict[str, list[Any]], dict[tuple[Any, ...], Any]]:
+    """Rows of the examples table indexed as jobs read them: a job's own outputs by job key (oldest
+    first), and clean passes by (model, model fingerprint, task fingerprint, example indices), the
+    latest of each, which a job's spec names."""
+    by_job: dict[str, list[Any]] = {}
+    clean: dict[tuple[Any, ...], Any] = {}
+    for row in rows:
+        if row["job_key"]:
+            by_job.setdefault(row["job_key"], []).append(row)
+        elif row["kind"] == "clean":
+            clean[(row["model"], row["model_fingerprint"], row["task_fingerprint"], row["indices"])] = row
+    return by_job, clean
+
+
+def _empty(path: Path, wait: float = 2.0) -> bool:
+    """Whether ``path`` is a 0-byte file that stays so: another run creating the same new store holds an
+    empty file for a moment before SQLite writes its header, which is not an empty store to refuse."""
+    deadline = time.monotonic() + wait
+    while path.is_file() and path.stat().st_size == 0:
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _read_only_error(exc: Exception) -> bool:
     text = str(exc)
     return "readonly" in text or "read-only" in text or "unable to open database file" in text
@@ -198,7 +223,7 @@ class Store:
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"store {self.root} exists and is not a directory: pass --store with a folder")
         self.path = self.root / "results.sqlite"
-        if self.path.is_file() and self.path.stat().st_size == 0:
+        if _empty(self.path):
             raise StoreError(
                 f"{self.path} is empty (0 bytes), not a harness result store; nothing was changed. Move it away "
                 "(a new store is made in its place) or pass --store with another folder"
@@ -542,14 +567,7 @@ class Store:
             sql = f"SELECT job_key, {columns} FROM records WHERE job_key IN ({','.join('?' * len(chunk))})"
             for row in self._db.execute(sql, chunk):
                 held.setdefault(row[0], []).append(tuple(row)[1:])
-        files = self._db.execute("SELECT * FROM examples").fetchall()
-        by_job: dict[str, list[sqlite3.Row]] = {}
-        clean: dict[tuple[Any, ...], sqlite3.Row] = {}
-        for f in files:
-            if f["job_key"]:
-                by_job.setdefault(f["job_key"], []).append(f)
-            elif f["kind"] == "clean":
-                clean[(f["model"], f["model_fingerprint"], f["task_fingerprint"], f["indices"])] = f
+        by_job, clean = outcome_files(self._db.execute("SELECT * FROM examples ORDER BY finished").fetchall())
         reads_clean = {metric_of(m.name) for m in outcomes("clean")}  # metrics whose records the clean pass gives
         for job in jobs:
             why = None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import integrity, slices, warm
-from harness.store import Store, StoreError
+from harness.store import Store, StoreError, outcome_files
 
 TOLERANCE = 1e-9  # a recomputed proportion and its record agree to rounding
 
@@ -110,7 +110,7 @@ def _recompute(store: Store, report: Report, damaged: set[str]) -> None:
     """Records whose value is a proportion of a stored per-example outcome column, recomputed from it."""
     from harness.measures import measure
 
-    sets = store.index("examples")
+    by_job, clean = outcome_files(sorted(store.index("examples"), key=lambda row: row["finished"]))
     jobs = {job.key: job for job in store.jobs()}
     frames: dict[str, Any] = {}
     checked = 0
@@ -123,23 +123,15 @@ def _recompute(store: Store, report: Report, damaged: set[str]) -> None:
             continue
         kind, column = found
         spec = job.spec
-        held = [
-            s
-            for s in sets
-            if (s["job_key"] == job.key and s["kind"] == kind)
-            or (
-                kind == "clean"
-                and s["kind"] == "clean"
-                and s["model"] == job.model
-                and (s["model_fingerprint"], s["task_fingerprint"], s["indices"])
-                == (spec.model.fingerprint, spec.task.fingerprint, spec.examples.indices)
-            )
-        ]
-        if not held:
+        if kind == "clean":
+            row = clean.get((job.model, spec.model.fingerprint, spec.task.fingerprint, spec.examples.indices))
+        else:
+            row = next((r for r in reversed(by_job.get(job.key, [])) if r["kind"] == kind), None)
+        if row is None:
             continue
-        path = held[-1]["path"]
+        path = row["path"]
         if path not in frames:
-            frames[path] = store.examples_by_key(held[-1]["key"])
+            frames[path] = store.examples_by_key(row["key"])
         frame = frames[path]
         if frame is None or column not in frame or not _binary(frame[column]):
             continue
